@@ -1,0 +1,265 @@
+package wasmexec
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Limits bound one instance.
+type Limits struct {
+	// MemoryBytes caps the instance's linear memory; 0 means the wasm32
+	// maximum of 4 GiB.
+	MemoryBytes uint64
+}
+
+const (
+	maxMemory  = 1 << 32
+	stderrTail = 4 << 10
+)
+
+// Instance is one instantiation of a module for one task. It is not safe
+// for concurrent use. After any failed call it refuses further calls.
+type Instance struct {
+	label  string
+	mod    api.Module
+	mem    *limitedMemory
+	stderr *tailBuffer
+
+	abiVersion, describe, alloc, run, output api.Function
+
+	stack  [2]uint64
+	header []byte
+	failed error
+}
+
+// Instantiate creates a fresh instance of m for a task. name is the module's
+// name in the job, for errors. The instance is sandboxed: no files, no
+// environment, a fake clock and a seeded random source (wazero's defaults),
+// and linear memory capped at lim.MemoryBytes.
+func (r *Runtime) Instantiate(ctx context.Context, m *Module, name string, lim Limits) (*Instance, error) {
+	return r.instantiate(ctx, m, fmt.Sprintf("%s (sha256 %s)", name, m.ShortHash()), lim)
+}
+
+func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim Limits) (*Instance, error) {
+	limit := lim.MemoryBytes
+	if limit == 0 || limit > maxMemory {
+		limit = maxMemory
+	}
+	inst := &Instance{
+		label:  label,
+		mem:    &limitedMemory{limit: limit},
+		stderr: &tailBuffer{max: stderrTail},
+	}
+	cfg := wazero.NewModuleConfig().
+		WithName(""). // anonymous: many instances of one module may coexist
+		WithStartFunctions("_initialize").
+		WithStderr(inst.stderr).
+		WithStdout(inst.stderr)
+	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
+		func(_, _ uint64) experimental.LinearMemory { return inst.mem }))
+	mod, err := r.rt.InstantiateModule(actx, m.compiled, cfg)
+	if err != nil {
+		return nil, inst.guestError(ctx, "_initialize", err)
+	}
+	inst.mod = mod
+	inst.abiVersion = mod.ExportedFunction("wasmgrid_abi_version")
+	inst.describe = mod.ExportedFunction("wasmgrid_describe")
+	inst.alloc = mod.ExportedFunction("wasmgrid_alloc")
+	inst.run = mod.ExportedFunction("wasmgrid_run")
+	inst.output = mod.ExportedFunction("wasmgrid_output")
+	return inst, nil
+}
+
+// Close releases the instance.
+func (i *Instance) Close(ctx context.Context) error {
+	if i.mod == nil {
+		return nil
+	}
+	return i.mod.Close(ctx)
+}
+
+// MemoryBytes is the current size of the instance's linear memory.
+func (i *Instance) MemoryBytes() int { return len(i.mem.buf) }
+
+// Stderr returns the tail of what the guest wrote to stdout and stderr.
+func (i *Instance) Stderr() string { return i.stderr.String() }
+
+// Call runs one call of the guest ABI: batch (docs/abi.md encoding) pushed
+// through the functions funcs, in order. fn names the chain for errors. The
+// returned batch has been checked to be well formed; it lives in guest
+// memory and is only valid until the next Call.
+func (i *Instance) Call(ctx context.Context, funcs []uint32, fn string, batch []byte) ([]byte, error) {
+	if len(batch) < 4 {
+		return nil, fmt.Errorf("wasmexec: call of %s with a %d-byte batch", fn, len(batch))
+	}
+	return i.invoke(ctx, funcs, fn, binary.LittleEndian.Uint32(batch), batch[4:])
+}
+
+// invoke calls funcs on count records, given as the concatenation of parts
+// (each a run of encoded records), without copying them on the host side.
+func (i *Instance) invoke(ctx context.Context, funcs []uint32, fn string, count uint32, parts ...[]byte) ([]byte, error) {
+	if i.failed != nil {
+		return nil, i.failed
+	}
+	out, err := i.invoke1(ctx, funcs, fn, count, parts)
+	if err != nil {
+		i.failed = err
+	}
+	return out, err
+}
+
+func (i *Instance) invoke1(ctx context.Context, funcs []uint32, fn string, count uint32, parts [][]byte) ([]byte, error) {
+	i.header = binary.LittleEndian.AppendUint32(i.header[:0], uint32(len(funcs)))
+	for _, f := range funcs {
+		i.header = binary.LittleEndian.AppendUint32(i.header, f)
+	}
+	i.header = binary.LittleEndian.AppendUint32(i.header, count)
+	total := uint64(len(i.header))
+	for _, p := range parts {
+		total += uint64(len(p))
+	}
+	if total > 1<<31-1 {
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: fmt.Sprintf("call of %d bytes is larger than 2 GiB", total)}
+	}
+	i.stack[0] = total
+	if err := i.alloc.CallWithStack(ctx, i.stack[:]); err != nil {
+		return nil, i.guestError(ctx, fn, err)
+	}
+	ptr := uint32(i.stack[0])
+	if ptr == 0 {
+		return nil, i.guestError(ctx, fn, fmt.Errorf("wasmgrid_alloc(%d) returned 0", total))
+	}
+	mem := i.mod.Memory()
+	at := ptr
+	for _, p := range append([][]byte{i.header}, parts...) {
+		if !mem.Write(at, p) {
+			return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: fmt.Sprintf("wasmgrid_alloc(%d) returned %#x, outside the module's memory", total, ptr)}
+		}
+		at += uint32(len(p))
+	}
+	i.stack[0], i.stack[1] = uint64(ptr), total
+	if err := i.run.CallWithStack(ctx, i.stack[:]); err != nil {
+		return nil, i.guestError(ctx, fn, err)
+	}
+	status := uint32(i.stack[0])
+	packed, err := i.call0(ctx, i.output)
+	if err != nil {
+		return nil, i.guestError(ctx, fn, err)
+	}
+	out, err := i.read(packed)
+	if err != nil {
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: "wasmgrid_output: " + err.Error()}
+	}
+	switch status {
+	case 0:
+	case 1:
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindGuestError, Msg: truncate(string(out), 2048), Stderr: i.stderr.String()}
+	default:
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: fmt.Sprintf("guest refused the call (status %d): %s", status, truncate(string(out), 2048))}
+	}
+	if err := CheckBatch(out); err != nil {
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: "malformed output batch: " + err.Error()}
+	}
+	return out, nil
+}
+
+// call0 calls a function without parameters that returns one value.
+func (i *Instance) call0(ctx context.Context, f api.Function) (uint64, error) {
+	if err := f.CallWithStack(ctx, i.stack[:]); err != nil {
+		return 0, err
+	}
+	return i.stack[0], nil
+}
+
+// read resolves a packed ptr<<32|len into a view of guest memory.
+func (i *Instance) read(packed uint64) ([]byte, error) {
+	ptr, n := uint32(packed>>32), uint32(packed)
+	if n == 0 {
+		return nil, nil
+	}
+	b, ok := i.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, fmt.Errorf("range %#x+%d is outside the module's memory", ptr, n)
+	}
+	return b, nil
+}
+
+// guestError classifies a failure of a call into guest code.
+func (i *Instance) guestError(ctx context.Context, fn string, err error) error {
+	e := &Error{Module: i.label, Function: fn, Stderr: i.stderr.String()}
+	var exit *sys.ExitError
+	switch {
+	case i.mem.refused > 0:
+		e.Kind = KindOutOfMemory
+		e.Msg = fmt.Sprintf("the guest asked for %d MiB of linear memory; the task's limit is %d MiB (raise task.memory)",
+			i.mem.refused>>20, i.mem.limit>>20)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		e.Kind = KindTimeout
+		e.Msg = "the task ran past its deadline (task.timeout) and was stopped"
+	case ctx.Err() != nil:
+		e.Kind = KindCanceled
+		e.Msg = "canceled: " + context.Cause(ctx).Error()
+	case errors.As(err, &exit):
+		e.Kind = KindTrap
+		e.Msg = fmt.Sprintf("the guest exited with code %d", exit.ExitCode())
+	default:
+		e.Kind = KindTrap
+		e.Msg = firstLines(err.Error(), 6)
+	}
+	return e
+}
+
+// CheckBatch reports whether b is a well-formed batch (docs/abi.md).
+func CheckBatch(b []byte) error {
+	_, _, err := scanBatch(b)
+	return err
+}
+
+// scanBatch checks a batch and returns its record count and the offset of
+// its last record (len(b) if it has none).
+func scanBatch(b []byte) (n uint32, last int, err error) {
+	if len(b) < 4 {
+		return 0, 0, fmt.Errorf("%d bytes, shorter than a record count", len(b))
+	}
+	n = binary.LittleEndian.Uint32(b)
+	off := 4
+	last = len(b)
+	for r := uint32(0); r < n; r++ {
+		if len(b)-off < 8 {
+			return 0, 0, fmt.Errorf("record %d of %d: truncated header", r, n)
+		}
+		kv := uint64(binary.LittleEndian.Uint32(b[off:])) + uint64(binary.LittleEndian.Uint32(b[off+4:]))
+		if uint64(len(b)-off-8) < kv {
+			return 0, 0, fmt.Errorf("record %d of %d: lengths pass the end of the batch", r, n)
+		}
+		last = off
+		off += 8 + int(kv)
+	}
+	if off != len(b) {
+		return 0, 0, fmt.Errorf("%d bytes after the last of %d records", len(b)-off, n)
+	}
+	return n, last, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = append(lines[:n], "…")
+	}
+	return strings.Join(lines, "\n")
+}

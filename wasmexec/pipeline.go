@@ -1,0 +1,179 @@
+package wasmexec
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Step is one guest function of a task's pipeline.
+type Step struct {
+	Name     string // the module's name in the job, for errors
+	Module   *Module
+	Function Function
+}
+
+// Pipeline pushes batches through a chain of map, flat_map and filter
+// functions. Consecutive functions of one module run inside one guest call
+// (the guest chains them record by record); the host only carries batches
+// from one module to the next. It owns one Instance per distinct module.
+type Pipeline struct {
+	segments  []segment
+	instances []*Instance
+}
+
+type segment struct {
+	inst  *Instance
+	funcs []uint32
+	label string
+}
+
+// NewPipeline instantiates the modules of steps for one task. Steps must not
+// contain reduce functions: use a Reducer for those.
+func (r *Runtime) NewPipeline(ctx context.Context, steps []Step, lim Limits) (*Pipeline, error) {
+	p := &Pipeline{}
+	byModule := map[*Module]*Instance{}
+	for _, s := range steps {
+		if s.Function.Kind == "reduce" {
+			return nil, fmt.Errorf("wasmexec: reduce function %s in a pipeline", s.Function.Name)
+		}
+		if n := len(p.segments); n > 0 && p.segments[n-1].inst == byModule[s.Module] {
+			seg := &p.segments[n-1]
+			seg.funcs = append(seg.funcs, s.Function.Index)
+			seg.label += "|" + s.Function.Name
+			continue
+		}
+		inst := byModule[s.Module]
+		if inst == nil {
+			var err error
+			inst, err = r.Instantiate(ctx, s.Module, s.Name, lim)
+			if err != nil {
+				p.Close(ctx)
+				return nil, err
+			}
+			byModule[s.Module] = inst
+			p.instances = append(p.instances, inst)
+		}
+		p.segments = append(p.segments, segment{inst: inst, funcs: []uint32{s.Function.Index}, label: s.Function.Name})
+	}
+	return p, nil
+}
+
+// Push runs one batch through the pipeline and hands the output batch to
+// emit, which must not keep it after it returns. An empty pipeline passes
+// batches through.
+func (p *Pipeline) Push(ctx context.Context, batch []byte, emit func(batch []byte) error) error {
+	for _, s := range p.segments {
+		out, err := s.inst.Call(ctx, s.funcs, s.label, batch)
+		if err != nil {
+			return err
+		}
+		batch = out
+	}
+	return emit(batch)
+}
+
+// Label describes the pipeline's chain, as "split|lower".
+func (p *Pipeline) Label() string {
+	labels := make([]string, len(p.segments))
+	for i, s := range p.segments {
+		labels[i] = s.label
+	}
+	return strings.Join(labels, "|")
+}
+
+// Close releases the pipeline's instances.
+func (p *Pipeline) Close(ctx context.Context) error {
+	var errs []error
+	for _, inst := range p.instances {
+		errs = append(errs, inst.Close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Reducer folds records grouped by key with a reduce function, across as
+// many calls as the input takes: the last run of each call may continue in
+// the next, so its folded record is carried into the next call instead of
+// being emitted (docs/abi.md, "A call").
+type Reducer struct {
+	inst  *Instance
+	owned bool
+	fn    []uint32
+	label string
+	carry []byte // one encoded record, or empty
+	out   []byte
+}
+
+// NewReducer instantiates step's module for a reduce.
+func (r *Runtime) NewReducer(ctx context.Context, step Step, lim Limits) (*Reducer, error) {
+	if step.Function.Kind != "reduce" {
+		return nil, fmt.Errorf("wasmexec: %s is a %s function, not reduce", step.Function.Name, step.Function.Kind)
+	}
+	inst, err := r.Instantiate(ctx, step.Module, step.Name, lim)
+	if err != nil {
+		return nil, err
+	}
+	return &Reducer{inst: inst, owned: true, fn: []uint32{step.Function.Index}, label: step.Function.Name}, nil
+}
+
+// Combine folds one batch on its own: every run in it is complete. It is
+// the map-side combiner's call. The result is valid until the next call.
+func (rd *Reducer) Combine(ctx context.Context, batch []byte) ([]byte, error) {
+	return rd.inst.Call(ctx, rd.fn, rd.label, batch)
+}
+
+// Reduce folds a batch of records grouped by key, continuing the run carried
+// from the previous call, and returns the records whose runs are complete.
+// The returned batch is valid until the next call.
+func (rd *Reducer) Reduce(ctx context.Context, batch []byte) ([]byte, error) {
+	if len(batch) < 4 {
+		return nil, fmt.Errorf("wasmexec: reduce of a %d-byte batch", len(batch))
+	}
+	count := binary.LittleEndian.Uint32(batch)
+	if count == 0 {
+		return emptyBatch[:], nil
+	}
+	var out []byte
+	var err error
+	if len(rd.carry) > 0 {
+		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count+1, rd.carry, batch[4:])
+	} else {
+		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count, batch[4:])
+	}
+	if err != nil {
+		return nil, err
+	}
+	n, last, _ := scanBatch(out) // invoke checked it
+	if n == 0 {
+		return nil, &Error{Module: rd.inst.label, Function: rd.label, Kind: KindInvalid, Msg: "reduce returned no records for a non-empty batch"}
+	}
+	rd.carry = append(rd.carry[:0], out[last:]...)
+	// out is a view of guest memory that the next call overwrites anyway:
+	// cut the carried record off in place rather than copy the rest.
+	binary.LittleEndian.PutUint32(out, n-1)
+	return out[:last], nil
+}
+
+// Flush returns the carried record as a batch of zero or one records, and
+// forgets it.
+func (rd *Reducer) Flush() []byte {
+	rd.out = binary.LittleEndian.AppendUint32(rd.out[:0], 0)
+	if len(rd.carry) > 0 {
+		binary.LittleEndian.PutUint32(rd.out, 1)
+		rd.out = append(rd.out, rd.carry...)
+		rd.carry = rd.carry[:0]
+	}
+	return rd.out
+}
+
+// Close releases the reducer's instance.
+func (rd *Reducer) Close(ctx context.Context) error {
+	if rd.owned {
+		return rd.inst.Close(ctx)
+	}
+	return nil
+}
+
+var emptyBatch = [4]byte{}

@@ -1,0 +1,269 @@
+package wasmexec
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config configures a Runtime. The zero value is usable.
+type Config struct {
+	// CacheDir, if set, keeps compiled machine code on disk across
+	// processes, so a module compiles once per machine rather than once per
+	// process. Empty means an in-memory cache only.
+	CacheDir string
+	// Logger receives compile events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Runtime compiles modules and instantiates them for tasks. It is safe for
+// concurrent use; one Runtime serves every task of an agent.
+type Runtime struct {
+	rt     wazero.Runtime
+	cache  wazero.CompilationCache
+	logger *slog.Logger
+
+	mu      sync.Mutex // protects modules
+	modules map[[32]byte]*loading
+}
+
+// loading is a module being compiled, or compiled: concurrent Loads of the
+// same bytes wait for the one compile.
+type loading struct {
+	done chan struct{}
+	mod  *Module
+	err  error
+}
+
+// NewRuntime creates a Runtime that compiles to machine code where wazero
+// supports the platform (amd64, arm64) and interprets elsewhere.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var cache wazero.CompilationCache
+	if cfg.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasmexec: compilation cache %s: %w", cfg.CacheDir, err)
+		}
+		cache = c
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	rc := wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		// Without this a guest in an endless loop ignores its deadline.
+		// It costs a check at every loop header; see RATIONALE.md.
+		WithCloseOnContextDone(true)
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("wasmexec: instantiate WASI: %w", err)
+	}
+	return &Runtime{rt: rt, cache: cache, logger: logger, modules: make(map[[32]byte]*loading)}, nil
+}
+
+// Close releases every compiled module.
+func (r *Runtime) Close(ctx context.Context) error {
+	err := r.rt.Close(ctx)
+	return errors.Join(err, r.cache.Close(ctx))
+}
+
+// Function is one function of a module's manifest.
+type Function struct {
+	Index uint32
+	Kind  string // map, flat_map, filter or reduce
+	Name  string
+}
+
+// Module is a compiled, validated module with its manifest.
+type Module struct {
+	Hash      string // hex sha256 of the module's bytes
+	Functions []Function
+
+	compiled wazero.CompiledModule
+}
+
+// ShortHash is the first 12 hex digits of the module's sha256.
+func (m *Module) ShortHash() string { return m.Hash[:12] }
+
+// Function returns the named function, or an error that lists the
+// functions the module has.
+func (m *Module) Function(name string) (Function, error) {
+	for _, f := range m.Functions {
+		if f.Name == name {
+			return f, nil
+		}
+	}
+	names := make([]string, len(m.Functions))
+	for i, f := range m.Functions {
+		names[i] = f.Kind + " " + f.Name
+	}
+	return Function{}, fmt.Errorf("module %s has no function %q; it has: %s", m.ShortHash(), name, strings.Join(names, ", "))
+}
+
+// requiredExports are the exports of guest ABI v1 that a module must have.
+var requiredExports = []string{"wasmgrid_abi_version", "wasmgrid_describe", "wasmgrid_alloc", "wasmgrid_run", "wasmgrid_output"}
+
+// Load compiles wasm (once per process for the same bytes), checks that it
+// follows the guest ABI, and reads its manifest. name is used in errors only.
+func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	sum := sha256.Sum256(wasm)
+	r.mu.Lock()
+	l, ok := r.modules[sum]
+	if !ok {
+		l = &loading{done: make(chan struct{})}
+		r.modules[sum] = l
+	}
+	r.mu.Unlock()
+	if ok {
+		select {
+		case <-l.done:
+			return l.mod, l.err
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	l.mod, l.err = r.load(ctx, name, sum, wasm)
+	if l.err != nil {
+		// Do not cache failures: the next Load may come with a live context.
+		r.mu.Lock()
+		delete(r.modules, sum)
+		r.mu.Unlock()
+	}
+	close(l.done)
+	return l.mod, l.err
+}
+
+func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []byte) (*Module, error) {
+	hash := hex.EncodeToString(sum[:])
+	label := fmt.Sprintf("%s (sha256 %s)", name, hash[:12])
+	invalid := func(format string, args ...any) error {
+		return &Error{Module: label, Kind: KindInvalid, Msg: fmt.Sprintf(format, args...)}
+	}
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, invalid("not a WebAssembly module: it does not start with \\0asm")
+	}
+	compiled, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, invalid("compile: %v", err)
+	}
+	m := &Module{Hash: hash, compiled: compiled}
+	fail := func(err error) (*Module, error) {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	exports := compiled.ExportedFunctions()
+	var missing []string
+	for _, e := range requiredExports {
+		if _, ok := exports[e]; !ok {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) > 0 {
+		return fail(invalid("missing exports %s: build it with a wasmgrid guest SDK (docs/abi.md)", strings.Join(missing, ", ")))
+	}
+	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+		return fail(invalid("no exported memory named \"memory\""))
+	}
+	// Read the manifest in a sandboxed instance with a small memory cap and
+	// a deadline: a hostile _initialize must not hang the loader.
+	ictx, cancel := context.WithTimeout(ctx, describeTimeout)
+	defer cancel()
+	inst, err := r.instantiate(ictx, m, label, Limits{MemoryBytes: describeMemory})
+	if err != nil {
+		return fail(err)
+	}
+	defer inst.Close(ctx)
+	v, err := inst.call0(ictx, inst.abiVersion)
+	if err != nil {
+		return fail(inst.guestError(ictx, "wasmgrid_abi_version", err))
+	}
+	if uint32(v) != ABIVersion {
+		return fail(invalid("guest ABI version %d; this host speaks version %d", uint32(v), ABIVersion))
+	}
+	packed, err := inst.call0(ictx, inst.describe)
+	if err != nil {
+		return fail(inst.guestError(ictx, "wasmgrid_describe", err))
+	}
+	manifest, err := inst.read(packed)
+	if err != nil {
+		return fail(invalid("wasmgrid_describe: %v", err))
+	}
+	fns, err := parseManifest(manifest)
+	if err != nil {
+		return fail(invalid("manifest: %v", err))
+	}
+	m.Functions = fns
+	r.logger.Debug("module loaded", "module", name, "sha256", hash, "functions", len(fns))
+	return m, nil
+}
+
+// ABIVersion is the guest ABI version this host speaks.
+const ABIVersion = 1
+
+const (
+	describeTimeout = 30e9 // 30s: Go guests take ~1ms; a hostile one is stopped
+	describeMemory  = 256 << 20
+)
+
+var kinds = map[string]bool{"map": true, "flat_map": true, "filter": true, "reduce": true}
+
+// parseManifest parses "KIND NAME\n" lines (docs/abi.md, "The manifest").
+func parseManifest(b []byte) ([]Function, error) {
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%d bytes, more than 1 MiB", len(b))
+	}
+	text := string(b)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		return nil, errors.New("last line is not terminated by a newline")
+	}
+	var fns []Function
+	seen := map[string]bool{}
+	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if text == "" {
+			break
+		}
+		kind, name, ok := strings.Cut(line, " ")
+		if !ok || !kinds[kind] || !validName(name) {
+			return nil, fmt.Errorf("line %d: %q is not \"KIND NAME\" with KIND one of map, flat_map, filter, reduce", i+1, line)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("line %d: function %q declared twice", i+1, name)
+		}
+		seen[name] = true
+		fns = append(fns, Function{Index: uint32(i), Kind: kind, Name: name})
+	}
+	if len(fns) == 0 {
+		return nil, errors.New("the module declares no functions")
+	}
+	return fns, nil
+}
+
+// validName reports whether s matches [A-Za-z_][A-Za-z0-9_.-]{0,127}.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+

@@ -1,0 +1,46 @@
+// Command testguest is a guest module for wasmexec's tests: well-behaved
+// functions and hostile ones.
+package main
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+
+	guest "github.com/wasmgrid/wasmgrid/sdk/guest/go"
+)
+
+var sink [][]byte
+
+func init() {
+	guest.Map("upper", func(k, v []byte) ([]byte, []byte) { return bytes.ToUpper(k), bytes.ToUpper(v) })
+	guest.Map("swap", func(k, v []byte) ([]byte, []byte) { return v, k })
+	guest.FlatMapPairs("explode", func(k, v []byte, emit func(k, v []byte)) {
+		n, _ := strconv.Atoi(string(v))
+		for i := 0; i < n; i++ {
+			emit(k, []byte(strconv.Itoa(i)))
+		}
+	})
+	guest.Filter("nonempty", func(k, v []byte) bool { return len(v) > 0 })
+	guest.Reduce("concat", func(a, b []byte) []byte { return append(append(a, '+'), b...) })
+	guest.Map("fail", func(k, v []byte) ([]byte, []byte) { panic("fail: refusing record " + string(k)) })
+	guest.Map("exit", func(k, v []byte) ([]byte, []byte) {
+		os.Stderr.WriteString("about to exit\n")
+		os.Exit(3)
+		return nil, nil
+	})
+	guest.Map("loop", func(k, v []byte) ([]byte, []byte) {
+		for i := 0; ; i++ {
+			if i < 0 {
+				return k, v
+			}
+		}
+	})
+	guest.Map("bomb", func(k, v []byte) ([]byte, []byte) {
+		for {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+	})
+}
+
+func main() {}
