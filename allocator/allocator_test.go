@@ -1,0 +1,138 @@
+package allocator
+
+import "testing"
+
+func TestResourcesArithmetic(t *testing.T) {
+	a := Resources{CPU: 3000, Mem: 1024, Disk: 10}
+	b := Resources{CPU: 1000, Mem: 1024}
+	if got := a.Sub(b).Add(b); got != a {
+		t.Fatalf("a-b+b = %v, want %v", got, a)
+	}
+	if !a.Contains(b) || b.Contains(a) {
+		t.Fatal("Contains is wrong")
+	}
+	if s := (Resources{CPU: 1000, Mem: 4096}).DominantShare(Resources{CPU: 9000, Mem: 18432}); s != 4096.0/18432 {
+		t.Fatalf("dominant share %v", s)
+	}
+}
+
+// checkConservation asserts that no agent is over-committed and that every
+// agent's free, offered and allocated resources add up to its total.
+func checkConservation(t *testing.T, a *Allocator) {
+	t.Helper()
+	for id, ag := range a.agents {
+		if ag.free().Negative() || ag.offered.Negative() || ag.allocated.Negative() {
+			t.Fatalf("agent %s over-committed: total %v offered %v allocated %v", id, ag.total, ag.offered, ag.allocated)
+		}
+		var offered Resources
+		for _, o := range a.offers {
+			if o.Agent == id {
+				offered = offered.Add(o.Resources)
+			}
+		}
+		if offered != ag.offered {
+			t.Fatalf("agent %s: offers sum to %v, bookkeeping says %v", id, offered, ag.offered)
+		}
+	}
+}
+
+func TestOffersGoToLowestDominantShare(t *testing.T) {
+	a := New()
+	for _, id := range []AgentID{"a1", "a2", "a3", "a4"} {
+		if err := a.AddAgent(id, Resources{CPU: 2000, Mem: 2048}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.AddFramework("f1", "t")
+	a.AddFramework("f2", "t")
+	offers := a.Allocate()
+	if len(offers) != 4 {
+		t.Fatalf("%d offers, want 4", len(offers))
+	}
+	got := map[FrameworkID]int{}
+	for _, o := range offers {
+		got[o.Framework]++
+	}
+	if got["f1"] != 2 || got["f2"] != 2 {
+		t.Fatalf("offers per framework %v, want 2 each", got)
+	}
+	checkConservation(t, a)
+
+	// f1 uses half of one offer and declines the other; f2 declines all.
+	used := Resources{CPU: 1000, Mem: 1024}
+	for _, o := range offers {
+		if o.Framework == "f1" && o.Agent == "a1" {
+			if err := a.Accept(o.ID, used); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			a.Decline(o.ID)
+		}
+	}
+	checkConservation(t, a)
+	if free, _ := a.Free("a1"); free != (Resources{CPU: 1000, Mem: 1024}) {
+		t.Fatalf("a1 free %v", free)
+	}
+	// f2 now has the lowest share: it gets the first agent, after which the
+	// two are level and the tie goes to f1, registered first.
+	next := a.Allocate()
+	if len(next) != 4 || next[0].Framework != "f2" || next[1].Framework != "f1" {
+		t.Fatalf("offers %+v, want a1 to f2 then a2 to f1", next)
+	}
+	for _, o := range next {
+		a.Decline(o.ID)
+	}
+	a.Recover("a1", "f1", used)
+	if s := a.Share("f1"); s != 0 {
+		t.Fatalf("f1 share after recover = %v", s)
+	}
+	checkConservation(t, a)
+}
+
+func TestAcceptRejectsOversizedUse(t *testing.T) {
+	a := New()
+	a.AddAgent("a", Resources{CPU: 1000, Mem: 100})
+	a.AddFramework("f", "t")
+	o := a.Allocate()[0]
+	if err := a.Accept(o.ID, Resources{CPU: 2000}); err == nil {
+		t.Fatal("accepted more than the offer")
+	}
+	if err := a.Accept(o.ID+1, Resources{}); err == nil {
+		t.Fatal("accepted an unknown offer")
+	}
+}
+
+func TestSuppressAndRemove(t *testing.T) {
+	a := New()
+	a.AddAgent("a", Resources{CPU: 1000, Mem: 100})
+	a.AddFramework("f", "t")
+	a.Suppress("f")
+	if o := a.Allocate(); len(o) != 0 {
+		t.Fatalf("suppressed framework got offers %v", o)
+	}
+	a.Revive("f")
+	offers := a.Allocate()
+	if len(offers) != 1 {
+		t.Fatalf("revived framework got %d offers", len(offers))
+	}
+	if r := a.RemoveAgent("a"); len(r) != 1 || r[0].ID != offers[0].ID {
+		t.Fatalf("rescinded %v", r)
+	}
+	if a.Total() != (Resources{}) || a.Share("f") != 0 {
+		t.Fatalf("after removal total %v share %v", a.Total(), a.Share("f"))
+	}
+	if len(a.Allocate()) != 0 {
+		t.Fatal("offers without agents")
+	}
+}
+
+func TestNoOfferOfNothing(t *testing.T) {
+	a := New()
+	a.AddAgent("a", Resources{CPU: 1000, Mem: 100})
+	a.AddFramework("f", "t")
+	o := a.Allocate()[0]
+	a.Accept(o.ID, o.Resources)
+	if got := a.Allocate(); len(got) != 0 {
+		t.Fatalf("offered a full agent: %v", got)
+	}
+}
