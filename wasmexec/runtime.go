@@ -266,4 +266,3 @@ func validName(s string) bool {
 	}
 	return true
 }
-

@@ -376,4 +376,3 @@ func TestInstancesAreIsolated(t *testing.T) {
 		t.Error(err)
 	}
 }
-
