@@ -1,0 +1,116 @@
+package grid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/planner"
+)
+
+// Job is a submitted job.
+type Job struct {
+	run    *jobRun
+	cancel func()
+}
+
+// ID is the job's identifier in this grid.
+func (j *Job) ID() string { return j.run.id }
+
+// Progress delivers the job's latest progress whenever it changes. Only
+// the newest state is kept: a slow reader skips states, never blocks the
+// grid.
+func (j *Job) Progress() <-chan Progress { return j.run.progress }
+
+// Done is closed when the job has ended.
+func (j *Job) Done() <-chan struct{} { return j.run.done }
+
+// Cancel asks the grid to stop the job.
+func (j *Job) Cancel() { j.cancel() }
+
+// Wait blocks until the job ends and returns its summary, with the reason
+// it failed, if it did.
+func (j *Job) Wait(ctx context.Context) (*Summary, error) {
+	select {
+	case <-j.run.done:
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if j.run.err != nil {
+		return j.run.summary, fmt.Errorf("job %s (%s) failed: %w", j.run.id, j.run.req.Spec.Name, j.run.err)
+	}
+	return j.run.summary, nil
+}
+
+// ResultParts lists the part files of a finished job's result, in
+// partition order. For a stdout sink the caller reads them and then calls
+// RemoveResult.
+func (j *Job) ResultParts() ([]string, error) {
+	select {
+	case <-j.run.done:
+	default:
+		return nil, errors.New("grid: job has not finished")
+	}
+	var parts []string
+	for p := range j.run.summary.Partitions {
+		path := j.run.partPath(p)
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+		parts = append(parts, path)
+	}
+	return parts, nil
+}
+
+// RemoveResult deletes a stdout job's result files once they are printed.
+func (j *Job) RemoveResult() error {
+	if !j.run.stdout {
+		return nil
+	}
+	return os.RemoveAll(filepath.Clean(j.run.outputDir))
+}
+
+// Progress is a snapshot of a running job.
+type Progress struct {
+	Job                            string
+	Stages                         []StageProgress
+	RecordsIn, RecordsOut, BytesIn int64
+	Elapsed                        time.Duration
+}
+
+// StageProgress is one stage's task counts.
+type StageProgress struct {
+	ID                   int
+	Name                 string // the functions it runs, as "split" or "sum|format"
+	Tasks, Running, Done int
+}
+
+// Summary describes a finished job.
+type Summary struct {
+	Job, Name                      string
+	RecordsIn, RecordsOut, BytesIn int64
+	Stages, Tasks                  int
+	Attempts, FailedAttempts       int
+	Partitions                     int // of the result
+	Duration                       time.Duration
+	Output                         string // the result directory
+	Stdout                         bool   // the result goes to standard output
+	Plan                           string // the physical plan, as a tree
+}
+
+// failureOf extracts the scheduler's view of a failed attempt.
+func failureOf(err error) planner.Failure {
+	var e *executor.Error
+	if errors.As(err, &e) {
+		return e.Failure
+	}
+	// Failures before the executor ran: the module would not load.
+	return planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
+}
+
+// Plan is the job's physical plan, as a tree of stages.
+func (j *Job) Plan() string { return j.run.sched.Plan().String() }

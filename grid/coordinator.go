@@ -1,0 +1,439 @@
+package grid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/planner"
+)
+
+// coordinator owns the allocator and every job's scheduler. One goroutine,
+// run, owns all of its state; others talk to it over channels.
+type coordinator struct {
+	logger   *slog.Logger
+	stateDir string
+	alloc    *allocator.Allocator
+	agents   map[string]*agent
+	names    []string // agent names, sorted
+	jobs     map[string]*jobRun
+	statuses chan taskStatus
+	submits  chan *jobRun
+	cancels  chan string
+	nextJob  atomic.Uint64
+}
+
+func newCoordinator(logger *slog.Logger, statuses chan taskStatus, stateDir string) *coordinator {
+	return &coordinator{
+		logger:   logger,
+		stateDir: stateDir,
+		alloc:    allocator.New(),
+		agents:   map[string]*agent{},
+		jobs:     map[string]*jobRun{},
+		statuses: statuses,
+		submits:  make(chan *jobRun),
+		cancels:  make(chan string, 16),
+	}
+}
+
+// addAgent registers an agent; only before run.
+func (c *coordinator) addAgent(a *agent) error {
+	if err := c.alloc.AddAgent(allocator.AgentID(a.name), a.resources); err != nil {
+		return err
+	}
+	c.agents[a.name] = a
+	c.names = append(c.names, a.name)
+	slices.Sort(c.names)
+	return nil
+}
+
+// run is the coordinator's loop. When ctx ends it fails the jobs still
+// running and returns.
+func (c *coordinator) run(ctx context.Context) {
+	for {
+		select {
+		case j := <-c.submits:
+			c.start(j)
+		case st := <-c.statuses:
+			c.handleStatus(st)
+		case id := <-c.cancels:
+			if j := c.jobs[id]; j != nil {
+				j.fail(errors.New("canceled"))
+			}
+		case <-ctx.Done():
+			for _, j := range c.jobs {
+				j.fail(fmt.Errorf("grid stopped: %w", context.Cause(ctx)))
+				c.finish(j)
+			}
+			return
+		}
+		c.schedule()
+	}
+}
+
+func (c *coordinator) start(j *jobRun) {
+	c.jobs[j.id] = j
+	if err := c.alloc.AddFramework(allocator.FrameworkID(j.id), "default"); err != nil {
+		j.fail(err)
+	}
+	c.logger.Info("job started", "job", j.id, "name", j.req.Spec.Name, "stages", len(j.sched.Plan().Stages))
+	j.publish()
+}
+
+// handleStatus applies an agent's report to its job.
+func (c *coordinator) handleStatus(st taskStatus) {
+	j := c.jobs[st.job]
+	if j == nil {
+		return
+	}
+	c.alloc.Recover(allocator.AgentID(st.agent), allocator.FrameworkID(j.id), j.taskRes)
+	if st.err == nil {
+		c.succeeded(j, st)
+	} else {
+		c.failed(j, st)
+	}
+	j.publish()
+}
+
+func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
+	stage := j.sched.Plan().Stages[st.key.Stage]
+	if !j.sched.Succeeded(st.key, st.attempt) {
+		// A stale or duplicate attempt: its output is never used.
+		if st.res != nil && st.res.OutputFile != "" {
+			os.Remove(st.res.OutputFile)
+		}
+		return
+	}
+	if stage.IsResult() {
+		if err := commitPart(st.res.OutputFile, j.partPath(st.key.Partition)); err != nil {
+			j.fail(fmt.Errorf("commit task %s: %w", st.key, err))
+			return
+		}
+		j.recordsOut.Add(st.res.RecordsOut)
+	}
+	if stage.Splits != nil {
+		j.recordsIn.Add(st.res.RecordsIn)
+		j.bytesIn.Add(st.res.BytesIn)
+	}
+}
+
+func (c *coordinator) failed(j *jobRun, st taskStatus) {
+	f := failureOf(st.err)
+	if !j.sched.Failed(st.key, st.attempt, f) {
+		return
+	}
+	j.failedAttempts++
+	c.logger.Warn("task attempt failed", "job", j.id, "task", st.key.String(), "attempt", st.attempt, "agent", st.agent, "kind", f.Kind, "err", st.err)
+	if err := j.sched.Err(); err != nil {
+		j.fail(err)
+	}
+}
+
+// schedule finishes jobs that are over and offers free resources to the
+// jobs that have work.
+func (c *coordinator) schedule() {
+	for _, j := range c.jobs {
+		if j.over() {
+			c.finish(j)
+			continue
+		}
+		if j.sched.HasRunnable() && j.err == nil {
+			c.alloc.Revive(allocator.FrameworkID(j.id))
+		} else {
+			c.alloc.Suppress(allocator.FrameworkID(j.id))
+		}
+	}
+	for _, o := range c.alloc.Allocate() {
+		j := c.jobs[string(o.Framework)]
+		used := allocator.Resources{}
+		for o.Resources.Sub(used).Contains(j.taskRes) {
+			spec, ok := j.sched.Next(string(o.Agent), len(c.agents) == 1)
+			if !ok {
+				break
+			}
+			used = used.Add(j.taskRes)
+			j.attempts++
+			l := launch{ctx: j.ctx, job: j.id, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
+			if spec.Stage.IsResult() {
+				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
+			}
+			c.agents[string(o.Agent)].launches <- l
+		}
+		if err := c.alloc.Accept(o.ID, used); err != nil {
+			c.logger.Error("accept offer", "err", err)
+		}
+	}
+}
+
+// finish ends a job: its result is committed or discarded, its shuffle
+// files deleted, and its waiters told.
+func (c *coordinator) finish(j *jobRun) {
+	delete(c.jobs, j.id)
+	c.alloc.RemoveFramework(allocator.FrameworkID(j.id))
+	j.cancel()
+	for _, name := range c.names {
+		if err := c.agents[name].removeJob(j.id); err != nil {
+			c.logger.Warn("remove shuffle files", "job", j.id, "agent", name, "err", err)
+		}
+	}
+	if j.err == nil {
+		j.err = j.commitOutput()
+	}
+	if j.err != nil {
+		j.discardOutput()
+	}
+	j.publish()
+	j.summary = j.summarize()
+	c.logger.Info("job finished", "job", j.id, "err", j.err, "duration", j.summary.Duration)
+	close(j.done)
+}
+
+// submit registers a planned job with the coordinator's loop.
+func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources) (*Job, error) {
+	id := fmt.Sprintf("job-%d", c.nextJob.Add(1))
+	j := newJobRun(id, req, plan, blobs, taskRes)
+	if err := j.prepareOutput(c.stateDir); err != nil {
+		return nil, err
+	}
+	select {
+	case c.submits <- j:
+	case <-ctx.Done():
+		j.discardOutput()
+		return nil, context.Cause(ctx)
+	}
+	return &Job{run: j, cancel: func() {
+		select {
+		case c.cancels <- id:
+		default:
+		}
+	}}, nil
+}
+
+// jobRun is a job's state in the coordinator. Fields other than the
+// atomics and channels belong to the coordinator's goroutine.
+type jobRun struct {
+	id      string
+	req     JobRequest
+	sched   *planner.Scheduler
+	modules []moduleBlob
+	taskRes allocator.Resources
+	ctx     context.Context
+	cancel  context.CancelFunc
+	start   time.Time
+
+	recordsIn, recordsOut, bytesIn atomic.Int64
+	attempts, failedAttempts       int
+
+	outputDir  string
+	createdOut bool
+	stdout     bool
+
+	err      error
+	progress chan Progress
+	done     chan struct{}
+	summary  *Summary
+}
+
+func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources) *jobRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mods []moduleBlob
+	for _, name := range slices.Sorted(mapKeys(blobs)) {
+		mods = append(mods, blobs[name])
+	}
+	return &jobRun{
+		id:       id,
+		req:      req,
+		sched:    planner.NewScheduler(plan, planner.Config{MaxAttempts: req.Spec.Conf.MaxAttempts}),
+		modules:  mods,
+		taskRes:  taskRes,
+		ctx:      ctx,
+		cancel:   cancel,
+		start:    time.Now(),
+		progress: make(chan Progress, 1),
+		done:     make(chan struct{}),
+	}
+}
+
+func mapKeys[M ~map[K]V, K comparable, V any](m M) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// fail records the first reason the job fails and stops its tasks.
+func (j *jobRun) fail(err error) {
+	if j.err == nil {
+		j.err = err
+	}
+	j.cancel()
+}
+
+// over reports whether nothing more will happen: the result is complete, or
+// the job failed and its last attempt has come back.
+func (j *jobRun) over() bool {
+	if j.err != nil {
+		return j.sched.Running() == 0
+	}
+	return j.sched.Done()
+}
+
+// publish sends the job's progress without blocking: a slow watcher gets
+// the latest state, not every state.
+func (j *jobRun) publish() {
+	p := j.snapshot()
+	select {
+	case <-j.progress:
+	default:
+	}
+	j.progress <- p
+}
+
+func (j *jobRun) snapshot() Progress {
+	p := Progress{
+		Job:        j.id,
+		RecordsIn:  j.recordsIn.Load(),
+		RecordsOut: j.recordsOut.Load(),
+		BytesIn:    j.bytesIn.Load(),
+		Elapsed:    time.Since(j.start),
+	}
+	plan := j.sched.Plan()
+	for _, sp := range j.sched.Progress() {
+		p.Stages = append(p.Stages, StageProgress{
+			ID:      sp.Stage,
+			Name:    stageName(plan.Stages[sp.Stage]),
+			Tasks:   sp.Tasks,
+			Running: sp.Running,
+			Done:    sp.Done,
+		})
+	}
+	return p
+}
+
+func stageName(s *planner.Stage) string {
+	var parts []string
+	if s.Reduce != nil {
+		parts = append(parts, s.Reduce.Function)
+	}
+	for _, st := range s.Steps {
+		parts = append(parts, st.Func.Function)
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "read")
+	}
+	return strings.Join(parts, "|")
+}
+
+func (j *jobRun) summarize() *Summary {
+	plan := j.sched.Plan()
+	tasks := 0
+	for _, s := range plan.Stages {
+		tasks += s.Partitions
+	}
+	return &Summary{
+		Job:            j.id,
+		Name:           j.req.Spec.Name,
+		RecordsIn:      j.recordsIn.Load(),
+		RecordsOut:     j.recordsOut.Load(),
+		BytesIn:        j.bytesIn.Load(),
+		Stages:         len(plan.Stages),
+		Tasks:          tasks,
+		Attempts:       j.attempts,
+		FailedAttempts: j.failedAttempts,
+		Duration:       time.Since(j.start),
+		Output:         j.outputDir,
+		Stdout:         j.stdout,
+		Partitions:     plan.Result().Partitions,
+		Plan:           plan.String(),
+	}
+}
+
+// prepareOutput makes the job's output directory and its _temporary
+// directory for attempt files.
+func (j *jobRun) prepareOutput(stateDir string) error {
+	sink := j.req.Spec.Sink
+	if sink.Kind == "stdout" {
+		j.stdout = true
+		j.outputDir = filepath.Join(stateDir, "results", j.id)
+	} else {
+		j.outputDir = sink.Path
+		if fi, err := os.Stat(j.outputDir); err == nil && fi.IsDir() {
+			if !j.req.Spec.Conf.SinkOverwrite {
+				if ents, _ := os.ReadDir(j.outputDir); len(ents) > 0 {
+					return fmt.Errorf("output directory %s already exists: remove it or pass --conf sink.overwrite=true", j.outputDir)
+				}
+			} else if err := os.RemoveAll(j.outputDir); err != nil {
+				return fmt.Errorf("replace output directory: %w", err)
+			}
+		} else if err == nil {
+			return fmt.Errorf("output %s exists and is not a directory", j.outputDir)
+		}
+	}
+	if _, err := os.Stat(j.outputDir); errors.Is(err, os.ErrNotExist) {
+		j.createdOut = true
+	}
+	return os.MkdirAll(filepath.Join(j.outputDir, "_temporary"), 0o755)
+}
+
+func (j *jobRun) partPath(p int) string {
+	return filepath.Join(j.outputDir, fmt.Sprintf("part-%05d", p))
+}
+
+func (j *jobRun) attemptPath(p, attempt int) string {
+	return filepath.Join(j.outputDir, "_temporary", fmt.Sprintf("part-%05d.attempt-%d", p, attempt))
+}
+
+// commitPart moves an attempt's file to its final name: the one commit of
+// that partition.
+func commitPart(attemptFile, final string) error {
+	if err := os.Rename(attemptFile, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// commitOutput marks a complete result: _SUCCESS, as Hadoop and Spark do.
+func (j *jobRun) commitOutput() error {
+	if err := os.RemoveAll(filepath.Join(j.outputDir, "_temporary")); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(j.outputDir, "_SUCCESS"))
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return err
+	}
+	return syncDir(j.outputDir)
+}
+
+// discardOutput removes what a failed job wrote.
+func (j *jobRun) discardOutput() {
+	if j.createdOut || j.stdout {
+		os.RemoveAll(j.outputDir)
+		return
+	}
+	os.RemoveAll(filepath.Join(j.outputDir, "_temporary"))
+	for p := range j.sched.Plan().Result().Partitions {
+		os.Remove(j.partPath(p))
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}

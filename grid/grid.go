@@ -1,0 +1,222 @@
+package grid
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
+)
+
+// Config configures an embedded grid. Zero fields mean the defaults.
+type Config struct {
+	// Agents is the number of agents (default 1).
+	Agents int
+	// Slots is the number of tasks that run at once over all agents
+	// (default: the number of CPUs). Each slot is one CPU of an agent.
+	Slots int
+	// MemoryMiB is the memory all agents offer together (default: the
+	// machine's memory).
+	MemoryMiB int64
+	// StateDir holds the agents' shuffle files and results on their way to
+	// standard output (default: a new temporary directory, removed by Run
+	// when it returns).
+	StateDir string
+	// CacheDir keeps compiled modules across runs (default: the user's
+	// cache directory; "off" disables it).
+	CacheDir string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Grid is an embedded grid: a coordinator and its agents in this process.
+type Grid struct {
+	cfg      Config
+	logger   *slog.Logger
+	stateDir string
+	ownState bool
+	rt       *wasmexec.Runtime // the coordinator's, for validating jobs
+	coord    *coordinator
+	agents   []*agent
+
+	runMu   sync.Mutex
+	running bool
+}
+
+// New sets up an embedded grid. It starts nothing: Run does.
+func New(cfg Config) (*Grid, error) {
+	if cfg.Agents <= 0 {
+		cfg.Agents = 1
+	}
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.NumCPU()
+	}
+	if cfg.Slots < cfg.Agents {
+		return nil, fmt.Errorf("grid: %d slots cannot be shared by %d agents; every agent needs at least one", cfg.Slots, cfg.Agents)
+	}
+	if cfg.MemoryMiB <= 0 {
+		cfg.MemoryMiB = machineMemoryMiB()
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Grid{cfg: cfg, logger: logger, stateDir: cfg.StateDir}
+	if g.stateDir == "" {
+		d, err := os.MkdirTemp("", "wasmgrid-")
+		if err != nil {
+			return nil, fmt.Errorf("grid: state directory: %w", err)
+		}
+		g.stateDir, g.ownState = d, true
+	}
+	cacheDir := cfg.CacheDir
+	switch cacheDir {
+	case "off":
+		cacheDir = ""
+	case "":
+		if d, err := os.UserCacheDir(); err == nil {
+			cacheDir = filepath.Join(d, "wasmgrid", "wazero")
+		}
+	}
+	ctx := context.Background()
+	newRuntime := func() (*wasmexec.Runtime, error) {
+		return wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: cacheDir, Logger: logger})
+	}
+	var err error
+	if g.rt, err = newRuntime(); err != nil {
+		g.cleanup()
+		return nil, err
+	}
+	statuses := make(chan taskStatus, cfg.Slots)
+	peers := &peerDirs{dirs: map[string]string{}}
+	g.coord = newCoordinator(logger, statuses, g.stateDir)
+	for i := range cfg.Agents {
+		// Share slots and memory out as evenly as they go.
+		slots := cfg.Slots / cfg.Agents
+		if i < cfg.Slots%cfg.Agents {
+			slots++
+		}
+		name := fmt.Sprintf("agent-%d", i+1)
+		rt, err := newRuntime()
+		if err != nil {
+			g.cleanup()
+			return nil, err
+		}
+		a := &agent{
+			name:      name,
+			dir:       filepath.Join(g.stateDir, name),
+			resources: allocator.Resources{CPU: int64(slots) * 1000, Mem: cfg.MemoryMiB / int64(cfg.Agents)},
+			rt:        rt,
+			peers:     peers,
+			logger:    logger.With("agent", name),
+			launches:  make(chan launch, slots),
+			statuses:  statuses,
+			loaded:    map[string]*wasmexec.Module{},
+		}
+		peers.dirs[name] = a.dir
+		g.agents = append(g.agents, a)
+		if err := g.coord.addAgent(a); err != nil {
+			g.cleanup()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Slots is the number of tasks the grid runs at once.
+func (g *Grid) Slots() int { return g.cfg.Slots }
+
+// StateDir is where the grid keeps its files.
+func (g *Grid) StateDir() string { return g.stateDir }
+
+// Run runs the coordinator and the agents until ctx ends, then waits for
+// every task to stop and releases everything New set up. A Grid runs once.
+func (g *Grid) Run(ctx context.Context) error {
+	g.runMu.Lock()
+	if g.running {
+		g.runMu.Unlock()
+		return errors.New("grid: Run called twice")
+	}
+	g.running = true
+	g.runMu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, a := range g.agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.run(ctx)
+		}()
+	}
+	g.coord.run(ctx)
+	wg.Wait()
+	g.cleanup()
+	return nil
+}
+
+func (g *Grid) cleanup() {
+	ctx := context.Background()
+	if g.rt != nil {
+		g.rt.Close(ctx)
+	}
+	for _, a := range g.agents {
+		a.rt.Close(ctx)
+	}
+	if g.ownState {
+		os.RemoveAll(g.stateDir)
+	}
+}
+
+// Submit validates a job against its modules and inputs, plans it, and
+// hands it to the coordinator. Nothing runs if it returns an error.
+func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
+	if req.Spec == nil {
+		return nil, errors.New("grid: job request without a spec")
+	}
+	plan, blobs, err := prepare(ctx, g.rt, req, g.cfg.Slots)
+	if err != nil {
+		return nil, err
+	}
+	taskRes := allocator.Resources{CPU: 1000, Mem: int64(req.Spec.Conf.TaskMemory) >> 20}
+	fits := false
+	var largest allocator.Resources
+	for _, a := range g.agents {
+		fits = fits || a.resources.Contains(taskRes)
+		if a.resources.Mem > largest.Mem {
+			largest = a.resources
+		}
+	}
+	if !fits {
+		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", display(req.Spec), taskRes.Mem, largest.Mem)
+	}
+	return g.coord.submit(ctx, req, plan, blobs, taskRes)
+}
+
+// machineMemoryMiB reads MemTotal from /proc/meminfo, or guesses 8 GiB.
+func machineMemoryMiB() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 8 << 10
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err == nil && kb > 0 {
+				return kb >> 10
+			}
+		}
+	}
+	return 8 << 10
+}
+

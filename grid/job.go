@@ -1,0 +1,138 @@
+package grid
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
+)
+
+// JobRequest is a job to run: a validated spec and the bytes of its modules.
+type JobRequest struct {
+	Spec    *jobspec.Spec
+	Modules map[string][]byte // by the spec's module name
+}
+
+// moduleBlob is a module's bytes with their hash, as agents receive it.
+type moduleBlob struct {
+	Name  string
+	Hash  string
+	Bytes []byte
+}
+
+// stepKinds says which guest function kind each operator needs.
+var stepKinds = map[jobspec.Op]string{
+	jobspec.OpMap:         "map",
+	jobspec.OpFlatMap:     "flat_map",
+	jobspec.OpFilter:      "filter",
+	jobspec.OpReduceByKey: "reduce",
+}
+
+// prepare checks a request against its modules' manifests and the input
+// files and builds the plan: everything that can fail before a task runs.
+func prepare(ctx context.Context, rt *wasmexec.Runtime, req JobRequest, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
+	spec := req.Spec
+	blobs := map[string]moduleBlob{}
+	mods := map[string]*wasmexec.Module{}
+	for _, m := range spec.Modules {
+		b, ok := req.Modules[m.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
+		}
+		mod, err := rt.Load(ctx, m.Name, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", display(spec), m.Line, m.Name, err)
+		}
+		mods[m.Name] = mod
+		sum := sha256.Sum256(b)
+		blobs[m.Name] = moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
+	}
+	partitions := spec.Conf.Partitions
+	if partitions == 0 {
+		partitions = defaultPartitions
+	}
+	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
+	for i, st := range spec.Steps {
+		mod := mods[st.Module]
+		if mod == nil {
+			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", display(spec), st.Line, st.Op, st.Module)
+		}
+		fn, err := mod.Function(st.Function)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", display(spec), st.Line, st.Op, st.Module, st.Function, st.Module, err)
+		}
+		if want := stepKinds[st.Op]; fn.Kind != want {
+			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": %s is a %s function; %s needs a %s function", display(spec), st.Line, st.Op, st.Module, st.Function, st.Function, fn.Kind, st.Op, want)
+		}
+		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
+		if st.Op == jobspec.OpReduceByKey {
+			d.Partitions = partitions
+		}
+		job.Datasets = append(job.Datasets, d)
+	}
+	splits, err := splitInputs(spec.Source.Globs, int64(spec.Conf.SplitSize))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s:%d: source: %w", display(spec), spec.Source.Line, err)
+	}
+	job.Splits = splits
+	plan, err := planner.Build(job)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, blobs, nil
+}
+
+func display(spec *jobspec.Spec) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, spec.File); err == nil && !filepath.IsAbs(rel) && len(rel) < len(spec.File) {
+			return rel
+		}
+	}
+	return spec.File
+}
+
+// splitInputs expands globs into byte-range splits of at most size bytes.
+func splitInputs(globs []string, size int64) ([]planner.Split, error) {
+	if size <= 0 {
+		size = 32 << 20
+	}
+	var files []string
+	for _, g := range globs {
+		m, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("bad pattern %q: %w", g, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("no file matches %q", g)
+		}
+		files = append(files, m...)
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+	var splits []planner.Split
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		for off := int64(0); off < fi.Size(); off += size {
+			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off)})
+		}
+	}
+	if len(splits) == 0 {
+		// Only empty files: one task reads nothing, so the job still runs
+		// its stages and writes an empty result.
+		splits = append(splits, planner.Split{Path: files[0]})
+	}
+	return splits, nil
+}

@@ -1,0 +1,341 @@
+package executor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/shuffle"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
+)
+
+// Task is one task attempt, described by data.
+type Task struct {
+	Spec planner.TaskSpec
+	// Modules are the job's modules by name, loaded in the agent's runtime.
+	Modules map[string]*wasmexec.Module
+	Limits  wasmexec.Limits
+	// BatchSize is the bytes of records per guest call.
+	BatchSize int
+	// MaxRecord is the longest input line accepted.
+	MaxRecord int
+	// ShuffleDir is where a map task writes its output: the agent's
+	// directory for this job.
+	ShuffleDir string
+	// ShuffleMemory and CompressionLevel configure the shuffle writer.
+	ShuffleMemory    int64
+	CompressionLevel int
+	// OutputFile is where a result task writes its text part (an attempt
+	// file; the coordinator commits it).
+	OutputFile string
+	// Blocks opens the task's shuffle input, for this task's job.
+	Blocks Blocks
+}
+
+// Blocks opens one partition of one map output, wherever it lives.
+type Blocks interface {
+	OpenBlock(ctx context.Context, agent string, id shuffle.MapOutputID, partition int) (BlockIterator, error)
+}
+
+// BlockIterator is a partition's records in key order.
+type BlockIterator interface {
+	shuffle.Iterator
+	Close() error
+}
+
+// Result is what a successful attempt reports.
+type Result struct {
+	RecordsIn, RecordsOut int64
+	BytesIn               int64
+	MapOutput             *shuffle.MapOutput // a map task's output
+	OutputFile            string             // a result task's attempt file
+}
+
+// Error is a failed attempt: what the scheduler needs to react, and the
+// cause for the user.
+type Error struct {
+	Failure planner.Failure
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Run runs one task attempt with the agent's runtime.
+func Run(ctx context.Context, rt *wasmexec.Runtime, t *Task) (*Result, error) {
+	r := &runner{rt: rt, t: t, res: &Result{}}
+	err := r.run(ctx)
+	if err != nil {
+		return nil, classify(t.Spec, err)
+	}
+	return r.res, nil
+}
+
+type runner struct {
+	rt  *wasmexec.Runtime
+	t   *Task
+	res *Result
+}
+
+func (r *runner) step(ref planner.FuncRef) (wasmexec.Step, error) {
+	m, ok := r.t.Modules[ref.Module]
+	if !ok {
+		return wasmexec.Step{}, &inputError{fmt.Errorf("module %q is not loaded", ref.Module)}
+	}
+	f, err := m.Function(ref.Function)
+	if err != nil {
+		return wasmexec.Step{}, &inputError{err}
+	}
+	return wasmexec.Step{Name: ref.Module, Module: m, Function: f}, nil
+}
+
+func (r *runner) run(ctx context.Context) (err error) {
+	st := r.t.Spec.Stage
+	var steps []wasmexec.Step
+	for _, s := range st.Steps {
+		ws, err := r.step(s.Func)
+		if err != nil {
+			return err
+		}
+		steps = append(steps, ws)
+	}
+	pipe, err := r.rt.NewPipeline(ctx, steps, r.t.Limits)
+	if err != nil {
+		return err
+	}
+	defer pipe.Close(context.WithoutCancel(ctx))
+
+	sink, commit, abort, err := r.openOutput(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			abort()
+		}
+	}()
+	emit := func(batch []byte) error { return sink(batch) }
+	push := func(batch []byte) error { return pipe.Push(ctx, batch, emit) }
+	if err := r.readInput(ctx, push); err != nil {
+		return err
+	}
+	return commit()
+}
+
+// readInput feeds the task's input, in batches, to push.
+func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
+	st, spec := r.t.Spec.Stage, r.t.Spec
+	b := newBatchBuilder(r.t.BatchSize)
+	flush := func() error {
+		if b.empty() {
+			return nil
+		}
+		r.res.RecordsIn += int64(b.count)
+		err := push(b.bytes())
+		b.reset()
+		return err
+	}
+	if spec.Split != nil {
+		n, err := readSplit(*spec.Split, r.t.MaxRecord, func(line []byte) error {
+			b.add(nil, line)
+			if b.full() {
+				return flush()
+			}
+			return nil
+		})
+		r.res.BytesIn = n
+		if err != nil {
+			return err
+		}
+		return flush()
+	}
+	merged, closeAll, err := r.openShuffleInput(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	var reducer *wasmexec.Reducer
+	pipe := push
+	if st.Reduce != nil {
+		ws, err := r.step(*st.Reduce)
+		if err != nil {
+			return err
+		}
+		reducer, err = r.rt.NewReducer(ctx, ws, r.t.Limits)
+		if err != nil {
+			return err
+		}
+		defer reducer.Close(context.WithoutCancel(ctx))
+		push = func(batch []byte) error {
+			out, err := reducer.Reduce(ctx, batch)
+			if err != nil {
+				return err
+			}
+			return pipe(out)
+		}
+	}
+	for merged.Next() {
+		b.add(merged.Key(), merged.Value())
+		if b.full() {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := merged.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if reducer != nil {
+		if last := reducer.Flush(); batchCount(last) > 0 {
+			// The carried record has been reduced already: it skips the
+			// reducer and goes straight down the pipeline.
+			return pipe(last)
+		}
+	}
+	return nil
+}
+
+func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(), error) {
+	spec := r.t.Spec
+	var its []shuffle.Iterator
+	var open []BlockIterator
+	closeAll := func() {
+		for _, it := range open {
+			it.Close()
+		}
+	}
+	for _, in := range spec.Inputs {
+		id := shuffle.MapOutputID{ShuffleID: uint64(spec.Stage.ShuffleIn.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
+		it, err := r.t.Blocks.OpenBlock(ctx, in.Agent, id, spec.Key.Partition)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		open = append(open, it)
+		its = append(its, it)
+	}
+	return shuffle.NewMerger(its), closeAll, nil
+}
+
+// openOutput prepares where the pipeline's output goes: the shuffle writer
+// of a map task or the text part of a result task.
+func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commit func() error, abort func(), err error) {
+	st := r.t.Spec.Stage
+	if st.ShuffleOut != nil {
+		return r.openShuffleOutput(ctx)
+	}
+	if err := os.MkdirAll(filepath.Dir(r.t.OutputFile), 0o755); err != nil {
+		return nil, nil, nil, err
+	}
+	f, err := os.Create(r.t.OutputFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	sink = func(batch []byte) error {
+		r.res.RecordsOut += batchCount(batch)
+		return eachRecord(batch, func(k, v []byte) error {
+			if len(k) > 0 {
+				w.Write(k)
+				w.WriteByte('\t')
+			}
+			w.Write(v)
+			return w.WriteByte('\n')
+		})
+	}
+	commit = func() error {
+		err := errors.Join(w.Flush(), f.Sync(), f.Close())
+		if err == nil {
+			r.res.OutputFile = r.t.OutputFile
+		}
+		return err
+	}
+	abort = func() {
+		f.Close()
+		os.Remove(r.t.OutputFile)
+	}
+	return sink, commit, abort, nil
+}
+
+func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error, commit func() error, abort func(), err error) {
+	st, spec := r.t.Spec.Stage, r.t.Spec
+	cfg := shuffle.WriterConfig{
+		Dir:        r.t.ShuffleDir,
+		ID:         shuffle.MapOutputID{ShuffleID: uint64(st.ShuffleOut.ID), MapIndex: uint32(spec.Key.Partition), Attempt: uint32(spec.Attempt)},
+		Partitions: st.ShuffleOut.Partitions,
+		Level:      r.t.CompressionLevel,
+		Memory:     r.t.ShuffleMemory,
+	}
+	var combiner *wasmexec.Reducer
+	if st.ShuffleOut.Combine != nil {
+		ws, err := r.step(*st.ShuffleOut.Combine)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		combiner, err = r.rt.NewReducer(ctx, ws, r.t.Limits)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		cfg.Combine = func(batch []byte) ([]byte, error) { return combiner.Combine(ctx, batch) }
+	}
+	closeCombiner := func() {
+		if combiner != nil {
+			combiner.Close(context.WithoutCancel(ctx))
+		}
+	}
+	w, err := shuffle.NewWriter(cfg)
+	if err != nil {
+		closeCombiner()
+		return nil, nil, nil, err
+	}
+	sink = func(batch []byte) error { return w.AddBatch(batch) }
+	commit = func() error {
+		defer closeCombiner()
+		out, err := w.Commit()
+		if err != nil {
+			return err
+		}
+		r.res.MapOutput = out
+		for _, p := range out.Partitions {
+			r.res.RecordsOut += p.Records
+		}
+		return nil
+	}
+	abort = func() {
+		w.Abort()
+		closeCombiner()
+	}
+	return sink, commit, abort, nil
+}
+
+// classify turns an attempt's error into a scheduler Failure.
+func classify(spec planner.TaskSpec, err error) error {
+	f := planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
+	var fe *shuffle.FetchError
+	var we *wasmexec.Error
+	var ie *inputError
+	switch {
+	case errors.As(err, &fe):
+		f.Kind = planner.FetchFailed
+		f.ShuffleID, f.MapIndex = int(fe.ID.ShuffleID), int(fe.ID.MapIndex)
+	case errors.As(err, &ie):
+		f.Kind = planner.Fatal
+	case errors.As(err, &we):
+		switch we.Kind {
+		case wasmexec.KindInvalid:
+			f.Kind = planner.Fatal
+		case wasmexec.KindCanceled:
+			f.Kind = planner.Lost
+		}
+	case errors.Is(err, context.Canceled):
+		f.Kind = planner.Lost
+	}
+	return &Error{Failure: f, Err: fmt.Errorf("task %s attempt %d: %w", spec.Key, spec.Attempt, err)}
+}

@@ -1,0 +1,99 @@
+package executor
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/wasmgrid/wasmgrid/planner"
+)
+
+// readSplit calls fn with every line of a split. A split owns the lines that
+// start inside it (Hadoop's rule): it skips the partial line at its start,
+// which belongs to the split before, and reads past its end to finish its
+// last line. Line terminators ("\n" or "\r\n") are dropped.
+func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (bytesRead int64, err error) {
+	f, err := os.Open(sp.Path)
+	if err != nil {
+		return 0, &inputError{fmt.Errorf("open input: %w", err)}
+	}
+	defer f.Close()
+	start, end := sp.Offset, sp.Offset+sp.Length
+	pos := start
+	if start > 0 {
+		// Start one byte early: if that byte ends a line, the line at start
+		// is ours.
+		pos = start - 1
+	}
+	if _, err := f.Seek(pos, io.SeekStart); err != nil {
+		return 0, &inputError{fmt.Errorf("seek %s to %d: %w", sp.Path, pos, err)}
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	var long []byte
+	readLine := func() ([]byte, error) {
+		long = long[:0]
+		for {
+			chunk, err := r.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				long = append(long, chunk...)
+				if len(long) > maxRecord {
+					return nil, &inputError{fmt.Errorf("%s: the line at byte %d is longer than source.max_record (%d bytes): raise it with --conf source.max_record=SIZE", sp.Path, pos, maxRecord)}
+				}
+				continue
+			}
+			if len(long) > 0 {
+				long = append(long, chunk...)
+				chunk = long
+			}
+			return chunk, err
+		}
+	}
+	if start > 0 {
+		skipped, err := readLine()
+		pos += int64(len(skipped))
+		if err == io.EOF {
+			return pos - start, nil
+		}
+		if err != nil {
+			return 0, &inputError{fmt.Errorf("read %s: %w", sp.Path, err)}
+		}
+	}
+	for pos < end {
+		line, err := readLine()
+		if len(line) > 0 {
+			pos += int64(len(line))
+			if len(line) > maxRecord+2 {
+				return 0, &inputError{fmt.Errorf("%s: the line at byte %d is longer than source.max_record (%d bytes): raise it with --conf source.max_record=SIZE", sp.Path, pos-int64(len(line)), maxRecord)}
+			}
+			line = trimEOL(line)
+			if ferr := fn(line); ferr != nil {
+				return pos - start, ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return pos - start, &inputError{fmt.Errorf("read %s: %w", sp.Path, err)}
+		}
+	}
+	return pos - start, nil
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// inputError is a problem with the job's input that no retry will fix.
+type inputError struct{ err error }
+
+func (e *inputError) Error() string { return e.err.Error() }
+func (e *inputError) Unwrap() error { return e.err }

@@ -1,0 +1,141 @@
+package sdk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+)
+
+// Job is a job ready to submit: its spec and the bytes of its modules.
+type Job struct {
+	Spec    *jobspec.Spec
+	Modules map[string][]byte
+}
+
+// LoadJob reads the job spec at path with its parameters and settings,
+// checks its inputs and outputs, and builds or reads its modules.
+func LoadJob(ctx context.Context, path string, params, conf map[string]string) (*Job, error) {
+	spec, err := jobspec.Load(path, params, conf)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Check(); err != nil {
+		return nil, err
+	}
+	job := &Job{Spec: spec, Modules: map[string][]byte{}}
+	for _, m := range spec.Modules {
+		path := m.Path
+		if m.GoDir != "" {
+			if path, err = buildGo(ctx, m.GoDir); err != nil {
+				return nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.File, m.Line, m.Name, err)
+			}
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.File, m.Line, m.Name, err)
+		}
+		job.Modules[m.Name] = b
+	}
+	return job, nil
+}
+
+// buildGo builds a Go guest into the user's cache; the go command's own
+// cache makes a rebuild of unchanged sources cheap.
+func buildGo(ctx context.Context, dir string) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(dir))
+	out := filepath.Join(cache, "wasmgrid", "build", hex.EncodeToString(sum[:8])+".wasm")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return "", err
+	}
+	return out, gobuild.Build(ctx, dir, out)
+}
+
+// LocalConfig configures an embedded grid.
+type LocalConfig = grid.Config
+
+// Local is an embedded grid running in this process.
+type Local struct {
+	g      *grid.Grid
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartLocal starts an embedded grid. Close stops it.
+func StartLocal(cfg LocalConfig) (*Local, error) {
+	g, err := grid.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Local{g: g, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		g.Run(ctx)
+	}()
+	return l, nil
+}
+
+// Slots is the number of tasks the grid runs at once.
+func (l *Local) Slots() int { return l.g.Slots() }
+
+// Submit starts a job.
+func (l *Local) Submit(ctx context.Context, job *Job) (*grid.Job, error) {
+	return l.g.Submit(ctx, grid.JobRequest{Spec: job.Spec, Modules: job.Modules})
+}
+
+// Run submits a job, waits for it, and, for a job whose sink is standard
+// output, copies its result to w.
+func (l *Local) Run(ctx context.Context, job *Job, w io.Writer) (*grid.Summary, error) {
+	j, err := l.Submit(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	sum, err := j.Wait(ctx)
+	if err != nil {
+		return sum, err
+	}
+	if sum.Stdout {
+		return sum, CopyResult(j, w)
+	}
+	return sum, nil
+}
+
+// CopyResult writes a finished stdout job's result parts to w in partition
+// order and deletes them.
+func CopyResult(j *grid.Job, w io.Writer) error {
+	parts, err := j.ResultParts()
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return j.RemoveResult()
+}
+
+// Close stops the grid and waits for it.
+func (l *Local) Close() error {
+	l.cancel()
+	<-l.done
+	return nil
+}
