@@ -109,7 +109,7 @@ func (m *Module) Function(name string) (Function, error) {
 	for i, f := range m.Functions {
 		names[i] = f.Kind + " " + f.Name
 	}
-	return Function{}, fmt.Errorf("module %s has no function %q; it has: %s", m.ShortHash(), name, strings.Join(names, ", "))
+	return Function{}, fmt.Errorf("no function %q; it has: %s", name, strings.Join(names, ", "))
 }
 
 // requiredExports are the exports of guest ABI v1 that a module must have.
