@@ -1,0 +1,261 @@
+package jobspec
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// name returns the job's name: name = "..." or the file's base name
+// without its extension.
+func (p *parser) name(v any, abs string) (string, error) {
+	line := p.idx.line("name")
+	if v == nil {
+		base := filepath.Base(abs)
+		name := strings.TrimSuffix(base, filepath.Ext(base))
+		if name == "" {
+			name = base
+		}
+		return name, nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", p.errorf(line, "name must be a string, not %s", tomlKind(v))
+	}
+	if strings.TrimSpace(s) == "" {
+		return "", p.errorf(line, "name is empty: give the job a name, or remove the key to use the file's name")
+	}
+	return s, nil
+}
+
+// modules checks [modules.NAME] tables and makes their paths absolute,
+// relative to the spec's directory.
+func (p *parser) modules(docs map[string]moduleDoc) ([]Module, error) {
+	mods := make([]Module, 0, len(docs))
+	for _, name := range sortedKeys(docs) {
+		d := docs[name]
+		line := p.idx.line("modules", name)
+		key := "modules." + quoteKey(name)
+		switch {
+		case name == "":
+			return nil, p.errorf(line, "a module name cannot be empty")
+		case strings.Contains(name, "."):
+			return nil, p.errorf(line, "module name %q cannot contain \".\": steps refer to functions as module.function", name)
+		}
+		goDir, err := p.modulePath(key, "go", d.Go, name)
+		if err != nil {
+			return nil, err
+		}
+		path, err := p.modulePath(key, "path", d.Path, name)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case goDir != "" && path != "":
+			return nil, p.errorf(line, "%s has both go and path: give exactly one", key)
+		case goDir == "" && path == "":
+			return nil, p.errorf(line, "%s has neither go nor path: give go = \"<Go package directory>\" or path = \"<file>.wasm\"", key)
+		}
+		mods = append(mods, Module{Name: name, Path: path, GoDir: goDir, Line: line})
+	}
+	return mods, nil
+}
+
+// modulePath checks a module's go or path value and resolves it against
+// the spec's directory; it returns "" when the key is absent.
+func (p *parser) modulePath(key, field string, v any, name string) (string, error) {
+	if v == nil {
+		return "", nil
+	}
+	line := p.idx.line("modules", name, field)
+	s, ok := v.(string)
+	if !ok {
+		return "", p.errorf(line, "%s.%s must be a string, not %s", key, field, tomlKind(v))
+	}
+	if s == "" {
+		return "", p.errorf(line, "%s.%s is empty: give a path relative to %s's directory", key, field, p.file)
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(p.dir, s)
+	}
+	return filepath.Clean(s), nil
+}
+
+// source checks [source]; relative globs resolve against the current
+// working directory.
+func (p *parser) source(d *sourceDoc) (Source, error) {
+	if d == nil {
+		return Source{}, p.errorf(0, "missing [source]: add a [source] table with text = \"<glob>\" (or an array of globs)")
+	}
+	line := p.idx.line("source", "text")
+	var globs []string
+	switch v := d.Text.(type) {
+	case nil:
+		return Source{}, p.errorf(p.idx.line("source"), "[source] has no input: add text = \"<glob>\" (or an array of globs)")
+	case string:
+		globs = []string{v}
+	case []any:
+		if len(v) == 0 {
+			return Source{}, p.errorf(line, "source.text is an empty array: give at least one glob")
+		}
+		for i, el := range v {
+			s, ok := el.(string)
+			if !ok {
+				return Source{}, p.errorf(p.idx.line("source", "text", strconv.Itoa(i)),
+					"source.text[%d] must be a string, not %s", i, tomlKind(el))
+			}
+			globs = append(globs, s)
+		}
+	default:
+		return Source{}, p.errorf(line, "source.text must be a glob or an array of globs, not %s", tomlKind(v))
+	}
+	for i, g := range globs {
+		if g == "" {
+			return Source{}, p.errorf(line, "source.text has an empty glob: give a pattern like \"data/*.txt\"")
+		}
+		if _, err := filepath.Match(g, ""); err != nil {
+			return Source{}, p.errorf(line, "source.text: %q is not a valid glob (%v): escape a literal *, ?, [ or \\ with \\", g, err)
+		}
+		abs, err := filepath.Abs(g)
+		if err != nil {
+			return Source{}, p.errorf(line, "source.text: cannot make %q absolute: %v", g, err)
+		}
+		globs[i] = abs
+	}
+	return Source{Kind: "text", Globs: globs, Line: line}, nil
+}
+
+// steps checks the chain of operators.
+func (p *parser) steps(docs []map[string]any, mods []Module) ([]Step, error) {
+	if len(docs) == 0 {
+		return nil, p.errorf(0, "the job has no steps: add a [[steps]] table with one operator, like flat_map = \"module.function\"")
+	}
+	names := make([]string, len(mods))
+	for i, m := range mods {
+		names[i] = m.Name
+	}
+	steps := make([]Step, 0, len(docs))
+	for i, d := range docs {
+		n := strconv.Itoa(i)
+		line := p.idx.line("steps", n)
+		if len(d) != 1 {
+			keys := sortedKeys(d)
+			if len(keys) == 0 {
+				return nil, p.errorf(line, "step %d has no operator: give it one of %s, like flat_map = \"module.function\"",
+					i+1, strings.Join(ops(), ", "))
+			}
+			return nil, p.errorf(line, "step %d has %d keys (%s): a step has exactly one, its operator; give each operator its own step",
+				i+1, len(keys), strings.Join(keys, ", "))
+		}
+		for op, v := range d {
+			if l := p.idx.line("steps", n, op); l > 0 {
+				line = l
+			}
+			st, err := p.step(op, v, line, names)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, st)
+		}
+	}
+	return steps, nil
+}
+
+func (p *parser) step(op string, v any, line int, modules []string) (Step, error) {
+	if !isOp(op) {
+		hint := ""
+		if s := suggest(op, ops()); s != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return Step{}, p.errorf(line, "unknown operator %q; operators are %s%s", op, strings.Join(ops(), ", "), hint)
+	}
+	s, ok := v.(string)
+	if !ok {
+		return Step{}, p.errorf(line, "%s must be a string \"module.function\", not %s", op, tomlKind(v))
+	}
+	mod, fn, ok := strings.Cut(s, ".")
+	if !ok || mod == "" || fn == "" {
+		return Step{}, p.errorf(line, "%s = %q is not of the form \"module.function\", like \"wc.split\"", op, s)
+	}
+	if !validFunction(fn) {
+		return Step{}, p.errorf(line, "function name %q in %q is not valid: a name has up to 128 letters, digits, \"_\", \".\" and \"-\", and starts with a letter or \"_\"", fn, s)
+	}
+	if !slices.Contains(modules, mod) {
+		if len(modules) == 0 {
+			return Step{}, p.errorf(line, "module %q is not defined: add a [modules.%s] table with go = \"<Go package directory>\" or path = \"<file>.wasm\"",
+				mod, quoteKey(mod))
+		}
+		hint := ""
+		if s := suggest(mod, modules); s != "" {
+			hint = fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		return Step{}, p.errorf(line, "module %q is not defined; modules are: %s%s", mod, strings.Join(modules, ", "), hint)
+	}
+	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
+}
+
+func isOp(s string) bool { return slices.Contains(ops(), s) }
+
+// validFunction reports whether name can be a function of a module's
+// manifest: [A-Za-z_][A-Za-z0-9_.-]{0,127} (docs/abi.md).
+func validFunction(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		letter := c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+		other := c == '.' || c == '-' || (c >= '0' && c <= '9')
+		if !letter && (i == 0 || !other) {
+			return false
+		}
+	}
+	return true
+}
+
+// sink checks [sink]; a relative directory resolves against the current
+// working directory.
+func (p *parser) sink(d *sinkDoc) (Sink, error) {
+	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output"
+	if d == nil {
+		return Sink{}, p.errorf(0, "missing [sink]: add a [sink] table with text = \"<output directory>\", or text = \"-\" for standard output")
+	}
+	line := p.idx.line("sink", "text")
+	switch v := d.Text.(type) {
+	case nil:
+		return Sink{}, p.errorf(p.idx.line("sink"), "[sink] has no output: %s", missing)
+	case string:
+		switch v {
+		case "":
+			return Sink{}, p.errorf(line, "sink.text is empty: %s", missing)
+		case "-":
+			return Sink{Kind: "stdout", Line: line}, nil
+		}
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return Sink{}, p.errorf(line, "sink.text: cannot make %q absolute: %v", v, err)
+		}
+		return Sink{Kind: "text", Path: abs, Line: line}, nil
+	default:
+		return Sink{}, p.errorf(line, "sink.text must be a string (a directory, or \"-\"), not %s", tomlKind(v))
+	}
+}
+
+// conf applies [conf] to the defaults, then the --conf pairs.
+func (p *parser) conf(d *confDoc, cli map[string]string) (Conf, error) {
+	c := DefaultConf()
+	for _, v := range d.values() {
+		if err := c.set(v.key, v.v); err != nil {
+			line := p.idx.line(append([]string{"conf"}, strings.Split(v.key, ".")...)...)
+			return Conf{}, p.errorf(line, "conf.%v", err)
+		}
+	}
+	for _, k := range sortedKeys(cli) {
+		if err := c.Set(k, cli[k]); err != nil {
+			return Conf{}, &Error{Msg: "--conf " + err.Error(), Err: err}
+		}
+	}
+	return c, nil
+}

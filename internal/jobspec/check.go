@@ -1,0 +1,141 @@
+package jobspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// wasmMagic starts every WebAssembly binary module.
+const wasmMagic = "\x00asm"
+
+// Check looks at the world: every source glob matches at least one regular
+// file, every module path is a WebAssembly module, every Go module directory
+// holds .go files, the sink's parent directory exists, and an existing,
+// non-empty output directory is only replaced with sink.overwrite. It
+// reports every problem it finds, joined; each is an *Error.
+func (s *Spec) Check() error {
+	var errs []error
+	for _, g := range s.Source.Globs {
+		if err := checkGlob(g); err != nil {
+			errs = append(errs, s.errorf(s.Source.Line, err, "source.text: %v", err))
+		}
+	}
+	for _, m := range s.Modules {
+		key := "modules." + quoteKey(m.Name)
+		if m.Path != "" {
+			if err := checkWasm(m.Path, s.rel(m.Path)); err != nil {
+				errs = append(errs, s.errorf(m.Line, err, "%s: %v", key, err))
+			}
+		}
+		if m.GoDir != "" {
+			if err := checkGoDir(m.GoDir, s.rel(m.GoDir)); err != nil {
+				errs = append(errs, s.errorf(m.Line, err, "%s: %v", key, err))
+			}
+		}
+	}
+	if s.Sink.Kind == "text" {
+		if err := checkSink(s.Sink.Path, s.Conf.SinkOverwrite); err != nil {
+			errs = append(errs, s.errorf(s.Sink.Line, err, "sink.text: %v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Spec) errorf(line int, err error, format string, args ...any) *Error {
+	file := s.display
+	if file == "" {
+		file = s.File
+	}
+	return &Error{File: file, Line: line, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// rel shows path relative to the spec's directory when it is inside it.
+func (s *Spec) rel(path string) string {
+	if r, err := filepath.Rel(s.Dir, path); err == nil && r != ".." && !strings.HasPrefix(r, "../") {
+		return r
+	}
+	return path
+}
+
+func checkGlob(pattern string) error {
+	matches, err := filepath.Glob(pattern)
+	if err != nil {
+		return fmt.Errorf("%q is not a valid glob: %w", pattern, err)
+	}
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() {
+			return nil
+		}
+	}
+	return fmt.Errorf("no file matches %q: check the pattern, or pass the right --param", pattern)
+}
+
+func checkWasm(path, shown string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot open the module: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot open the module: %w", err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("%s is a directory, not a WebAssembly module (for a Go package, write go = instead of path =)", shown)
+	}
+	magic := make([]byte, len(wasmMagic))
+	if _, err := io.ReadFull(f, magic); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot read the module: %w", err)
+	}
+	if !bytes.Equal(magic, []byte(wasmMagic)) {
+		return fmt.Errorf("%s is not a WebAssembly module (it does not start with \\0asm)", shown)
+	}
+	return nil
+}
+
+func checkGoDir(dir, shown string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("cannot read the Go package directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".go") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s contains no .go files: go = names the directory of the guest's Go package", shown)
+}
+
+func checkSink(dir string, overwrite bool) error {
+	parent := filepath.Dir(dir)
+	fi, err := os.Stat(parent)
+	if err != nil {
+		return fmt.Errorf("the output's parent directory does not exist: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("the output's parent %s is not a directory", parent)
+	}
+	fi, err = os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot inspect the output directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory: remove it or choose another output", dir)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("cannot read the output directory: %w", err)
+	}
+	if len(entries) > 0 && !overwrite {
+		return fmt.Errorf("output directory %s is not empty: remove it, or pass --conf sink.overwrite=true to replace it", dir)
+	}
+	return nil
+}

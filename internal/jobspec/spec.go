@@ -1,0 +1,364 @@
+package jobspec
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Spec is a validated job spec with its parameters substituted and its
+// settings resolved.
+type Spec struct {
+	Name    string
+	File    string            // absolute path of the spec file
+	Dir     string            // its directory (job_dir)
+	Params  map[string]string // resolved values, job_dir included
+	Modules []Module          // sorted by name
+	Source  Source
+	Steps   []Step
+	Sink    Sink
+	Conf    Conf
+
+	display string // the file as the caller named it, for messages
+}
+
+// Module is a WebAssembly module that steps refer to by Name. Exactly one of
+// Path and GoDir is set.
+type Module struct {
+	Name  string
+	Path  string // absolute path of a prebuilt .wasm module, or ""
+	GoDir string // absolute directory of a Go guest package, or ""
+	Line  int
+}
+
+// Source is the job's input.
+type Source struct {
+	Kind  string   // "text": text files, one record per line
+	Globs []string // absolute glob patterns
+	Line  int
+}
+
+// Op is the operator of a step.
+type Op string
+
+// The operators.
+const (
+	OpMap         Op = "map"
+	OpFlatMap     Op = "flat_map"
+	OpFilter      Op = "filter"
+	OpReduceByKey Op = "reduce_by_key"
+)
+
+// ops returns the operators in documentation order.
+func ops() []string {
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey)}
+}
+
+// Step is one operator of the job's chain, applying Module's Function.
+type Step struct {
+	Op       Op
+	Module   string
+	Function string
+	Line     int
+}
+
+// Sink is the job's output.
+type Sink struct {
+	Kind string // "text" (a directory of part-NNNNN files) or "stdout"
+	Path string // absolute directory for "text", "" for "stdout"
+	Line int
+}
+
+// fileDoc is the shape of a spec file for strict decoding. Leaves are `any`
+// so that their types are checked here, with messages that say what to
+// write; the decoder checks the keys.
+type fileDoc struct {
+	Name    any                  `toml:"name"`
+	Params  map[string]any       `toml:"params"`
+	Modules map[string]moduleDoc `toml:"modules"`
+	Source  *sourceDoc           `toml:"source"`
+	Steps   []map[string]any     `toml:"steps"`
+	Sink    *sinkDoc             `toml:"sink"`
+	Conf    confDoc              `toml:"conf"`
+}
+
+type moduleDoc struct {
+	Go   any `toml:"go"`
+	Path any `toml:"path"`
+}
+
+type sourceDoc struct {
+	Text any `toml:"text"`
+}
+
+type sinkDoc struct {
+	Text any `toml:"text"`
+}
+
+type confDoc struct {
+	Partitions any `toml:"partitions"`
+	Source     struct {
+		SplitSize any `toml:"split_size"`
+		MaxRecord any `toml:"max_record"`
+	} `toml:"source"`
+	Task struct {
+		Memory      any `toml:"memory"`
+		Timeout     any `toml:"timeout"`
+		MaxAttempts any `toml:"max_attempts"`
+	} `toml:"task"`
+	Batch struct {
+		Size any `toml:"size"`
+	} `toml:"batch"`
+	Shuffle struct {
+		Memory           any `toml:"memory"`
+		CompressionLevel any `toml:"compression_level"`
+	} `toml:"shuffle"`
+	Sink struct {
+		Overwrite any `toml:"overwrite"`
+	} `toml:"sink"`
+}
+
+type confValue struct {
+	key string
+	v   any
+}
+
+// values lists the settings written in the file, in ConfKeys order.
+func (d *confDoc) values() []confValue {
+	all := []confValue{
+		{"partitions", d.Partitions},
+		{"source.split_size", d.Source.SplitSize},
+		{"source.max_record", d.Source.MaxRecord},
+		{"task.memory", d.Task.Memory},
+		{"task.timeout", d.Task.Timeout},
+		{"task.max_attempts", d.Task.MaxAttempts},
+		{"batch.size", d.Batch.Size},
+		{"shuffle.memory", d.Shuffle.Memory},
+		{"shuffle.compression_level", d.Shuffle.CompressionLevel},
+		{"sink.overwrite", d.Sink.Overwrite},
+	}
+	return slices.DeleteFunc(all, func(c confValue) bool { return c.v == nil })
+}
+
+// Load reads the spec file at path and parses it with Parse.
+func Load(path string, params, conf map[string]string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read the job spec: %v", err), Err: err}
+	}
+	return Parse(data, path, params, conf)
+}
+
+// Parse parses and validates a job spec. file names the spec in messages
+// and its directory is job_dir; params are the --param pairs and conf the
+// --conf pairs (either may be nil). Parse reads no files: see Check.
+// Errors are *Error.
+func Parse(data []byte, file string, params, conf map[string]string) (*Spec, error) {
+	if file == "" {
+		return nil, &Error{Msg: "jobspec: Parse needs the spec's file name"}
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, &Error{File: file, Msg: fmt.Sprintf("cannot make the path absolute: %v", err), Err: err}
+	}
+	p := &parser{file: file, dir: filepath.Dir(abs)}
+	// Editors on some systems start files with a byte order mark, which
+	// TOML does not allow; without it, lines keep their numbers.
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	doc, values, err := p.decode(data, params)
+	if err != nil {
+		return nil, err
+	}
+	spec := &Spec{File: abs, Dir: p.dir, Params: values, display: file}
+	if spec.Name, err = p.name(doc.Name, abs); err != nil {
+		return nil, err
+	}
+	if spec.Modules, err = p.modules(doc.Modules); err != nil {
+		return nil, err
+	}
+	if spec.Source, err = p.source(doc.Source); err != nil {
+		return nil, err
+	}
+	if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
+		return nil, err
+	}
+	if spec.Sink, err = p.sink(doc.Sink); err != nil {
+		return nil, err
+	}
+	if spec.Conf, err = p.conf(&doc.Conf, conf); err != nil {
+		return nil, err
+	}
+	return spec, nil
+}
+
+// parser holds what the steps of Parse share.
+type parser struct {
+	file string    // as named by the caller, for messages
+	dir  string    // job_dir
+	idx  *docIndex // of the document after substitution
+}
+
+func (p *parser) errorf(line int, format string, args ...any) *Error {
+	return &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+// decode checks the syntax, substitutes parameters in the raw text and
+// decodes the result strictly. It returns the parameters' values.
+func (p *parser) decode(data []byte, cli map[string]string) (*fileDoc, map[string]string, error) {
+	var loose map[string]any
+	if err := toml.Unmarshal(data, &loose); err != nil {
+		return nil, nil, p.tomlError(err)
+	}
+	idx, err := indexDocument(data)
+	if err != nil {
+		return nil, nil, p.tomlError(err)
+	}
+	p.idx = idx
+	r, err := p.params(loose["params"], cli)
+	if err != nil {
+		return nil, nil, err
+	}
+	text, err := p.substitute(data, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.idx, err = indexDocument(text); err != nil {
+		return nil, nil, p.errorf(0, "internal error: the spec does not parse after substituting parameters: %v", err)
+	}
+	var doc fileDoc
+	if err := toml.NewDecoder(bytes.NewReader(text)).DisallowUnknownFields().Decode(&doc); err != nil {
+		return nil, nil, p.tomlError(err)
+	}
+	values := map[string]string{jobDirParam: p.dir}
+	for name, v := range r.values {
+		values[name] = v
+	}
+	for name, v := range cli {
+		values[name] = v
+	}
+	return &doc, values, nil
+}
+
+// params checks [params] and the --param pairs, and resolves every
+// parameter that has a default.
+func (p *parser) params(table any, cli map[string]string) (*resolver, error) {
+	r := &resolver{
+		file:     p.file,
+		dir:      p.dir,
+		cli:      cli,
+		defaults: map[string]paramDefault{},
+		values:   map[string]string{},
+		visiting: map[string]bool{},
+	}
+	if table != nil {
+		m, ok := table.(map[string]any)
+		if !ok {
+			return nil, p.errorf(p.idx.line("params"), "params must be a table of strings, not %s", tomlKind(table))
+		}
+		for _, name := range sortedKeys(m) {
+			v := m[name]
+			line := p.idx.line("params", name)
+			s, ok := v.(string)
+			switch {
+			case name == jobDirParam:
+				return nil, p.errorf(line, "parameter job_dir is built in (the directory of %s) and cannot be set under [params]", p.file)
+			case !validParamName(name):
+				return nil, p.errorf(line, "parameter name %q cannot be referred to: a name has letters, digits, \"_\" and \"-\" and starts with a letter or \"_\"", name)
+			case !ok:
+				hint := ""
+				switch v.(type) {
+				case int64, float64, bool:
+					hint = ": put its value in quotes"
+				}
+				return nil, p.errorf(line, "parameter %q must be a string, not %s%s", name, tomlKind(v), hint)
+			}
+			r.defaults[name] = paramDefault{value: s, line: line}
+		}
+	}
+	if err := p.checkCLIParams(r, cli); err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(r.defaults) {
+		if _, err := r.value(name, r.defaults[name].line, nil); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// checkCLIParams rejects a --param that sets job_dir or that the spec
+// neither declares nor refers to (a typo).
+func (p *parser) checkCLIParams(r *resolver, cli map[string]string) error {
+	known := map[string]bool{}
+	for name := range r.defaults {
+		known[name] = true
+	}
+	for _, s := range p.idx.strs {
+		for _, name := range refNames(s.value) {
+			if name != jobDirParam {
+				known[name] = true
+			}
+		}
+	}
+	list := sortedKeys(known)
+	for _, name := range sortedKeys(cli) {
+		switch {
+		case name == jobDirParam:
+			return &Error{Msg: fmt.Sprintf("--param job_dir cannot be set: job_dir is built in (the directory of %s)", p.file)}
+		case known[name]:
+			continue
+		case len(list) == 0:
+			return &Error{Msg: fmt.Sprintf("--param %s=%s is not used by %s, which has no parameters", name, clip(cli[name]), p.file)}
+		default:
+			hint := ""
+			if s := suggest(name, list); s != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return &Error{Msg: fmt.Sprintf("--param %s=%s is not used by %s; its parameters are: %s%s",
+				name, clip(cli[name]), p.file, strings.Join(list, ", "), hint)}
+		}
+	}
+	return nil
+}
+
+// substitute replaces the references in every string value outside [params]
+// with the parameters' values, re-quoting the literal so that the document
+// stays valid and every line keeps its number.
+func (p *parser) substitute(data []byte, r *resolver) ([]byte, error) {
+	var out bytes.Buffer
+	last := 0
+	for _, s := range p.idx.strs {
+		if s.path[0] == "params" || !strings.Contains(s.value, "$") {
+			continue
+		}
+		v, err := r.expand(s.value, s.line, nil)
+		if err != nil {
+			return nil, err
+		}
+		out.Write(data[last:s.start])
+		out.WriteString(quoteTOML(v, bytes.Count(data[s.start:s.end], []byte("\n"))))
+		last = s.end
+	}
+	if last == 0 {
+		return data, nil
+	}
+	out.Write(data[last:])
+	return out.Bytes(), nil
+}
+
+// sortedKeys returns the keys of m in order, so that the first of several
+// problems is always the same one.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
