@@ -20,6 +20,11 @@ type Config struct {
 	// processes, so a module compiles once per machine rather than once per
 	// process. Empty means an in-memory cache only.
 	CacheDir string
+	// NoInterrupt compiles guests without the checks that let a deadline
+	// or a cancellation stop a running guest. Guest loops run faster, but a
+	// guest that never returns can then only be stopped by ending the
+	// process. For benchmarks and for executors that a supervisor kills.
+	NoInterrupt bool
 	// Logger receives compile events; nil discards them.
 	Logger *slog.Logger
 }
@@ -64,7 +69,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		WithCompilationCache(cache).
 		// Without this a guest in an endless loop ignores its deadline.
 		// It costs a check at every loop header; see RATIONALE.md.
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(!cfg.NoInterrupt)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		rt.Close(ctx)

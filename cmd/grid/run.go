@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +20,7 @@ type runFlags struct {
 	slots        int
 	progress     string
 	explain      bool
+	cpuProfile   string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -43,6 +46,7 @@ standard output.`,
 	fl.IntVar(&f.slots, "slots", 0, "tasks that run at once over all agents (default: the number of CPUs)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bars, lines or none")
 	fl.BoolVar(&f.explain, "explain", false, "print the job's physical plan before running it")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	return cmd
 }
 
@@ -66,6 +70,17 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 	job, err := sdk.LoadJob(ctx, path, params, conf)
 	if err != nil {
 		return err
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	local, err := sdk.StartLocal(sdk.LocalConfig{Agents: f.agents, Slots: f.slots, Logger: logger})
 	if err != nil {

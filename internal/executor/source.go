@@ -54,12 +54,16 @@ func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (byt
 		skipped, err := readLine()
 		pos += int64(len(skipped))
 		if err == io.EOF {
-			return pos - start, nil
+			return 0, nil
 		}
 		if err != nil {
 			return 0, &inputError{fmt.Errorf("read %s: %w", sp.Path, err)}
 		}
 	}
+	// The bytes of the lines this split owns, which the splits of a file
+	// add up to its size.
+	first := pos
+	defer func() { bytesRead = pos - first }()
 	for pos < end {
 		line, err := readLine()
 		if len(line) > 0 {
@@ -69,17 +73,17 @@ func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (byt
 			}
 			line = trimEOL(line)
 			if ferr := fn(line); ferr != nil {
-				return pos - start, ferr
+				return 0, ferr
 			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return pos - start, &inputError{fmt.Errorf("read %s: %w", sp.Path, err)}
+			return 0, &inputError{fmt.Errorf("read %s: %w", sp.Path, err)}
 		}
 	}
-	return pos - start, nil
+	return 0, nil
 }
 
 func trimEOL(b []byte) []byte {

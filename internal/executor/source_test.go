@@ -1,0 +1,75 @@
+package executor
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/wasmgrid/wasmgrid/planner"
+)
+
+// TestSplitsCoverEveryLineOnce cuts files at every split size and checks
+// that the splits together yield each line exactly once, in order.
+func TestSplitsCoverEveryLineOnce(t *testing.T) {
+	files := map[string]string{
+		"empty":            "",
+		"one line":         "hello",
+		"one line nl":      "hello\n",
+		"empty lines":      "\n\n\n",
+		"crlf":             "a\r\nbb\r\n\r\nccc",
+		"mixed":            "alpha beta\ngamma\n\ndelta epsilon zeta\nx",
+		"long line inside": "a\n" + strings.Repeat("y", 300) + "\nb\n",
+	}
+	dir := t.TempDir()
+	for name, text := range files {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		if text != "" {
+			want = strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+			for i := range want {
+				want[i] = strings.TrimSuffix(want[i], "\r")
+			}
+		}
+		size := int64(len(text))
+		for splitSize := int64(1); splitSize <= max(size, 1); splitSize++ {
+			var got []string
+			for off := int64(0); off < max(size, 1); off += splitSize {
+				sp := planner.Split{Path: path, Offset: off, Length: min(splitSize, size-off)}
+				_, err := readSplit(sp, 1<<20, func(line []byte) error {
+					got = append(got, string(line))
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("%s split %+v: %v", name, sp, err)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s with splits of %d bytes: got %q, want %q", name, splitSize, got, want)
+			}
+		}
+	}
+}
+
+func TestLineLongerThanMaxRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "in.txt")
+	os.WriteFile(path, []byte("ok\n"+strings.Repeat("z", 3<<20)+"\n"), 0o644)
+	_, err := readSplit(planner.Split{Path: path, Length: 4 << 20}, 1<<20, func([]byte) error { return nil })
+	var ie *inputError
+	if err == nil || !strings.Contains(err.Error(), "longer than source.max_record") || !strings.Contains(err.Error(), "byte 3") {
+		t.Fatalf("err = %v", err)
+	}
+	if !asInputError(err, &ie) {
+		t.Fatalf("err %T is not an input error", err)
+	}
+}
+
+func asInputError(err error, target **inputError) bool {
+	e, ok := err.(*inputError)
+	*target = e
+	return ok
+}
