@@ -219,4 +219,3 @@ func machineMemoryMiB() int64 {
 	}
 	return 8 << 10
 }
-

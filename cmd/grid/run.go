@@ -140,4 +140,3 @@ func printSummary(g *globals, s *grid.Summary, ok bool) {
 		fmt.Fprintf(g.stderr, "  output: %s\n", s.Output)
 	}
 }
-

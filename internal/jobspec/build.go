@@ -58,6 +58,15 @@ func (p *parser) modules(docs map[string]moduleDoc) ([]Module, error) {
 		case goDir == "" && path == "":
 			return nil, p.errorf(line, "%s has neither go nor path: give go = \"<Go package directory>\" or path = \"<file>.wasm\"", key)
 		}
+		// Point later errors about the module's file at the line that
+		// names it.
+		field := "go"
+		if path != "" {
+			field = "path"
+		}
+		if l := p.idx.line("modules", name, field); l > 0 {
+			line = l
+		}
 		mods = append(mods, Module{Name: name, Path: path, GoDir: goDir, Line: line})
 	}
 	return mods, nil

@@ -83,17 +83,17 @@ func TestCheck(t *testing.T) {
 		{
 			name: "not wasm",
 			spec: func(s string) string { return strings.Replace(s, "wc.wasm", "x.txt", 1) },
-			want: []string{`:5: modules.wc: x.txt is not a WebAssembly module (it does not start with \0asm)`},
+			want: []string{`:6: modules.wc: x.txt is not a WebAssembly module (it does not start with \0asm)`},
 		},
 		{
 			name: "path is a directory",
 			spec: func(s string) string { return strings.Replace(s, `path = "wc.wasm"`, `path = "guest"`, 1) },
-			want: []string{`:5: modules.wc: guest is a directory, not a WebAssembly module (for a Go package, write go = instead of path =)`},
+			want: []string{`:6: modules.wc: guest is a directory, not a WebAssembly module (for a Go package, write go = instead of path =)`},
 		},
 		{
 			name: "no go files",
 			spec: func(s string) string { return strings.Replace(s, `go = "guest"`, `go = "data"`, 1) },
-			want: []string{`:7: modules.g: data contains no .go files: go = names the directory of the guest's Go package`},
+			want: []string{`:8: modules.g: data contains no .go files: go = names the directory of the guest's Go package`},
 		},
 		{
 			name:   "output not empty",
@@ -111,7 +111,7 @@ func TestCheck(t *testing.T) {
 			spec:   func(s string) string { return strings.Replace(s, "wc.wasm", "x.txt", 1) },
 			want: []string{
 				`:11: source.text: no file matches "` + dir + `/none": check the pattern, or pass the right --param`,
-				`:5: modules.wc: x.txt is not a WebAssembly module (it does not start with \0asm)`,
+				`:6: modules.wc: x.txt is not a WebAssembly module (it does not start with \0asm)`,
 				`:19: sink.text: the output's parent directory does not exist: stat ` + dir + `/no/such: no such file or directory`,
 			},
 		},
@@ -161,7 +161,7 @@ func TestCheckMissingModule(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Check = %v, want an error that is fs.ErrNotExist", err)
 	}
-	if err == nil || !strings.Contains(err.Error(), ":5: modules.wc: cannot open the module: open "+dir+"/gone.wasm: no such file or directory") {
+	if err == nil || !strings.Contains(err.Error(), ":6: modules.wc: cannot open the module: open "+dir+"/gone.wasm: no such file or directory") {
 		t.Errorf("Check = %v", err)
 	}
 }

@@ -63,7 +63,7 @@ func TestParseValid(t *testing.T) {
 					File:    file,
 					Dir:     "/jobs/wc",
 					Params:  map[string]string{"job_dir": "/jobs/wc", "input": "/data/*.txt", "output": "-"},
-					Modules: []Module{{Name: "wc", Path: "/jobs/wc/wc.wasm", Line: 7}},
+					Modules: []Module{{Name: "wc", Path: "/jobs/wc/wc.wasm", Line: 8}},
 					Source:  Source{Kind: "text", Globs: []string{"/data/*.txt"}, Line: 11},
 					Steps: []Step{
 						{Op: OpFlatMap, Module: "wc", Function: "split", Line: 14},
