@@ -1,0 +1,177 @@
+package grid
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+)
+
+// testGuest builds wasmexec's test guest, whose functions misbehave on
+// purpose.
+func testGuest(t *testing.T) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "t.wasm")
+	dir, _ := filepath.Abs("../wasmexec/testdata/testguest")
+	if err := gobuild.Build(context.Background(), dir, out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startGrid runs an embedded grid for the test and checks, at the end,
+// that it left no goroutine behind.
+func startGrid(t *testing.T, cfg Config) *Grid {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	cfg.CacheDir = "off"
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if _, err := os.Stat(g.StateDir()); !os.IsNotExist(err) {
+			t.Errorf("state directory %s left behind", g.StateDir())
+		}
+		// Goroutines end as Run returns; give the runtime a moment to
+		// reap them, without sleeping as synchronisation.
+		for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
+			runtime.Gosched()
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines before the grid, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+	return g
+}
+
+func testSpec(t *testing.T, step string, conf map[string]string) *jobspec.Spec {
+	t.Helper()
+	data, _ := filepath.Abs("../examples/wordcount/data")
+	text := `name = "hostile"
+[modules.t]
+path = "t.wasm"
+[source]
+text = "` + data + `/*.txt"
+[[steps]]
+` + step + `
+[sink]
+text = "` + filepath.Join(t.TempDir(), "out") + `"
+`
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	spec, err := jobspec.Parse([]byte(text), filepath.Join(dir, "job.toml"), nil, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
+func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
+	g := startGrid(t, Config{Agents: 2, Slots: 2})
+	wasm := testGuest(t)
+	tests := []struct {
+		step     string
+		conf     map[string]string
+		want     []string
+		attempts int
+	}{
+		{`map = "t.fail"`, nil, []string{"failed 3 times", "module t (sha256 ", "function fail", "guest error: fail: refusing record"}, 3},
+		{`map = "t.loop"`, map[string]string{"task.timeout": "200ms", "task.max_attempts": "2"}, []string{"failed 2 times", "function loop", "ran past its deadline"}, 2},
+		{`map = "t.bomb"`, map[string]string{"task.memory": "32MiB", "task.max_attempts": "1"}, []string{"function bomb", "out of memory", "limit is 32 MiB"}, 1},
+		{`map = "t.exit"`, map[string]string{"task.max_attempts": "1"}, []string{"exited with code 3", "about to exit"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.step, func(t *testing.T) {
+			spec := testSpec(t, tt.step, tt.conf)
+			j, err := g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"t": wasm}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sum, err := j.Wait(ctx)
+			if err == nil {
+				t.Fatal("job succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+			if sum.FailedAttempts < tt.attempts {
+				t.Errorf("%d failed attempts, want at least %d", sum.FailedAttempts, tt.attempts)
+			}
+			if _, err := os.Stat(spec.Sink.Path); !os.IsNotExist(err) {
+				t.Errorf("a failed job left its output directory: %v", err)
+			}
+			for _, a := range g.agents {
+				if _, err := os.Stat(a.jobDir(j.ID())); !os.IsNotExist(err) {
+					t.Errorf("%s kept shuffle files of the failed job", a.name)
+				}
+			}
+		})
+	}
+	// The grid still runs good jobs after hostile ones.
+	spec := testSpec(t, `map = "t.upper"`, nil)
+	j, err := g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"t": wasm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := j.Wait(context.Background())
+	if err != nil || sum.RecordsOut != sum.RecordsIn || sum.RecordsIn == 0 {
+		t.Fatalf("good job after hostile ones: %v, %+v", err, sum)
+	}
+}
+
+func TestSubmitRejectsTaskLargerThanAnyAgent(t *testing.T) {
+	g := startGrid(t, Config{Slots: 1, MemoryMiB: 256})
+	spec := testSpec(t, `map = "t.upper"`, map[string]string{"task.memory": "1GiB"})
+	_, err := g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"t": testGuest(t)}})
+	if err == nil || !strings.Contains(err.Error(), "a task needs 1024 MiB (task.memory) but the largest agent has 256 MiB") {
+		t.Fatalf("Submit = %v", err)
+	}
+}
+
+func TestSplitInputs(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.txt"), make([]byte, 25), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.txt"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "c.txt"), make([]byte, 10), 0o644)
+	splits, err := splitInputs([]string{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range splits {
+		got = append(got, filepath.Base(s.Path)+":"+itoa(s.Offset)+"+"+itoa(s.Length))
+	}
+	if strings.Join(got, " ") != "a.txt:0+10 a.txt:10+10 a.txt:20+5 c.txt:0+10" {
+		t.Fatalf("splits %v", got)
+	}
+	if _, err := splitInputs([]string{filepath.Join(dir, "none*")}, 10); err == nil || !strings.Contains(err.Error(), "no file matches") {
+		t.Fatalf("no match: %v", err)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
