@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +11,23 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/internal/gobuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"go.uber.org/goleak"
 )
+
+// testCacheDir is shared by the package's grids, so that each module is
+// compiled once per test binary: compiling under -race is slow.
+var testCacheDir string
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "grid-test-cache")
+	if err != nil {
+		panic(err)
+	}
+	testCacheDir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
 
 // testGuest builds wasmexec's test guest, whose functions misbehave on
 // purpose.
@@ -34,8 +49,8 @@ func testGuest(t *testing.T) []byte {
 // that it left no goroutine behind.
 func startGrid(t *testing.T, cfg Config) *Grid {
 	t.Helper()
-	before := runtime.NumGoroutine()
-	cfg.CacheDir = "off"
+	ignore := goleak.IgnoreCurrent()
+	cfg.CacheDir = testCacheDir
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -52,15 +67,7 @@ func startGrid(t *testing.T, cfg Config) *Grid {
 		if _, err := os.Stat(g.StateDir()); !os.IsNotExist(err) {
 			t.Errorf("state directory %s left behind", g.StateDir())
 		}
-		// Goroutines end as Run returns; give the runtime a moment to
-		// reap them, without sleeping as synchronisation.
-		for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
-			runtime.Gosched()
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before the grid, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
+		goleak.VerifyNone(t, ignore)
 	})
 	return g
 }
