@@ -14,6 +14,11 @@ import (
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
+const (
+	minAutoSplit = 1 << 20
+	maxAutoSplit = 64 << 20
+)
+
 // JobRequest is a job to run: a validated spec and the bytes of its modules.
 type JobRequest struct {
 	Spec    *jobspec.Spec
@@ -77,7 +82,7 @@ func prepare(ctx context.Context, rt *wasmexec.Runtime, req JobRequest, defaultP
 		}
 		job.Datasets = append(job.Datasets, d)
 	}
-	splits, err := splitInputs(spec.Source.Globs, int64(spec.Conf.SplitSize))
+	splits, err := splitInputs(spec.Source.Globs, int64(spec.Conf.SplitSize), defaultPartitions)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s:%d: source: %w", display(spec), spec.Source.Line, err)
 	}
@@ -99,10 +104,10 @@ func display(spec *jobspec.Spec) string {
 }
 
 // splitInputs expands globs into byte-range splits of at most size bytes.
-func splitInputs(globs []string, size int64) ([]planner.Split, error) {
-	if size <= 0 {
-		size = 32 << 20
-	}
+// A size of 0 sizes splits to the grid: the total input over twice the
+// slots, so that every slot has work and a straggler costs little, within
+// [minAutoSplit, maxAutoSplit].
+func splitInputs(globs []string, size int64, slots int) ([]planner.Split, error) {
 	var files []string
 	for _, g := range globs {
 		m, err := filepath.Glob(g)
@@ -116,12 +121,22 @@ func splitInputs(globs []string, size int64) ([]planner.Split, error) {
 	}
 	slices.Sort(files)
 	files = slices.Compact(files)
-	var splits []planner.Split
+	var infos []os.FileInfo
+	var total int64
 	for _, f := range files {
 		fi, err := os.Stat(f)
 		if err != nil {
 			return nil, err
 		}
+		infos = append(infos, fi)
+		total += fi.Size()
+	}
+	if size <= 0 {
+		size = min(max(total/int64(2*max(slots, 1)), minAutoSplit), maxAutoSplit)
+	}
+	var splits []planner.Split
+	for i, f := range files {
+		fi := infos[i]
 		if !fi.Mode().IsRegular() {
 			continue
 		}

@@ -14,7 +14,7 @@ import (
 // docs/jobspec.md.
 type Conf struct {
 	Partitions       int      // partitions: reduce partitions per shuffle; 0 = the grid's task slots
-	SplitSize        Size     // source.split_size: bytes of input per map task
+	SplitSize        Size     // source.split_size: bytes of input per map task; 0 = sized to the grid (see docs)
 	MaxRecord        Size     // source.max_record: longest line accepted
 	TaskMemory       Size     // task.memory: memory limit of a task's wasm instance
 	TaskTimeout      Duration // task.timeout: deadline of one task attempt
@@ -29,7 +29,7 @@ type Conf struct {
 func DefaultConf() Conf {
 	return Conf{
 		Partitions:       0,
-		SplitSize:        32 * MiB,
+		SplitSize:        0,
 		MaxRecord:        64 * MiB,
 		TaskMemory:       512 * MiB,
 		TaskTimeout:      Duration(10 * time.Minute),
@@ -78,7 +78,7 @@ func (c *Conf) set(key string, v any) error {
 	case "partitions":
 		c.Partitions, err = setInt(c.Partitions, key, v, 0, math.MaxInt32)
 	case "source.split_size":
-		c.SplitSize, err = setSize(c.SplitSize, key, v, 1, math.MaxInt64)
+		c.SplitSize, err = setSize(c.SplitSize, key, v, 0, math.MaxInt64)
 	case "source.max_record":
 		c.MaxRecord, err = setSize(c.MaxRecord, key, v, 1, math.MaxInt64)
 	case "task.memory":

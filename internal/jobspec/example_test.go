@@ -46,7 +46,7 @@ partitions = 4
 	// wordcount [/jobs/data/*.txt] /jobs/guest/go
 	// line 13: flat_map wc.split
 	// line 15: reduce_by_key wc.sum
-	// text /tmp/counts 4 1m30s 32MiB
+	// text /tmp/counts 4 1m30s 0B
 	// --param outptu=/tmp/counts is not used by wordcount.toml; its parameters are: input, output (did you mean "output"?)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Status codes returned by Run (and the wasmgrid_run export).
@@ -17,7 +18,9 @@ const (
 // the status and the output: a batch for StatusOK, a message otherwise. The
 // output is only valid until the next Run.
 func (r *Registry) Run(call []byte) (status int32, out []byte) {
-	r.out = r.out[:0]
+	// Leave room for the record count, written when the call ends.
+	r.out = append(r.out[:0], 0, 0, 0, 0)
+	r.count = 0
 	defer func() {
 		if p := recover(); p != nil {
 			status, out = StatusUserError, []byte(fmt.Sprint(p))
@@ -60,24 +63,26 @@ func (r *Registry) Run(call []byte) (status int32, out []byte) {
 	return StatusOK, r.finish()
 }
 
-// emit appends one record to the output batch.
+// emit appends one record to the output batch. It is the hottest path of
+// every guest: one length check, two stores and two copies per record.
 func (r *Registry) emit(k, v []byte) {
-	r.out = binary.LittleEndian.AppendUint32(r.out, uint32(len(k)))
-	r.out = binary.LittleEndian.AppendUint32(r.out, uint32(len(v)))
-	r.out = append(r.out, k...)
-	r.out = append(r.out, v...)
+	n := len(r.out)
+	need := 8 + len(k) + len(v)
+	if cap(r.out)-n < need {
+		r.out = slices.Grow(r.out, need)
+	}
+	out := r.out[:n+need]
+	binary.LittleEndian.PutUint32(out[n:], uint32(len(k)))
+	binary.LittleEndian.PutUint32(out[n+4:], uint32(len(v)))
+	copy(out[n+8:], k)
+	copy(out[n+8+len(k):], v)
+	r.out = out
 	r.count++
 }
 
-// finish prepends the record count to the records emitted so far. The count
-// goes in front by shifting once per call rather than reserving space, so
-// that emit stays a plain append.
+// finish writes the record count in front of the records emitted.
 func (r *Registry) finish() []byte {
-	n := len(r.out)
-	r.out = append(r.out, 0, 0, 0, 0)
-	copy(r.out[4:], r.out[:n])
 	binary.LittleEndian.PutUint32(r.out, r.count)
-	r.count = 0
 	return r.out
 }
 
