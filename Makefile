@@ -1,0 +1,32 @@
+# wasmgrid developer targets. CI runs .ci/run, which runs `go test -race ./...`.
+
+GO ?= go
+
+.PHONY: run test check bench fuzz guests
+
+run: ## run the word count on the embedded grid
+	$(GO) run ./cmd/grid run examples/wordcount/job.toml
+
+test: ## the test suite, with the race detector
+	$(GO) test -race ./...
+
+check: ## formatting, vet and staticcheck
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/guest/... ./examples/wordcount/guest/... ./wasmexec/testdata/...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench: ## wasm against native Go, whole jobs and guest calls
+	$(GO) test -run XXX -bench . -benchtime 3x ./examples/wordcount/ ./tests/
+
+fuzz: ## a short run of every fuzz target
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 20s ./internal/jobspec/
+	$(GO) test -run XXX -fuzz FuzzParseManifest -fuzztime 20s ./wasmexec/
+	$(GO) test -run XXX -fuzz FuzzRun -fuzztime 20s ./sdk/guest/go/
+	$(GO) test -run XXX -fuzz FuzzBlockDecoder -fuzztime 20s ./shuffle/
+	$(GO) test -run XXX -fuzz FuzzReadIndex -fuzztime 20s ./shuffle/
+	$(GO) test -run XXX -fuzz FuzzMerge -fuzztime 20s ./shuffle/
+
+guests: ## build the example guest modules into bin/
+	mkdir -p bin
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/wordcount-go.wasm ./examples/wordcount/guest/go
