@@ -20,6 +20,7 @@ import (
 // run, owns all of its state; others talk to it over channels.
 type coordinator struct {
 	logger   *slog.Logger
+	metrics  *metrics
 	stateDir string
 	alloc    *allocator.Allocator
 	agents   map[string]*agent
@@ -31,9 +32,10 @@ type coordinator struct {
 	nextJob  atomic.Uint64
 }
 
-func newCoordinator(logger *slog.Logger, statuses chan taskStatus, stateDir string) *coordinator {
+func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) *coordinator {
 	return &coordinator{
 		logger:   logger,
+		metrics:  m,
 		stateDir: stateDir,
 		alloc:    allocator.New(),
 		agents:   map[string]*agent{},
@@ -95,6 +97,12 @@ func (c *coordinator) handleStatus(st taskStatus) {
 		return
 	}
 	c.alloc.Recover(allocator.AgentID(st.agent), allocator.FrameworkID(j.id), j.taskRes)
+	c.metrics.runningTasks.Dec()
+	kind := "map"
+	if j.sched.Plan().Stages[st.key.Stage].IsResult() {
+		kind = "result"
+	}
+	c.metrics.taskSeconds.WithLabelValues(kind).Observe(st.elapsed.Seconds())
 	if st.err == nil {
 		c.succeeded(j, st)
 	} else {
@@ -107,6 +115,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 	stage := j.sched.Plan().Stages[st.key.Stage]
 	if !j.sched.Succeeded(st.key, st.attempt) {
 		// A stale or duplicate attempt: its output is never used.
+		c.metrics.attempts.WithLabelValues("stale").Inc()
 		if st.res != nil && st.res.OutputFile != "" {
 			os.Remove(st.res.OutputFile)
 		}
@@ -118,18 +127,24 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 			return
 		}
 		j.recordsOut.Add(st.res.RecordsOut)
+		c.metrics.recordsOut.Add(float64(st.res.RecordsOut))
 	}
 	if stage.Splits != nil {
 		j.recordsIn.Add(st.res.RecordsIn)
 		j.bytesIn.Add(st.res.BytesIn)
+		c.metrics.recordsIn.Add(float64(st.res.RecordsIn))
+		c.metrics.bytesIn.Add(float64(st.res.BytesIn))
 	}
+	c.metrics.attempts.WithLabelValues("succeeded").Inc()
 }
 
 func (c *coordinator) failed(j *jobRun, st taskStatus) {
 	f := failureOf(st.err)
 	if !j.sched.Failed(st.key, st.attempt, f) {
+		c.metrics.attempts.WithLabelValues("stale").Inc()
 		return
 	}
+	c.metrics.attempts.WithLabelValues(failureLabel(f.Kind)).Inc()
 	j.failedAttempts++
 	c.logger.Warn("task attempt failed", "job", j.id, "task", st.key.String(), "attempt", st.attempt, "agent", st.agent, "kind", f.Kind, "err", st.err)
 	if err := j.sched.Err(); err != nil {
@@ -166,6 +181,7 @@ func (c *coordinator) schedule() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
 			}
 			c.agents[string(o.Agent)].launches <- l
+			c.metrics.runningTasks.Inc()
 		}
 		if err := c.alloc.Accept(o.ID, used); err != nil {
 			c.logger.Error("accept offer", "err", err)
@@ -192,6 +208,11 @@ func (c *coordinator) finish(j *jobRun) {
 	}
 	j.publish()
 	j.summary = j.summarize()
+	if j.err != nil {
+		c.metrics.jobs.WithLabelValues("failed").Inc()
+	} else {
+		c.metrics.jobs.WithLabelValues("succeeded").Inc()
+	}
 	c.logger.Info("job finished", "job", j.id, "err", j.err, "duration", j.summary.Duration)
 	close(j.done)
 }
@@ -215,6 +236,18 @@ func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.
 		default:
 		}
 	}}, nil
+}
+
+func failureLabel(k planner.FailureKind) string {
+	switch k {
+	case planner.FetchFailed:
+		return "fetch_failed"
+	case planner.Lost:
+		return "lost"
+	case planner.Fatal:
+		return "fatal"
+	}
+	return "failed"
 }
 
 // jobRun is a job's state in the coordinator. Fields other than the

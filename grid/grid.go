@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
@@ -36,6 +37,8 @@ type Config struct {
 	CacheDir string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
+	// Metrics, if set, receives the grid's Prometheus metrics.
+	Metrics prometheus.Registerer
 }
 
 // Grid is an embedded grid: a coordinator and its agents in this process.
@@ -98,7 +101,7 @@ func New(cfg Config) (*Grid, error) {
 	}
 	statuses := make(chan taskStatus, cfg.Slots)
 	peers := &peerDirs{dirs: map[string]string{}}
-	g.coord = newCoordinator(logger, statuses, g.stateDir)
+	g.coord = newCoordinator(logger, newMetrics(cfg.Metrics), statuses, g.stateDir)
 	for i := range cfg.Agents {
 		// Share slots and memory out as evenly as they go.
 		slots := cfg.Slots / cfg.Agents

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wasmgrid/wasmgrid/internal/gobuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"go.uber.org/goleak"
@@ -95,7 +97,8 @@ text = "` + filepath.Join(t.TempDir(), "out") + `"
 }
 
 func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
-	g := startGrid(t, Config{Agents: 2, Slots: 2})
+	reg := prometheus.NewRegistry()
+	g := startGrid(t, Config{Agents: 2, Slots: 2, Metrics: reg})
 	wasm := testGuest(t)
 	tests := []struct {
 		step     string
@@ -148,6 +151,18 @@ func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
 	sum, err := j.Wait(context.Background())
 	if err != nil || sum.RecordsOut != sum.RecordsIn || sum.RecordsIn == 0 {
 		t.Fatalf("good job after hostile ones: %v, %+v", err, sum)
+	}
+	if got := testutil.ToFloat64(g.coord.metrics.jobs.WithLabelValues("failed")); got != 4 {
+		t.Errorf("jobs_total{outcome=failed} = %v, want 4", got)
+	}
+	if got := testutil.ToFloat64(g.coord.metrics.jobs.WithLabelValues("succeeded")); got != 1 {
+		t.Errorf("jobs_total{outcome=succeeded} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(g.coord.metrics.recordsOut); got != float64(sum.RecordsOut) {
+		t.Errorf("result_records_total = %v, want %d", got, sum.RecordsOut)
+	}
+	if got := testutil.ToFloat64(g.coord.metrics.runningTasks); got != 0 {
+		t.Errorf("running_tasks = %v after every job ended", got)
 	}
 }
 

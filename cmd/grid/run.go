@@ -5,10 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/sdk"
@@ -21,6 +27,7 @@ type runFlags struct {
 	progress     string
 	explain      bool
 	cpuProfile   string
+	metricsAddr  string
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -47,6 +54,7 @@ standard output.`,
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bars on a terminal, lines otherwise), bars, lines or none")
 	fl.BoolVar(&f.explain, "explain", false, "print the job's physical plan before running it")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics while the job runs (e.g. 127.0.0.1:9090)")
 	return cmd
 }
 
@@ -82,7 +90,18 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	local, err := sdk.StartLocal(sdk.LocalConfig{Agents: f.agents, Slots: f.slots, Logger: logger})
+	cfg := sdk.LocalConfig{Agents: f.agents, Slots: f.slots, Logger: logger}
+	if f.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Metrics = reg
+		stop, err := serveMetrics(f.metricsAddr, reg, g.stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	local, err := sdk.StartLocal(cfg)
 	if err != nil {
 		return err
 	}
@@ -139,4 +158,25 @@ func printSummary(g *globals, s *grid.Summary, ok bool) {
 	if ok && !s.Stdout {
 		fmt.Fprintf(g.stderr, "  output: %s\n", s.Output)
 	}
+}
+
+// serveMetrics serves reg at http://addr/metrics until stop is called.
+func serveMetrics(addr string, reg *prometheus.Registry, stderr io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	fmt.Fprintf(stderr, "metrics at http://%s/metrics\n", ln.Addr())
+	return func() {
+		srv.Close()
+		<-done
+	}, nil
 }
