@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -84,7 +85,7 @@ func benchBatches(recs [][2][]byte, size int) [][]byte {
 		if cur == nil {
 			cur, n = make([]byte, 4, size+64), 0
 		}
-		cur = appendRecord(cur, r[0], r[1])
+		cur = batch.AppendRecord(cur, r[0], r[1])
 		n++
 		if len(cur) >= size {
 			binary.LittleEndian.PutUint32(cur, n)
@@ -216,13 +217,13 @@ func BenchmarkChunkCodec(b *testing.B) {
 	slices.SortStableFunc(recs, func(x, y [2][]byte) int { return bytes.Compare(x[0], y[0]) })
 	var sorted, combined []byte
 	for i, r := range recs {
-		sorted = appendRecord(sorted, r[0], r[1])
+		sorted = batch.AppendRecord(sorted, r[0], r[1])
 		if i == 0 || !bytes.Equal(r[0], recs[i-1][0]) {
 			n := 1
 			for i+n < len(recs) && bytes.Equal(recs[i+n][0], r[0]) {
 				n++
 			}
-			combined = appendRecord(combined, r[0], []byte(fmt.Sprint(n)))
+			combined = batch.AppendRecord(combined, r[0], []byte(fmt.Sprint(n)))
 		}
 	}
 	for _, data := range []struct {

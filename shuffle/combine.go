@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 )
 
 // combiner feeds the sorted records of one partition to a CombineFunc in
@@ -69,15 +70,15 @@ func (c *combiner) flush() error {
 	if err != nil {
 		return fmt.Errorf("shuffle: combine partition %d: %w", c.part, err)
 	}
-	it, err := newBatchIter(out)
+	it, err := batch.Open(out)
 	if err != nil {
 		return fmt.Errorf("shuffle: combine partition %d returned a malformed batch: %w", c.part, err)
 	}
 	prev, havePrev := c.last, c.any
 	var pending, pendingKey, emittedKey []byte // pending: the previous output record, not yet emitted
-	for it.next() {
-		if havePrev && bytes.Compare(it.key(), prev) < 0 {
-			return fmt.Errorf("shuffle: combine partition %d: output record %d is out of key order", c.part, it.index)
+	for it.Next() {
+		if havePrev && bytes.Compare(it.Key(), prev) < 0 {
+			return fmt.Errorf("shuffle: combine partition %d: output record %d is out of key order", c.part, it.Index())
 		}
 		if pending != nil {
 			if err := c.emit(pending); err != nil {
@@ -85,8 +86,8 @@ func (c *combiner) flush() error {
 			}
 			emittedKey = pendingKey
 		}
-		prev, havePrev = it.key(), true
-		pending, pendingKey = it.rec, it.key()
+		prev, havePrev = it.Key(), true
+		pending, pendingKey = it.Record(), it.Key()
 	}
 	if emittedKey != nil {
 		c.last, c.any = append(c.last[:0], emittedKey...), true

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -90,7 +91,7 @@ func equalRecords(t testing.TB, what string, got, want []kv) {
 func encodeBatch(recs []kv) []byte {
 	b := binary.LittleEndian.AppendUint32(nil, uint32(len(recs)))
 	for _, r := range recs {
-		b = appendRecord(b, []byte(r.key), []byte(r.value))
+		b = batch.AppendRecord(b, []byte(r.key), []byte(r.value))
 	}
 	return b
 }
@@ -130,33 +131,33 @@ func openBlock(t testing.TB, out *MapOutput, p int) *BlockReader {
 }
 
 // sumCombine folds runs of equal keys whose values are ASCII decimal counts.
-func sumCombine(batch []byte) ([]byte, error) {
-	it, err := newBatchIter(batch)
+func sumCombine(in []byte) ([]byte, error) {
+	it, err := batch.Open(in)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 4, len(batch))
+	out := make([]byte, 4, len(in))
 	var n uint32
 	var key []byte
 	var sum int64
 	have := false
 	flush := func() {
-		out = appendRecord(out, key, strconv.AppendInt(nil, sum, 10))
+		out = batch.AppendRecord(out, key, strconv.AppendInt(nil, sum, 10))
 		n++
 	}
-	for it.next() {
-		v, err := strconv.ParseInt(string(it.value()), 10, 64)
+	for it.Next() {
+		v, err := strconv.ParseInt(string(it.Value()), 10, 64)
 		if err != nil {
 			return nil, err
 		}
-		if have && bytes.Equal(it.key(), key) {
+		if have && bytes.Equal(it.Key(), key) {
 			sum += v
 			continue
 		}
 		if have {
 			flush()
 		}
-		key, sum, have = it.key(), v, true
+		key, sum, have = it.Key(), v, true
 	}
 	if have {
 		flush()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
@@ -130,7 +131,7 @@ func (w *Writer) Add(key, value []byte) error {
 	if w.done {
 		return errWriterDone
 	}
-	if err := checkRecordLen(key, value); err != nil {
+	if err := batch.CheckRecord(key, value); err != nil {
 		return fmt.Errorf("shuffle: add: %w", err)
 	}
 	p := w.cfg.Partition(key, w.cfg.Partitions)
@@ -138,7 +139,7 @@ func (w *Writer) Add(key, value []byte) error {
 		return fmt.Errorf("shuffle: add: partition function returned %d for %d partitions", p, w.cfg.Partitions)
 	}
 	w.entries = append(w.entries, entry{prefix: keyPrefix(key), off: int64(len(w.arena)), part: uint32(p), klen: uint32(len(key))})
-	w.arena = appendRecord(w.arena, key, value)
+	w.arena = batch.AppendRecord(w.arena, key, value)
 	if w.cfg.Combine != nil && w.size() > w.limit {
 		if err := w.compact(); err != nil {
 			w.fail()
@@ -151,16 +152,16 @@ func (w *Writer) Add(key, value []byte) error {
 // AddBatch buffers the records of a batch (docs/abi.md encoding). It checks
 // that the batch is well-formed (its count and lengths match its bytes
 // exactly) before adding any record, and copies the records.
-func (w *Writer) AddBatch(batch []byte) error {
+func (w *Writer) AddBatch(b []byte) error {
 	if w.done {
 		return errWriterDone
 	}
-	it, err := newBatchIter(batch)
+	it, err := batch.Open(b)
 	if err != nil {
 		return fmt.Errorf("shuffle: add batch: %w", err)
 	}
-	for it.next() {
-		if err := w.Add(it.key(), it.value()); err != nil {
+	for it.Next() {
+		if err := w.Add(it.Key(), it.Value()); err != nil {
 			return err
 		}
 	}

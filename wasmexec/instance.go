@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
@@ -219,34 +220,8 @@ func (i *Instance) guestError(ctx context.Context, fn string, err error) error {
 
 // CheckBatch reports whether b is a well-formed batch (docs/abi.md).
 func CheckBatch(b []byte) error {
-	_, _, err := scanBatch(b)
+	_, _, err := batch.Scan(b)
 	return err
-}
-
-// scanBatch checks a batch and returns its record count and the offset of
-// its last record (len(b) if it has none).
-func scanBatch(b []byte) (n uint32, last int, err error) {
-	if len(b) < 4 {
-		return 0, 0, fmt.Errorf("%d bytes, shorter than a record count", len(b))
-	}
-	n = binary.LittleEndian.Uint32(b)
-	off := 4
-	last = len(b)
-	for r := uint32(0); r < n; r++ {
-		if len(b)-off < 8 {
-			return 0, 0, fmt.Errorf("record %d of %d: truncated header", r, n)
-		}
-		kv := uint64(binary.LittleEndian.Uint32(b[off:])) + uint64(binary.LittleEndian.Uint32(b[off+4:]))
-		if uint64(len(b)-off-8) < kv {
-			return 0, 0, fmt.Errorf("record %d of %d: lengths pass the end of the batch", r, n)
-		}
-		last = off
-		off += 8 + int(kv)
-	}
-	if off != len(b) {
-		return 0, 0, fmt.Errorf("%d bytes after the last of %d records", len(b)-off, n)
-	}
-	return n, last, nil
 }
 
 func truncate(s string, n int) string {

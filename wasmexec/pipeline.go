@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 )
 
 // Step is one guest function of a task's pipeline.
@@ -64,15 +66,15 @@ func (r *Runtime) NewPipeline(ctx context.Context, steps []Step, lim Limits) (*P
 // Push runs one batch through the pipeline and hands the output batch to
 // emit, which must not keep it after it returns. An empty pipeline passes
 // batches through.
-func (p *Pipeline) Push(ctx context.Context, batch []byte, emit func(batch []byte) error) error {
+func (p *Pipeline) Push(ctx context.Context, b []byte, emit func(batch []byte) error) error {
 	for _, s := range p.segments {
-		out, err := s.inst.Call(ctx, s.funcs, s.label, batch)
+		out, err := s.inst.Call(ctx, s.funcs, s.label, b)
 		if err != nil {
 			return err
 		}
-		batch = out
+		b = out
 	}
-	return emit(batch)
+	return emit(b)
 }
 
 // Label describes the pipeline's chain, as "split|lower".
@@ -120,32 +122,32 @@ func (r *Runtime) NewReducer(ctx context.Context, step Step, lim Limits) (*Reduc
 
 // Combine folds one batch on its own: every run in it is complete. It is
 // the map-side combiner's call. The result is valid until the next call.
-func (rd *Reducer) Combine(ctx context.Context, batch []byte) ([]byte, error) {
-	return rd.inst.Call(ctx, rd.fn, rd.label, batch)
+func (rd *Reducer) Combine(ctx context.Context, b []byte) ([]byte, error) {
+	return rd.inst.Call(ctx, rd.fn, rd.label, b)
 }
 
 // Reduce folds a batch of records grouped by key, continuing the run carried
 // from the previous call, and returns the records whose runs are complete.
 // The returned batch is valid until the next call.
-func (rd *Reducer) Reduce(ctx context.Context, batch []byte) ([]byte, error) {
-	if len(batch) < 4 {
-		return nil, fmt.Errorf("wasmexec: reduce of a %d-byte batch", len(batch))
+func (rd *Reducer) Reduce(ctx context.Context, b []byte) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("wasmexec: reduce of a %d-byte batch", len(b))
 	}
-	count := binary.LittleEndian.Uint32(batch)
+	count := batch.Count(b)
 	if count == 0 {
 		return emptyBatch[:], nil
 	}
 	var out []byte
 	var err error
 	if len(rd.carry) > 0 {
-		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count+1, rd.carry, batch[4:])
+		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count+1, rd.carry, b[4:])
 	} else {
-		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count, batch[4:])
+		out, err = rd.inst.invoke(ctx, rd.fn, rd.label, count, b[4:])
 	}
 	if err != nil {
 		return nil, err
 	}
-	n, last, _ := scanBatch(out) // invoke checked it
+	n, last, _ := batch.Scan(out) // invoke checked it
 	if n == 0 {
 		return nil, &Error{Module: rd.inst.label, Function: rd.label, Kind: KindInvalid, Msg: "reduce returned no records for a non-empty batch"}
 	}

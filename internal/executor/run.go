@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -118,8 +119,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 			abort()
 		}
 	}()
-	emit := func(batch []byte) error { return sink(batch) }
-	push := func(batch []byte) error { return pipe.Push(ctx, batch, emit) }
+	push := func(b []byte) error { return pipe.Push(ctx, b, sink) }
 	if err := r.readInput(ctx, push); err != nil {
 		return err
 	}
@@ -129,20 +129,20 @@ func (r *runner) run(ctx context.Context) (err error) {
 // readInput feeds the task's input, in batches, to push.
 func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 	st, spec := r.t.Spec.Stage, r.t.Spec
-	b := newBatchBuilder(r.t.BatchSize)
+	b := batch.NewBuilder(r.t.BatchSize)
 	flush := func() error {
-		if b.empty() {
+		if b.Len() == 0 {
 			return nil
 		}
-		r.res.RecordsIn += int64(b.count)
-		err := push(b.bytes())
-		b.reset()
+		r.res.RecordsIn += int64(b.Len())
+		err := push(b.Bytes())
+		b.Reset()
 		return err
 	}
 	if spec.Split != nil {
 		n, err := readSplit(*spec.Split, r.t.MaxRecord, func(line []byte) error {
-			b.add(nil, line)
-			if b.full() {
+			b.Add(nil, line)
+			if b.Full() {
 				return flush()
 			}
 			return nil
@@ -170,8 +170,8 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 			return err
 		}
 		defer reducer.Close(context.WithoutCancel(ctx))
-		push = func(batch []byte) error {
-			out, err := reducer.Reduce(ctx, batch)
+		push = func(b []byte) error {
+			out, err := reducer.Reduce(ctx, b)
 			if err != nil {
 				return err
 			}
@@ -179,8 +179,8 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		}
 	}
 	for merged.Next() {
-		b.add(merged.Key(), merged.Value())
-		if b.full() {
+		b.Add(merged.Key(), merged.Value())
+		if b.Full() {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -193,7 +193,7 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		return err
 	}
 	if reducer != nil {
-		if last := reducer.Flush(); batchCount(last) > 0 {
+		if last := reducer.Flush(); batch.Count(last) > 0 {
 			// The carried record has been reduced already: it skips the
 			// reducer and goes straight down the pipeline.
 			return pipe(last)
@@ -239,16 +239,23 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		return nil, nil, nil, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	sink = func(batch []byte) error {
-		r.res.RecordsOut += batchCount(batch)
-		return eachRecord(batch, func(k, v []byte) error {
-			if len(k) > 0 {
+	sink = func(b []byte) error {
+		it, err := batch.Open(b)
+		if err != nil {
+			return err
+		}
+		for it.Next() {
+			if k := it.Key(); len(k) > 0 {
 				w.Write(k)
 				w.WriteByte('\t')
 			}
-			w.Write(v)
-			return w.WriteByte('\n')
-		})
+			w.Write(it.Value())
+			if err := w.WriteByte('\n'); err != nil {
+				return err
+			}
+		}
+		r.res.RecordsOut += int64(batch.Count(b))
+		return nil
 	}
 	commit = func() error {
 		err := errors.Join(w.Flush(), f.Sync(), f.Close())
@@ -283,7 +290,7 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		cfg.Combine = func(batch []byte) ([]byte, error) { return combiner.Combine(ctx, batch) }
+		cfg.Combine = func(b []byte) ([]byte, error) { return combiner.Combine(ctx, b) }
 	}
 	closeCombiner := func() {
 		if combiner != nil {
@@ -295,7 +302,7 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		closeCombiner()
 		return nil, nil, nil, err
 	}
-	sink = func(batch []byte) error { return w.AddBatch(batch) }
+	sink = w.AddBatch
 	commit = func() error {
 		defer closeCombiner()
 		out, err := w.Commit()
