@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
-	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
+	"github.com/wasmgrid/wasmgrid/internal/batch"
 )
 
 // Limits bound one instance.
