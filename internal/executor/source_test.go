@@ -1,6 +1,9 @@
 package executor
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -8,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/shuffle"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
 // TestSplitsCoverEveryLineOnce cuts files at every split size and checks
@@ -72,4 +77,34 @@ func asInputError(err error, target **inputError) bool {
 	e, ok := err.(*inputError)
 	*target = e
 	return ok
+}
+
+func TestClassify(t *testing.T) {
+	spec := planner.TaskSpec{Key: planner.TaskKey{Stage: 1, Partition: 2}, Attempt: 1}
+	tests := []struct {
+		err  error
+		kind planner.FailureKind
+	}{
+		{&shuffle.FetchError{ID: shuffle.MapOutputID{ShuffleID: 0, MapIndex: 5}, Err: shuffle.ErrCorrupt}, planner.FetchFailed},
+		{&inputError{errors.New("bad line")}, planner.Fatal},
+		{&wasmexec.Error{Kind: wasmexec.KindInvalid}, planner.Fatal},
+		{&wasmexec.Error{Kind: wasmexec.KindGuestError}, planner.TaskError},
+		{&wasmexec.Error{Kind: wasmexec.KindTimeout}, planner.TaskError},
+		{&wasmexec.Error{Kind: wasmexec.KindCanceled}, planner.Lost},
+		{fmt.Errorf("wrapped: %w", context.Canceled), planner.Lost},
+		{errors.New("disk full"), planner.TaskError},
+	}
+	for _, tt := range tests {
+		var e *Error
+		if !errors.As(classify(spec, tt.err), &e) || e.Failure.Kind != tt.kind {
+			t.Errorf("classify(%v) = %+v, want kind %v", tt.err, e, tt.kind)
+			continue
+		}
+		if !strings.Contains(e.Error(), "task 1.2 attempt 1") {
+			t.Errorf("error %q does not name the attempt", e)
+		}
+		if tt.kind == planner.FetchFailed && e.Failure.MapIndex != 5 {
+			t.Errorf("fetch failure names map %d, want 5", e.Failure.MapIndex)
+		}
+	}
 }
