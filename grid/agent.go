@@ -51,6 +51,10 @@ type agent struct {
 
 	mu     sync.Mutex // protects loaded
 	loaded map[string]*wasmexec.Module
+
+	// beforeTask, if set, runs before each task attempt: a fault-injection
+	// hook for tests.
+	beforeTask func(launch)
 }
 
 // run accepts launches until ctx ends, then waits for its tasks.
@@ -85,6 +89,9 @@ func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 	stop := context.AfterFunc(agentCtx, cancel)
 	defer stop()
 
+	if a.beforeTask != nil {
+		a.beforeTask(l)
+	}
 	mods, err := a.load(ctx, l.modules)
 	if err != nil {
 		st.err = err

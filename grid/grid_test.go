@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wasmgrid/wasmgrid/internal/gobuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/shuffle"
 	"go.uber.org/goleak"
 )
 
@@ -197,3 +199,87 @@ func TestSplitInputs(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestCorruptBlockRerunsOnlyItsMapTask flips a byte of one map output after
+// the map stage and checks that the reducer's checksum catches it, that the
+// scheduler reruns that map task alone, and that the result is still exact.
+func TestCorruptBlockRerunsOnlyItsMapTask(t *testing.T) {
+	g := startGrid(t, Config{Agents: 2, Slots: 2})
+	var once sync.Once
+	corrupted := make(chan string, 1)
+	for _, a := range g.agents {
+		a.beforeTask = func(l launch) {
+			if l.spec.Stage.ShuffleIn == nil {
+				return
+			}
+			once.Do(func() {
+				in := l.spec.Inputs[0]
+				id := shuffle.MapOutputID{ShuffleID: uint64(l.spec.Stage.ShuffleIn.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
+				path := filepath.Join(g.stateDir, in.Agent, "jobs", l.job, shuffle.DataFileName(id))
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b[len(b)-1] ^= 0xff // inside the last chunk of the last block
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Error(err)
+				}
+				corrupted <- path
+			})
+		}
+	}
+	data, _ := filepath.Abs("../examples/wordcount/data")
+	guest, _ := filepath.Abs("../examples/wordcount/guest/go")
+	wasm := filepath.Join(t.TempDir(), "wc.wasm")
+	if err := gobuild.Build(context.Background(), guest, wasm); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	text := `[modules.wc]
+path = "` + wasm + `"
+[source]
+text = "` + data + `/*.txt"
+[[steps]]
+flat_map = "wc.split"
+[[steps]]
+reduce_by_key = "wc.sum"
+[sink]
+text = "` + out + `"
+[conf]
+partitions = 1
+source.split_size = "600B"
+`
+	spec, err := jobspec.Parse([]byte(text), filepath.Join(t.TempDir(), "job.toml"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(wasm)
+	j, err := g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"wc": b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := j.Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-corrupted:
+	default:
+		t.Fatal("no block was corrupted")
+	}
+	maps := sum.Tasks - 1
+	// Every map task ran once, the corrupted one twice, and the reducer twice.
+	if sum.Attempts != maps+1+2 || sum.FailedAttempts != 1 {
+		t.Fatalf("%d attempts (%d failed) for %d map tasks and 1 reducer; want one map rerun and one reduce retry", sum.Attempts, sum.FailedAttempts, maps)
+	}
+	res, err := os.ReadFile(filepath.Join(out, "part-00000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"the\t32\n", "jabberwock\t3\n", "tyger\t4\n"} {
+		if !strings.Contains(string(res), want) {
+			t.Errorf("result lacks %q", want)
+		}
+	}
+}
