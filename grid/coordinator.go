@@ -29,6 +29,7 @@ type coordinator struct {
 	statuses chan taskStatus
 	submits  chan *jobRun
 	cancels  chan string
+	stopped  chan struct{} // closed when run returns
 	nextJob  atomic.Uint64
 }
 
@@ -43,6 +44,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		statuses: statuses,
 		submits:  make(chan *jobRun),
 		cancels:  make(chan string, 16),
+		stopped:  make(chan struct{}),
 	}
 }
 
@@ -60,6 +62,7 @@ func (c *coordinator) addAgent(a *agent) error {
 // run is the coordinator's loop. When ctx ends it fails the jobs still
 // running and returns.
 func (c *coordinator) run(ctx context.Context) {
+	defer close(c.stopped)
 	for {
 		select {
 		case j := <-c.submits:
@@ -229,6 +232,9 @@ func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.
 	case <-ctx.Done():
 		j.discardOutput()
 		return nil, context.Cause(ctx)
+	case <-c.stopped:
+		j.discardOutput()
+		return nil, errStopped
 	}
 	return &Job{run: j, cancel: func() {
 		select {

@@ -41,6 +41,8 @@ type Config struct {
 	Metrics prometheus.Registerer
 }
 
+var errStopped = errors.New("grid: the grid has stopped")
+
 // Grid is an embedded grid: a coordinator and its agents in this process.
 type Grid struct {
 	cfg      Config
@@ -184,6 +186,11 @@ func (g *Grid) cleanup() {
 func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 	if req.Spec == nil {
 		return nil, errors.New("grid: job request without a spec")
+	}
+	select {
+	case <-g.coord.stopped:
+		return nil, errStopped
+	default:
 	}
 	plan, blobs, err := prepare(ctx, g.rt, req, g.cfg.Slots)
 	if err != nil {

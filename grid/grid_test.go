@@ -2,6 +2,7 @@ package grid
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -281,5 +282,20 @@ source.split_size = "600B"
 		if !strings.Contains(string(res), want) {
 			t.Errorf("result lacks %q", want)
 		}
+	}
+}
+
+func TestSubmitAfterStopFails(t *testing.T) {
+	g, err := New(Config{Slots: 1, CacheDir: testCacheDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	g.Run(ctx)
+	spec := testSpec(t, `map = "t.upper"`, nil)
+	_, err = g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"t": testGuest(t)}})
+	if !errors.Is(err, errStopped) {
+		t.Fatalf("Submit to a stopped grid = %v", err)
 	}
 }

@@ -59,7 +59,14 @@ func buildGo(ctx context.Context, dir string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	return out, gobuild.Build(ctx, dir, out)
+	// Build beside the target and rename, so that two runs building the
+	// same guest at once never read a half-written module.
+	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
+	if err := gobuild.Build(ctx, dir, tmp); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return out, os.Rename(tmp, out)
 }
 
 // LocalConfig configures an embedded grid.
