@@ -32,9 +32,16 @@ func LoadJob(ctx context.Context, path string, params, conf map[string]string) (
 	}
 	job := &Job{Spec: spec, Modules: map[string][]byte{}}
 	for _, m := range spec.Modules {
-		path := m.Path
-		if m.GoDir != "" {
-			if path, err = buildGo(ctx, m.GoDir); err != nil {
+		path, goDir := m.Path, m.GoDir
+		if m.Dir != "" {
+			if jobspec.HasGoSources(m.Dir) {
+				goDir = m.Dir
+			} else {
+				path = filepath.Join(m.Dir, jobspec.GuestWasm)
+			}
+		}
+		if goDir != "" {
+			if path, err = buildGo(ctx, goDir); err != nil {
 				return nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.File, m.Line, m.Name, err)
 			}
 		}

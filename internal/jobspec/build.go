@@ -52,22 +52,29 @@ func (p *parser) modules(docs map[string]moduleDoc) ([]Module, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case goDir != "" && path != "":
-			return nil, p.errorf(line, "%s has both go and path: give exactly one", key)
-		case goDir == "" && path == "":
-			return nil, p.errorf(line, "%s has neither go nor path: give go = \"<Go package directory>\" or path = \"<file>.wasm\"", key)
+		dir, err := p.modulePath(key, "dir", d.Dir, name)
+		if err != nil {
+			return nil, err
+		}
+		var given []string
+		for _, f := range []struct{ name, value string }{{"go", goDir}, {"path", path}, {"dir", dir}} {
+			if f.value != "" {
+				given = append(given, f.name)
+			}
+		}
+		switch len(given) {
+		case 0:
+			return nil, p.errorf(line, "%s has none of go, path and dir: give go = \"<Go package directory>\", path = \"<file>.wasm\" or dir = \"<guest directory>\"", key)
+		case 1:
+		default:
+			return nil, p.errorf(line, "%s has %s: give exactly one of go, path and dir", key, strings.Join(given, " and "))
 		}
 		// Point later errors about the module's file at the line that
 		// names it.
-		field := "go"
-		if path != "" {
-			field = "path"
-		}
-		if l := p.idx.line("modules", name, field); l > 0 {
+		if l := p.idx.line("modules", name, given[0]); l > 0 {
 			line = l
 		}
-		mods = append(mods, Module{Name: name, Path: path, GoDir: goDir, Line: line})
+		mods = append(mods, Module{Name: name, Path: path, GoDir: goDir, Dir: dir, Line: line})
 	}
 	return mods, nil
 }

@@ -37,6 +37,11 @@ func (s *Spec) Check() error {
 				errs = append(errs, s.errorf(m.Line, err, "%s: %v", key, err))
 			}
 		}
+		if m.Dir != "" {
+			if err := checkGuestDir(m.Dir, s.rel(m.Dir)); err != nil {
+				errs = append(errs, s.errorf(m.Line, err, "%s: %v", key, err))
+			}
+		}
 	}
 	if s.Sink.Kind == "text" {
 		if err := checkSink(s.Sink.Path, s.Conf.SinkOverwrite); err != nil {
@@ -109,6 +114,40 @@ func checkGoDir(dir, shown string) error {
 		}
 	}
 	return fmt.Errorf("%s contains no .go files: go = names the directory of the guest's Go package", shown)
+}
+
+// GuestWasm is the prebuilt module that a guest directory without Go
+// sources holds.
+const GuestWasm = "guest.wasm"
+
+// HasGoSources reports whether dir holds .go files: a guest directory that
+// does is built as a Go guest.
+func HasGoSources(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".go") {
+			return true
+		}
+	}
+	return false
+}
+
+func checkGuestDir(dir, shown string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("cannot read the guest directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (for a module file, write path = instead of dir =)", shown)
+	}
+	if HasGoSources(dir) {
+		return nil
+	}
+	wasm := filepath.Join(dir, GuestWasm)
+	if _, err := os.Stat(wasm); err != nil {
+		return fmt.Errorf("%s has neither Go sources nor a prebuilt %s: build it (make guests) or point dir = at another guest", shown, GuestWasm)
+	}
+	return checkWasm(wasm, filepath.Join(shown, GuestWasm))
 }
 
 func checkSink(dir string, overwrite bool) error {

@@ -135,7 +135,7 @@ func isBareKeyRune(c rune) bool {
 func schema() [][]string {
 	s := [][]string{
 		{"name"}, {"params"}, {"params", "*"},
-		{"modules"}, {"modules", "*"}, {"modules", "*", "go"}, {"modules", "*", "path"},
+		{"modules"}, {"modules", "*"}, {"modules", "*", "go"}, {"modules", "*", "path"}, {"modules", "*", "dir"},
 		{"source"}, {"source", "text"},
 		{"steps"},
 		{"sink"}, {"sink", "text"},

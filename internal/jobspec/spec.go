@@ -29,11 +29,14 @@ type Spec struct {
 }
 
 // Module is a WebAssembly module that steps refer to by Name. Exactly one of
-// Path and GoDir is set.
+// Path, GoDir and Dir is set.
 type Module struct {
 	Name  string
 	Path  string // absolute path of a prebuilt .wasm module, or ""
 	GoDir string // absolute directory of a Go guest package, or ""
+	// Dir is an absolute guest directory, or "": built as a Go guest if
+	// it holds .go files, otherwise its prebuilt guest.wasm is used.
+	Dir string
 	Line  int
 }
 
@@ -90,6 +93,7 @@ type fileDoc struct {
 
 type moduleDoc struct {
 	Go   any `toml:"go"`
+	Dir  any `toml:"dir"`
 	Path any `toml:"path"`
 }
 

@@ -331,9 +331,9 @@ func TestParseErrors(t *testing.T) {
 
 		// Modules, source, sink, name.
 		{"module with go and path", edit(t, `path = "wc.wasm"`, `path = "wc.wasm"`+"\n"+`go = "guest"`), none, none,
-			`job.toml:7: modules.wc has both go and path: give exactly one`},
+			`job.toml:7: modules.wc has go and path: give exactly one of go, path and dir`},
 		{"module with neither", edit(t, `path = "wc.wasm"`, `# none`), none, none,
-			`job.toml:7: modules.wc has neither go nor path: give go = "<Go package directory>" or path = "<file>.wasm"`},
+			`job.toml:7: modules.wc has none of go, path and dir: give go = "<Go package directory>", path = "<file>.wasm" or dir = "<guest directory>"`},
 		{"module name with a dot", edit(t, "[modules.wc]", `[modules."w.c"]`), none, none,
 			`job.toml:7: module name "w.c" cannot contain ".": steps refer to functions as module.function`},
 		{"missing source", edit(t, "[source]\ntext = \"${input}\"", ""), none, none,
