@@ -54,6 +54,10 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 	if limit == 0 || limit > maxMemory {
 		limit = maxMemory
 	}
+	if mem, ok := m.compiled.ExportedMemories()["memory"]; ok && uint64(mem.Min())*65536 > limit {
+		return nil, &Error{Module: label, Kind: KindOutOfMemory, Msg: fmt.Sprintf(
+			"the module's memory starts at %d MiB; the task's limit is %d MiB (raise task.memory)", uint64(mem.Min())>>4, limit>>20)}
+	}
 	inst := &Instance{
 		label:  label,
 		mem:    &limitedMemory{limit: limit},

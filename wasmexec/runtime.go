@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -25,6 +26,8 @@ type Config struct {
 	// guest that never returns can then only be stopped by ending the
 	// process. For benchmarks and for executors that a supervisor kills.
 	NoInterrupt bool
+	// Limits bound what a module may declare; checked before compiling.
+	Limits ModuleLimits
 	// Logger receives compile events; nil discards them.
 	Logger *slog.Logger
 }
@@ -34,6 +37,7 @@ type Config struct {
 type Runtime struct {
 	rt     wazero.Runtime
 	cache  wazero.CompilationCache
+	limits ModuleLimits
 	logger *slog.Logger
 
 	mu      sync.Mutex // protects modules
@@ -75,7 +79,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("wasmexec: instantiate WASI: %w", err)
 	}
-	return &Runtime{rt: rt, cache: cache, logger: logger, modules: make(map[[32]byte]*loading)}, nil
+	return &Runtime{rt: rt, cache: cache, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
 }
 
 // Close releases every compiled module.
@@ -117,6 +121,26 @@ func (m *Module) Function(name string) (Function, error) {
 	return Function{}, fmt.Errorf("no function %q; it has: %s", name, strings.Join(names, ", "))
 }
 
+// requiredSignatures are the ABI's export signatures, as signature renders them.
+var requiredSignatures = map[string]string{
+	"wasmgrid_abi_version": "() -> (i32)",
+	"wasmgrid_describe":    "() -> (i64)",
+	"wasmgrid_alloc":       "(i32) -> (i32)",
+	"wasmgrid_run":         "(i32, i32) -> (i32)",
+	"wasmgrid_output":      "() -> (i64)",
+}
+
+func signature(params, results []api.ValueType) string {
+	names := func(ts []api.ValueType) string {
+		var s []string
+		for _, t := range ts {
+			s = append(s, api.ValueTypeName(t))
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + names(params) + ") -> (" + names(results) + ")"
+}
+
 // requiredExports are the exports of guest ABI v1 that a module must have.
 var requiredExports = []string{"wasmgrid_abi_version", "wasmgrid_describe", "wasmgrid_alloc", "wasmgrid_run", "wasmgrid_output"}
 
@@ -156,10 +180,11 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	invalid := func(format string, args ...any) error {
 		return &Error{Module: label, Kind: KindInvalid, Msg: fmt.Sprintf(format, args...)}
 	}
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, invalid("not a WebAssembly module: it does not start with \\0asm")
+	checked, err := checkModule(wasm, r.limits)
+	if err != nil {
+		return nil, invalid("%v", err)
 	}
-	compiled, err := r.rt.CompileModule(ctx, wasm)
+	compiled, err := r.rt.CompileModule(ctx, checked)
 	if err != nil {
 		return nil, invalid("compile: %v", err)
 	}
@@ -177,6 +202,13 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	}
 	if len(missing) > 0 {
 		return fail(invalid("missing exports %s: build it with a wasmgrid guest SDK (docs/abi.md)", strings.Join(missing, ", ")))
+	}
+	for _, e := range requiredExports {
+		sig := requiredSignatures[e]
+		def := exports[e]
+		if got := signature(def.ParamTypes(), def.ResultTypes()); got != sig {
+			return fail(invalid("export %s has the signature %s; guest ABI v1 wants %s (docs/abi.md)", e, got, sig))
+		}
 	}
 	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
 		return fail(invalid("no exported memory named \"memory\""))
@@ -218,7 +250,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 const ABIVersion = 1
 
 const (
-	describeTimeout = 30e9 // 30s: Go guests take ~1ms; a hostile one is stopped
+	describeTimeout = 10e9 // 10s: Go guests take ~1ms; a hostile one is stopped
 	describeMemory  = 256 << 20
 )
 

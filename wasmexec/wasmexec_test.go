@@ -126,7 +126,7 @@ func TestLoadRejects(t *testing.T) {
 		want string
 	}{
 		{"not wasm", []byte("hello world, not wasm"), "not a WebAssembly module"},
-		{"garbage after magic", []byte("\x00asm\x01\x00\x00\x00\xff\xff"), "compile"},
+		{"garbage after magic", []byte("\x00asm\x01\x00\x00\x00\xff\xff"), "malformed module"},
 		{"no abi", guest(t, "testdata/noabi"), "missing exports wasmgrid_abi_version, wasmgrid_describe, wasmgrid_alloc, wasmgrid_run, wasmgrid_output"},
 	}
 	for _, tt := range tests {
