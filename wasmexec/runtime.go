@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -35,8 +37,9 @@ type Config struct {
 // Runtime compiles modules and instantiates them for tasks. It is safe for
 // concurrent use; one Runtime serves every task of an agent.
 type Runtime struct {
-	rt     wazero.Runtime
-	cache  wazero.CompilationCache
+	rt       wazero.Runtime
+	cache    wazero.CompilationCache
+	cacheDir string
 	limits ModuleLimits
 	logger *slog.Logger
 
@@ -79,7 +82,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("wasmexec: instantiate WASI: %w", err)
 	}
-	return &Runtime{rt: rt, cache: cache, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
+	return &Runtime{rt: rt, cache: cache, cacheDir: cfg.CacheDir, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
 }
 
 // Close releases every compiled module.
@@ -184,7 +187,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	compiled, err := r.rt.CompileModule(ctx, checked)
+	compiled, err := r.compile(ctx, checked)
 	if err != nil {
 		return nil, invalid("compile: %v", err)
 	}
@@ -244,6 +247,35 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	m.Functions = fns
 	r.logger.Debug("module loaded", "module", name, "sha256", hash, "functions", len(fns))
 	return m, nil
+}
+
+// compile compiles a checked module. wazero verifies the checksum of a
+// cached entry but then fails the compile instead of rebuilding it; a
+// corrupt cache must never be trusted nor stop the agent, so the cache's
+// entries are discarded and the module compiled afresh.
+func (r *Runtime) compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+	compiled, err := r.rt.CompileModule(ctx, wasm)
+	if err == nil || r.cacheDir == "" || !strings.Contains(err.Error(), "compilationcache") {
+		return compiled, err
+	}
+	r.logger.Warn("discarding a corrupt compilation cache", "dir", r.cacheDir, "err", err)
+	if rmErr := clearDir(r.cacheDir); rmErr != nil {
+		return nil, fmt.Errorf("%w (and clearing the cache failed: %v)", err, rmErr)
+	}
+	return r.rt.CompileModule(ctx, wasm)
+}
+
+// clearDir removes the files under dir, keeping the directories, which
+// wazero's file cache creates once and expects to find.
+func clearDir(dir string) error {
+	var errs []error
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			errs = append(errs, os.Remove(path))
+		}
+		return err
+	})
+	return errors.Join(append(errs, err)...)
 }
 
 // ABIVersion is the guest ABI version this host speaks.

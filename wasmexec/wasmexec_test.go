@@ -376,3 +376,54 @@ func TestInstancesAreIsolated(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestCorruptCompilationCacheIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	wasm := guest(t, "testdata/testguest")
+	r1, err := NewRuntime(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.Load(ctx, "t", wasm); err != nil {
+		t.Fatal(err)
+	}
+	r1.Close(ctx)
+	corrupted := 0
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(path)
+			if len(b) > 64 {
+				b[len(b)/2] ^= 0xff
+				os.WriteFile(path, b, 0o644)
+				corrupted++
+			}
+		}
+		return nil
+	})
+	if corrupted == 0 {
+		t.Fatal("no cache entry written")
+	}
+	r2, err := NewRuntime(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close(ctx)
+	m, err := r2.Load(ctx, "t", wasm)
+	if err != nil {
+		t.Fatalf("Load with a corrupt cache: %v", err)
+	}
+	p, err := r2.NewPipeline(ctx, steps(t, m, "upper"), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if err := p.Push(ctx, batchOf([2]string{"a", "b"}), func(b []byte) error {
+		if got := records(t, b); got[0] != [2]string{"A", "B"} {
+			t.Fatalf("got %v", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
