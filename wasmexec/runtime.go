@@ -40,8 +40,8 @@ type Runtime struct {
 	rt       wazero.Runtime
 	cache    wazero.CompilationCache
 	cacheDir string
-	limits ModuleLimits
-	logger *slog.Logger
+	limits   ModuleLimits
+	logger   *slog.Logger
 
 	mu      sync.Mutex // protects modules
 	modules map[[32]byte]*loading
