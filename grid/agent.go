@@ -2,10 +2,12 @@ package grid
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +15,6 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/planner"
-	"github.com/wasmgrid/wasmgrid/shuffle"
-	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
 // launch asks an agent to run one task attempt.
@@ -38,29 +38,53 @@ type taskStatus struct {
 	elapsed time.Duration
 }
 
-// agent runs tasks and keeps their shuffle output under dir.
+// agent runs tasks in executor child processes and keeps their shuffle
+// output under dir.
 type agent struct {
 	name      string
 	dir       string
 	resources allocator.Resources
-	rt        *wasmexec.Runtime
 	peers     *peerDirs
 	logger    *slog.Logger
 	launches  chan launch
 	statuses  chan<- taskStatus
 
-	mu     sync.Mutex // protects loaded
-	loaded map[string]*wasmexec.Module
+	// executorArgv starts an executor; executorCfg configures it.
+	executorArgv []string
+	executorCfg  executor.Config
+
+	mu       sync.Mutex // protects the fields below
+	executor *executor.Process
+	modules  map[string]string // module hash -> file
 
 	// beforeTask, if set, runs before each task attempt: a fault-injection
 	// hook for tests.
 	beforeTask func(launch)
 }
 
-// run accepts launches until ctx ends, then waits for its tasks.
+// Grace periods of a task that is asked to stop: how long the executor has
+// to stop it between two batches before the agent kills the executor.
+const (
+	cancelGrace   = 2 * time.Second
+	deadlineGrace = 500 * time.Millisecond
+)
+
+// errDeadline is the cause of a task stopped at its deadline.
+var errDeadline = errors.New("task deadline")
+
+// run accepts launches until ctx ends, then stops its executor and waits
+// for its tasks.
 func (a *agent) run(ctx context.Context) {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		a.mu.Lock()
+		p := a.executor
+		a.mu.Unlock()
+		if p != nil {
+			p.Close(cancelGrace)
+		}
+		wg.Wait()
+	}()
 	for {
 		select {
 		case l := <-a.launches:
@@ -81,63 +105,146 @@ func (a *agent) run(ctx context.Context) {
 
 func (a *agent) jobDir(job string) string { return filepath.Join(a.dir, "jobs", job) }
 
+// process returns the running executor, starting one if there is none or
+// the last one died.
+func (a *agent) process() (*executor.Process, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.executor != nil {
+		select {
+		case <-a.executor.Done():
+			a.logger.Warn("restarting executor", "pid", a.executor.Pid())
+			a.executor = nil
+		default:
+			return a.executor, nil
+		}
+	}
+	p, err := executor.StartProcess(a.executorArgv, a.executorCfg, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	a.logger.Debug("executor started", "pid", p.Pid())
+	a.executor = p
+	return p, nil
+}
+
 func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 	start := time.Now()
 	st := taskStatus{job: l.job, agent: a.name, key: l.spec.Key, attempt: l.spec.Attempt}
-	ctx, cancel := context.WithTimeout(l.ctx, time.Duration(l.conf.TaskTimeout))
-	defer cancel()
-	stop := context.AfterFunc(agentCtx, cancel)
-	defer stop()
-
+	defer func() { st.elapsed = time.Since(start) }()
 	if a.beforeTask != nil {
 		a.beforeTask(l)
 	}
-	mods, err := a.load(ctx, l.modules)
+	msg, err := a.taskMsg(l)
 	if err != nil {
 		st.err = err
 		return st
 	}
-	task := &executor.Task{
-		Spec:             l.spec,
-		Modules:          mods,
-		Limits:           wasmexec.Limits{MemoryBytes: uint64(l.conf.TaskMemory)},
-		BatchSize:        int(l.conf.BatchSize),
-		MaxRecord:        int(l.conf.MaxRecord),
-		ShuffleDir:       a.jobDir(l.job),
-		ShuffleMemory:    int64(l.conf.ShuffleMemory),
-		CompressionLevel: l.conf.CompressionLevel,
-		OutputFile:       l.outputFile,
-		Blocks:           jobBlocks{peers: a.peers, job: l.job},
+	p, err := a.process()
+	if err != nil {
+		st.err = err
+		return st
 	}
-	a.logger.Debug("task started", "job", l.job, "task", l.spec.Key.String(), "attempt", l.spec.Attempt)
-	st.res, st.err = executor.Run(ctx, a.rt, task)
-	st.elapsed = time.Since(start)
+	// The attempt stops when its job ends, when the agent stops, or at its
+	// deadline, whichever comes first.
+	timeout := time.Duration(l.conf.TaskTimeout)
+	ctx, cancel := context.WithCancelCause(l.ctx)
+	defer cancel(nil)
+	stopAgent := context.AfterFunc(agentCtx, func() { cancel(context.Cause(agentCtx)) })
+	defer stopAgent()
+	deadline := time.AfterFunc(timeout, func() { cancel(errDeadline) })
+	defer deadline.Stop()
+	grace := cancelGrace
+	if timeout > 0 {
+		grace = deadlineGrace
+	}
+	a.logger.Debug("task started", "job", l.job, "task", l.spec.Key.String(), "attempt", l.spec.Attempt, "executor", p.Pid())
+	resp, err := p.Run(ctx, msg, grace)
+	timedOut := errors.Is(context.Cause(ctx), errDeadline)
+	var died *executor.DiedError
+	switch {
+	case timedOut:
+		st.err = &executor.Error{
+			Failure: planner.Failure{Kind: planner.TaskError},
+			Err:     fmt.Errorf("task %s attempt %d running %s ran past its deadline (task.timeout = %s) and was stopped", l.spec.Key, l.spec.Attempt, stageFuncs(l.spec.Stage), timeout),
+			Log:     resp.Log,
+		}
+	case errors.As(err, &died) && died.Killed:
+		// Killed for another attempt's sake: not this one's fault.
+		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.Lost}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
+	case err != nil:
+		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.TaskError}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
+	case resp.Failure != nil:
+		st.err = &executor.Error{Failure: *resp.Failure, Err: errors.New(resp.Err), Log: resp.Log}
+	default:
+		st.res = resp.Result
+	}
+	if timedOut {
+		st.err.(*executor.Error).Failure.Msg = st.err.Error()
+	} else if e, ok := st.err.(*executor.Error); ok && e.Failure.Msg == "" {
+		e.Failure.Msg = e.Err.Error()
+	}
 	if st.err != nil {
 		a.logger.Info("task failed", "job", l.job, "task", l.spec.Key.String(), "attempt", l.spec.Attempt, "err", st.err)
 	}
 	return st
 }
 
-// load returns the job's modules compiled in this agent's runtime, loading
-// each hash once.
-func (a *agent) load(ctx context.Context, blobs []moduleBlob) (map[string]*wasmexec.Module, error) {
-	out := make(map[string]*wasmexec.Module, len(blobs))
-	for _, b := range blobs {
-		a.mu.Lock()
-		m := a.loaded[b.Hash]
-		a.mu.Unlock()
-		if m == nil {
-			var err error
-			if m, err = a.rt.Load(ctx, b.Name, b.Bytes); err != nil {
-				return nil, err
-			}
-			a.mu.Lock()
-			a.loaded[b.Hash] = m
-			a.mu.Unlock()
-		}
-		out[b.Name] = m
+// taskMsg describes a launch for the executor, storing the job's modules
+// in the agent's module directory first.
+func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
+	msg := &executor.TaskMsg{
+		Spec:             l.spec,
+		MemoryBytes:      uint64(l.conf.TaskMemory),
+		BatchSize:        int(l.conf.BatchSize),
+		MaxRecord:        int(l.conf.MaxRecord),
+		MaxOutput:        int64(l.conf.MaxOutput),
+		ShuffleDir:       a.jobDir(l.job),
+		ShuffleMemory:    int64(l.conf.ShuffleMemory),
+		CompressionLevel: l.conf.CompressionLevel,
+		OutputFile:       l.outputFile,
+		Peers:            map[string]string{},
 	}
-	return out, nil
+	for name, dir := range a.peers.dirs {
+		msg.Peers[name] = filepath.Join(dir, "jobs", l.job)
+	}
+	for _, b := range l.modules {
+		path, err := a.storeModule(b)
+		if err != nil {
+			return nil, err
+		}
+		msg.Modules = append(msg.Modules, executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: path})
+	}
+	return msg, nil
+}
+
+// storeModule writes a module to the agent's content-addressed module
+// directory once.
+func (a *agent) storeModule(b moduleBlob) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if p, ok := a.modules[b.Hash]; ok {
+		return p, nil
+	}
+	dir := filepath.Join(a.dir, "modules")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, b.Hash+".wasm")
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.Write(b.Bytes)
+	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("store module %s: %w", b.Name, err)
+	}
+	a.modules[b.Hash] = path
+	return path, nil
 }
 
 // removeJob deletes the job's shuffle files: the job has ended.
@@ -149,23 +256,17 @@ type peerDirs struct {
 	dirs map[string]string // agent name -> dir; written before Run, then read-only
 }
 
-// jobBlocks opens a job's shuffle blocks on any agent.
-type jobBlocks struct {
-	peers *peerDirs
-	job   string
-}
-
-func (b jobBlocks) OpenBlock(ctx context.Context, agent string, id shuffle.MapOutputID, partition int) (executor.BlockIterator, error) {
-	dir, ok := b.peers.dirs[agent]
-	if !ok {
-		return nil, &shuffle.FetchError{ID: id, Partition: partition, Location: agent, Err: fmt.Errorf("unknown agent %q", agent)}
+// stageFuncs names the guest functions a stage runs, as "wc.split|wc.sum".
+func stageFuncs(s *planner.Stage) string {
+	var names []string
+	if s.Reduce != nil {
+		names = append(names, s.Reduce.String())
 	}
-	dir = filepath.Join(dir, "jobs", b.job)
-	return shuffle.OpenBlock(shuffle.BlockRef{
-		ID:        id,
-		Partition: partition,
-		DataPath:  filepath.Join(dir, shuffle.DataFileName(id)),
-		IndexPath: filepath.Join(dir, shuffle.IndexFileName(id)),
-		Location:  agent,
-	}, shuffle.Limits{})
+	for _, st := range s.Steps {
+		names = append(names, st.Func.String())
+	}
+	if s.ShuffleOut != nil && s.ShuffleOut.Combine != nil {
+		names = append(names, s.ShuffleOut.Combine.String())
+	}
+	return strings.Join(names, "|")
 }

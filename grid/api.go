@@ -102,15 +102,8 @@ type Summary struct {
 	Plan                           string // the physical plan, as a tree
 }
 
-// failureOf extracts the scheduler's view of a failed attempt.
-func failureOf(err error) planner.Failure {
-	var e *executor.Error
-	if errors.As(err, &e) {
-		return e.Failure
-	}
-	// Failures before the executor ran: the module would not load.
-	return planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
-}
+// failureOf is the scheduler's view of a failed attempt.
+func failureOf(err error) planner.Failure { return executor.FailureOf(err) }
 
 // Plan is the job's physical plan, as a tree of stages.
 func (j *Job) Plan() string { return j.run.sched.Plan().String() }

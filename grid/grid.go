@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
@@ -39,6 +40,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives the grid's Prometheus metrics.
 	Metrics prometheus.Registerer
+	// ExecutorCommand starts an executor process (default: this program,
+	// which must call executor.MainIfExecutor first thing in main, or in
+	// TestMain for a test binary).
+	ExecutorCommand []string
+	// ModuleLimits bound what modules may declare.
+	ModuleLimits wasmexec.ModuleLimits
 }
 
 var errStopped = errors.New("grid: the grid has stopped")
@@ -71,6 +78,16 @@ func New(cfg Config) (*Grid, error) {
 	if cfg.MemoryMiB <= 0 {
 		cfg.MemoryMiB = machineMemoryMiB()
 	}
+	if _, ok := os.LookupEnv(executor.EnvConfig); ok {
+		return nil, errors.New("grid: this process is an executor and cannot host a grid: its program must call executor.MainIfExecutor first")
+	}
+	if len(cfg.ExecutorCommand) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
+		}
+		cfg.ExecutorCommand = []string{exe}
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -92,12 +109,10 @@ func New(cfg Config) (*Grid, error) {
 			cacheDir = filepath.Join(d, "wasmgrid", "wazero")
 		}
 	}
-	ctx := context.Background()
-	newRuntime := func() (*wasmexec.Runtime, error) {
-		return wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: cacheDir, Logger: logger})
-	}
+	// The coordinator's runtime only reads manifests: it keeps the
+	// termination checks, so that a hostile _initialize cannot hang it.
 	var err error
-	if g.rt, err = newRuntime(); err != nil {
+	if g.rt, err = wasmexec.NewRuntime(context.Background(), wasmexec.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, Logger: logger}); err != nil {
 		g.cleanup()
 		return nil, err
 	}
@@ -111,21 +126,18 @@ func New(cfg Config) (*Grid, error) {
 			slots++
 		}
 		name := fmt.Sprintf("agent-%d", i+1)
-		rt, err := newRuntime()
-		if err != nil {
-			g.cleanup()
-			return nil, err
-		}
+		mem := cfg.MemoryMiB / int64(cfg.Agents)
 		a := &agent{
-			name:      name,
-			dir:       filepath.Join(g.stateDir, name),
-			resources: allocator.Resources{CPU: int64(slots) * 1000, Mem: cfg.MemoryMiB / int64(cfg.Agents)},
-			rt:        rt,
-			peers:     peers,
-			logger:    logger.With("agent", name),
-			launches:  make(chan launch, slots),
-			statuses:  statuses,
-			loaded:    map[string]*wasmexec.Module{},
+			name:         name,
+			dir:          filepath.Join(g.stateDir, name),
+			resources:    allocator.Resources{CPU: int64(slots) * 1000, Mem: mem},
+			peers:        peers,
+			logger:       logger.With("agent", name),
+			launches:     make(chan launch, slots),
+			statuses:     statuses,
+			executorArgv: cfg.ExecutorCommand,
+			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits},
+			modules:      map[string]string{},
 		}
 		peers.dirs[name] = a.dir
 		g.agents = append(g.agents, a)
@@ -172,9 +184,6 @@ func (g *Grid) cleanup() {
 	ctx := context.Background()
 	if g.rt != nil {
 		g.rt.Close(ctx)
-	}
-	for _, a := range g.agents {
-		a.rt.Close(ctx)
 	}
 	if g.ownState {
 		os.RemoveAll(g.stateDir)

@@ -3,6 +3,7 @@ package grid
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/gobuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/shuffle"
@@ -24,6 +26,7 @@ import (
 var testCacheDir string
 
 func TestMain(m *testing.M) {
+	executor.MainIfExecutor()
 	d, err := os.MkdirTemp("", "grid-test-cache")
 	if err != nil {
 		panic(err)
@@ -56,6 +59,9 @@ func startGrid(t *testing.T, cfg Config) *Grid {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	cfg.CacheDir = testCacheDir
+	if os.Getenv("GRID_TEST_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	g, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +116,7 @@ func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
 		attempts int
 	}{
 		{`map = "t.fail"`, nil, []string{"failed 3 times", "module t (sha256 ", "function fail", "guest error: fail: refusing record"}, 3},
-		{`map = "t.loop"`, map[string]string{"task.timeout": "200ms", "task.max_attempts": "2"}, []string{"failed 2 times", "function loop", "ran past its deadline"}, 2},
+		{`map = "t.loop"`, map[string]string{"task.timeout": "200ms", "task.max_attempts": "2"}, []string{"failed 2 times", "running t.loop", "ran past its deadline (task.timeout = 200ms)"}, 2},
 		{`map = "t.bomb"`, map[string]string{"task.memory": "32MiB", "task.max_attempts": "1"}, []string{"function bomb", "out of memory", "limit is 32 MiB"}, 1},
 		{`map = "t.exit"`, map[string]string{"task.max_attempts": "1"}, []string{"exited with code 3", "about to exit"}, 1},
 	}

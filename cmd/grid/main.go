@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 )
 
 func main() {
+	// An agent starts its executors from this same program.
+	executor.MainIfExecutor()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/wasmgrid/wasmgrid/planner"
@@ -24,6 +25,9 @@ type Task struct {
 	BatchSize int
 	// MaxRecord is the longest input line accepted.
 	MaxRecord int
+	// MaxOutput caps the bytes of records the task's pipeline may produce;
+	// 0 means no cap.
+	MaxOutput int64
 	// ShuffleDir is where a map task writes its output: the agent's
 	// directory for this job.
 	ShuffleDir string
@@ -52,8 +56,10 @@ type BlockIterator interface {
 type Result struct {
 	RecordsIn, RecordsOut int64
 	BytesIn               int64
+	BytesOut              int64              // bytes of records the pipeline produced
 	MapOutput             *shuffle.MapOutput // a map task's output
 	OutputFile            string             // a result task's attempt file
+	Log                   string             // the tail of the guests' stdout and stderr
 }
 
 // Error is a failed attempt: what the scheduler needs to react, and the
@@ -61,6 +67,7 @@ type Result struct {
 type Error struct {
 	Failure planner.Failure
 	Err     error
+	Log     string // the tail of the guests' stdout and stderr
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -71,8 +78,11 @@ func Run(ctx context.Context, rt *wasmexec.Runtime, t *Task) (*Result, error) {
 	r := &runner{rt: rt, t: t, res: &Result{}}
 	err := r.run(ctx)
 	if err != nil {
-		return nil, classify(t.Spec, err)
+		e := classify(t.Spec, err)
+		e.Log = r.log.String()
+		return nil, e
 	}
+	r.res.Log = r.log.String()
 	return r.res, nil
 }
 
@@ -80,6 +90,7 @@ type runner struct {
 	rt  *wasmexec.Runtime
 	t   *Task
 	res *Result
+	log strings.Builder // guests' output, gathered as their instances close
 }
 
 func (r *runner) step(ref planner.FuncRef) (wasmexec.Step, error) {
@@ -108,7 +119,10 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer pipe.Close(context.WithoutCancel(ctx))
+	defer func() {
+		r.log.WriteString(pipe.Log())
+		pipe.Close(context.WithoutCancel(ctx))
+	}()
 
 	sink, commit, abort, err := r.openOutput(ctx)
 	if err != nil {
@@ -119,7 +133,14 @@ func (r *runner) run(ctx context.Context) (err error) {
 			abort()
 		}
 	}()
-	push := func(b []byte) error { return pipe.Push(ctx, b, sink) }
+	limited := func(b []byte) error {
+		r.res.BytesOut += int64(len(b) - 4)
+		if max := r.t.MaxOutput; max > 0 && r.res.BytesOut > max {
+			return &limitError{fmt.Errorf("the task produced more than task.max_output (%d bytes) of records: raise it, or filter earlier", max)}
+		}
+		return sink(b)
+	}
+	push := func(b []byte) error { return pipe.Push(ctx, b, limited) }
 	if err := r.readInput(ctx, push); err != nil {
 		return err
 	}
@@ -133,6 +154,11 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 	flush := func() error {
 		if b.Len() == 0 {
 			return nil
+		}
+		// Guests may run without termination checks: a stop request is
+		// noticed here, between two batches.
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		r.res.RecordsIn += int64(b.Len())
 		err := push(b.Bytes())
@@ -169,7 +195,10 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		if err != nil {
 			return err
 		}
-		defer reducer.Close(context.WithoutCancel(ctx))
+		defer func() {
+			r.log.WriteString(reducer.Log())
+			reducer.Close(context.WithoutCancel(ctx))
+		}()
 		push = func(b []byte) error {
 			out, err := reducer.Reduce(ctx, b)
 			if err != nil {
@@ -294,7 +323,9 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 	}
 	closeCombiner := func() {
 		if combiner != nil {
+			r.log.WriteString(combiner.Log())
 			combiner.Close(context.WithoutCancel(ctx))
+			combiner = nil
 		}
 	}
 	w, err := shuffle.NewWriter(cfg)
@@ -322,13 +353,23 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 	return sink, commit, abort, nil
 }
 
+// limitError is a task that passed one of its limits: deterministic, so
+// retrying cannot help.
+type limitError struct{ err error }
+
+func (e *limitError) Error() string { return e.err.Error() }
+func (e *limitError) Unwrap() error { return e.err }
+
 // classify turns an attempt's error into a scheduler Failure.
-func classify(spec planner.TaskSpec, err error) error {
+func classify(spec planner.TaskSpec, err error) *Error {
 	f := planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
 	var fe *shuffle.FetchError
 	var we *wasmexec.Error
 	var ie *inputError
+	var le *limitError
 	switch {
+	case errors.As(err, &le):
+		f.Kind = planner.Fatal
 	case errors.As(err, &fe):
 		f.Kind = planner.FetchFailed
 		f.ShuffleID, f.MapIndex = int(fe.ID.ShuffleID), int(fe.ID.MapIndex)

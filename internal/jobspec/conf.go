@@ -19,6 +19,7 @@ type Conf struct {
 	TaskMemory       Size     // task.memory: memory limit of a task's wasm instance
 	TaskTimeout      Duration // task.timeout: deadline of one task attempt
 	MaxAttempts      int      // task.max_attempts: attempts per task before the job fails
+	MaxOutput        Size     // task.max_output: bytes of records one task may produce
 	BatchSize        Size     // batch.size: bytes of records per call into the guest
 	ShuffleMemory    Size     // shuffle.memory: map-side buffer before records are combined
 	CompressionLevel int      // shuffle.compression_level: zstd level of shuffle blocks, 1..4
@@ -34,6 +35,7 @@ func DefaultConf() Conf {
 		TaskMemory:       512 * MiB,
 		TaskTimeout:      Duration(10 * time.Minute),
 		MaxAttempts:      3,
+		MaxOutput:        16 * GiB,
 		BatchSize:        256 * KiB,
 		ShuffleMemory:    64 * MiB,
 		CompressionLevel: 1,
@@ -50,6 +52,7 @@ func ConfKeys() []string {
 		"task.memory",
 		"task.timeout",
 		"task.max_attempts",
+		"task.max_output",
 		"batch.size",
 		"shuffle.memory",
 		"shuffle.compression_level",
@@ -87,6 +90,8 @@ func (c *Conf) set(key string, v any) error {
 		c.TaskTimeout, err = setDuration(c.TaskTimeout, key, v)
 	case "task.max_attempts":
 		c.MaxAttempts, err = setInt(c.MaxAttempts, key, v, 1, math.MaxInt32)
+	case "task.max_output":
+		c.MaxOutput, err = setSize(c.MaxOutput, key, v, 1, math.MaxInt64)
 	case "batch.size":
 		c.BatchSize, err = setSize(c.BatchSize, key, v, 1, math.MaxInt64)
 	case "shuffle.memory":

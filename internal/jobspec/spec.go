@@ -36,8 +36,8 @@ type Module struct {
 	GoDir string // absolute directory of a Go guest package, or ""
 	// Dir is an absolute guest directory, or "": built as a Go guest if
 	// it holds .go files, otherwise its prebuilt guest.wasm is used.
-	Dir string
-	Line  int
+	Dir  string
+	Line int
 }
 
 // Source is the job's input.
@@ -115,6 +115,7 @@ type confDoc struct {
 		Memory      any `toml:"memory"`
 		Timeout     any `toml:"timeout"`
 		MaxAttempts any `toml:"max_attempts"`
+		MaxOutput   any `toml:"max_output"`
 	} `toml:"task"`
 	Batch struct {
 		Size any `toml:"size"`
@@ -142,6 +143,7 @@ func (d *confDoc) values() []confValue {
 		{"task.memory", d.Task.Memory},
 		{"task.timeout", d.Task.Timeout},
 		{"task.max_attempts", d.Task.MaxAttempts},
+		{"task.max_output", d.Task.MaxOutput},
 		{"batch.size", d.Batch.Size},
 		{"shuffle.memory", d.Shuffle.Memory},
 		{"shuffle.compression_level", d.Shuffle.CompressionLevel},

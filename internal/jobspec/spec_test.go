@@ -205,7 +205,7 @@ sink.overwrite = true`),
 			check: func(t *testing.T, s *Spec) {
 				want := Conf{
 					Partitions: 2, SplitSize: 4096, MaxRecord: GiB, TaskMemory: 1e9,
-					TaskTimeout: Duration(time.Hour), MaxAttempts: 5, BatchSize: 512 * KiB,
+					TaskTimeout: Duration(time.Hour), MaxAttempts: 5, MaxOutput: 16 * GiB, BatchSize: 512 * KiB,
 					ShuffleMemory: 128 * MiB, CompressionLevel: 3, SinkOverwrite: false,
 				}
 				if s.Conf != want {
@@ -373,7 +373,7 @@ func TestParseErrors(t *testing.T) {
 		{"--conf size", baseSpec, none, map[string]string{"batch.size": "1.5MiB"},
 			`--conf batch.size: "1.5MiB" is not a size: use a whole number of bytes, or one with a unit, like "64MiB", "512KiB" or "1GB"`},
 		{"--conf unknown key", baseSpec, none, map[string]string{"partitons": "4"},
-			`--conf partitons: unknown conf key (did you mean "partitions"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite`},
+			`--conf partitons: unknown conf key (did you mean "partitions"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,7 +450,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Steps) != 2 || s.Steps[0].Op != OpFlatMap || s.Sink.Kind != "stdout" || s.Modules[0].GoDir == "" {
+	if len(s.Steps) != 2 || s.Steps[0].Op != OpFlatMap || s.Sink.Kind != "stdout" || s.Modules[0].Dir == "" {
 		t.Errorf("spec = %+v", s)
 	}
 }

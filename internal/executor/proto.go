@@ -1,0 +1,70 @@
+package executor
+
+import (
+	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
+)
+
+// The protocol between an agent and its executor processes. The agent
+// writes requests to the executor's standard input and reads responses
+// from its standard output, both as one encoding/gob stream per direction;
+// the executor's standard error is its log. Requests and responses carry an
+// ID, so tasks run concurrently and finish in any order. Both ends are the
+// same binary, so the protocol has no versioning of its own: an agent always
+// starts executors from its own executable.
+
+// Request is one message from the agent. Exactly one field after ID is set.
+type Request struct {
+	ID     uint64
+	Run    *TaskMsg // run a task attempt
+	Cancel bool     // stop the task ID; its response follows
+}
+
+// TaskMsg is a task attempt as the executor receives it: the Task, with
+// modules named by the files that hold them instead of loaded values.
+type TaskMsg struct {
+	Spec             planner.TaskSpec
+	Modules          []ModuleFile
+	MemoryBytes      uint64
+	BatchSize        int
+	MaxRecord        int
+	MaxOutput        int64
+	ShuffleDir       string
+	ShuffleMemory    int64
+	CompressionLevel int
+	OutputFile       string
+	// Peers maps each agent to its directory of this job's shuffle files.
+	Peers map[string]string
+}
+
+// ModuleFile names a module by its name in the job, its sha256 and the file
+// where the agent keeps its bytes.
+type ModuleFile struct {
+	Name string
+	Hash string
+	Path string
+}
+
+// Response is the outcome of one request.
+type Response struct {
+	ID      uint64
+	Result  *Result
+	Failure *planner.Failure // set when the attempt failed
+	Err     string           // the failure, in words
+	Log     string           // the tail of the guest's stdout and stderr
+}
+
+// Config is an executor process's configuration, passed by its agent in
+// the environment variable named by EnvConfig, as JSON.
+type Config struct {
+	// CacheDir keeps compiled modules across executor restarts.
+	CacheDir string
+	// MemoryLimit is the executor's Go runtime memory limit, in bytes; 0
+	// leaves it unset.
+	MemoryLimit int64
+	// Limits bound what modules may declare.
+	Limits wasmexec.ModuleLimits
+}
+
+// EnvConfig is the environment variable that makes a process an executor.
+const EnvConfig = "WASMGRID_EXECUTOR"
