@@ -77,6 +77,15 @@ func (p *Pipeline) Push(ctx context.Context, b []byte, emit func(batch []byte) e
 	return emit(b)
 }
 
+// Log is the tail of what the pipeline's guests wrote to stdout and stderr.
+func (p *Pipeline) Log() string {
+	var b strings.Builder
+	for _, inst := range p.instances {
+		b.WriteString(inst.Stderr())
+	}
+	return b.String()
+}
+
 // Label describes the pipeline's chain, as "split|lower".
 func (p *Pipeline) Label() string {
 	labels := make([]string, len(p.segments))
@@ -169,6 +178,9 @@ func (rd *Reducer) Flush() []byte {
 	}
 	return rd.out
 }
+
+// Log is the tail of what the reducer's guest wrote to stdout and stderr.
+func (rd *Reducer) Log() string { return rd.inst.Stderr() }
 
 // Close releases the reducer's instance.
 func (rd *Reducer) Close(ctx context.Context) error {
