@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
@@ -46,6 +47,9 @@ type Config struct {
 	ExecutorCommand []string
 	// ModuleLimits bound what modules may declare.
 	ModuleLimits wasmexec.ModuleLimits
+	// ModuleLoadTimeout bounds a module's initialization when its manifest
+	// is read at submission (default 10s).
+	ModuleLoadTimeout time.Duration
 }
 
 var errStopped = errors.New("grid: the grid has stopped")
@@ -112,7 +116,7 @@ func New(cfg Config) (*Grid, error) {
 	// The coordinator's runtime only reads manifests: it keeps the
 	// termination checks, so that a hostile _initialize cannot hang it.
 	var err error
-	if g.rt, err = wasmexec.NewRuntime(context.Background(), wasmexec.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, Logger: logger}); err != nil {
+	if g.rt, err = wasmexec.NewRuntime(context.Background(), wasmexec.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, LoadTimeout: cfg.ModuleLoadTimeout, Logger: logger}); err != nil {
 		g.cleanup()
 		return nil, err
 	}

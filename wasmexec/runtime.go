@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -30,6 +31,9 @@ type Config struct {
 	NoInterrupt bool
 	// Limits bound what a module may declare; checked before compiling.
 	Limits ModuleLimits
+	// LoadTimeout bounds reading a module's manifest, which runs its
+	// initialization (a start function, _initialize); default 10s.
+	LoadTimeout time.Duration
 	// Logger receives compile events; nil discards them.
 	Logger *slog.Logger
 }
@@ -37,11 +41,12 @@ type Config struct {
 // Runtime compiles modules and instantiates them for tasks. It is safe for
 // concurrent use; one Runtime serves every task of an agent.
 type Runtime struct {
-	rt       wazero.Runtime
-	cache    wazero.CompilationCache
-	cacheDir string
-	limits   ModuleLimits
-	logger   *slog.Logger
+	loadTimeout time.Duration
+	rt          wazero.Runtime
+	cache       wazero.CompilationCache
+	cacheDir    string
+	limits      ModuleLimits
+	logger      *slog.Logger
 
 	mu      sync.Mutex // protects modules
 	modules map[[32]byte]*loading
@@ -82,7 +87,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("wasmexec: instantiate WASI: %w", err)
 	}
-	return &Runtime{rt: rt, cache: cache, cacheDir: cfg.CacheDir, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
+	loadTimeout := cfg.LoadTimeout
+	if loadTimeout <= 0 {
+		loadTimeout = 10 * time.Second
+	}
+	return &Runtime{loadTimeout: loadTimeout, rt: rt, cache: cache, cacheDir: cfg.CacheDir, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
 }
 
 // Close releases every compiled module.
@@ -218,7 +227,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	}
 	// Read the manifest in a sandboxed instance with a small memory cap and
 	// a deadline: a hostile _initialize must not hang the loader.
-	ictx, cancel := context.WithTimeout(ctx, describeTimeout)
+	ictx, cancel := context.WithTimeout(ctx, r.loadTimeout)
 	defer cancel()
 	inst, err := r.instantiate(ictx, m, label, Limits{MemoryBytes: describeMemory})
 	if err != nil {
@@ -281,10 +290,8 @@ func clearDir(dir string) error {
 // ABIVersion is the guest ABI version this host speaks.
 const ABIVersion = 1
 
-const (
-	describeTimeout = 10e9 // 10s: Go guests take ~1ms; a hostile one is stopped
-	describeMemory  = 256 << 20
-)
+// describeMemory caps the memory of the instance that reads a manifest.
+const describeMemory = 256 << 20
 
 var kinds = map[string]bool{"map": true, "flat_map": true, "filter": true, "reduce": true}
 
