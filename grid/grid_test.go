@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
-	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"go.uber.org/goleak"
@@ -43,7 +43,7 @@ func testGuest(t *testing.T) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "t.wasm")
 	dir, _ := filepath.Abs("../wasmexec/testdata/testguest")
-	if err := gobuild.Build(context.Background(), dir, out); err != nil {
+	if err := guestbuild.BuildGo(context.Background(), dir, out); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out)
@@ -239,7 +239,7 @@ func TestCorruptBlockRerunsOnlyItsMapTask(t *testing.T) {
 	data, _ := filepath.Abs("../examples/wordcount/data")
 	guest, _ := filepath.Abs("../examples/wordcount/guest/go")
 	wasm := filepath.Join(t.TempDir(), "wc.wasm")
-	if err := gobuild.Build(context.Background(), guest, wasm); err != nil {
+	if err := guestbuild.BuildGo(context.Background(), guest, wasm); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")

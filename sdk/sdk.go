@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/wasmgrid/wasmgrid/grid"
-	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
 
@@ -69,7 +69,7 @@ func buildGo(ctx context.Context, dir string) (string, error) {
 	// Build beside the target and rename, so that two runs building the
 	// same guest at once never read a half-written module.
 	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
-	if err := gobuild.Build(ctx, dir, tmp); err != nil {
+	if err := guestbuild.BuildGo(ctx, dir, tmp); err != nil {
 		os.Remove(tmp)
 		return "", err
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 )
 
 var (
@@ -45,7 +45,7 @@ func guest(t testing.TB, dir string) []byte {
 	b := v.(*builtGuest)
 	b.once.Do(func() {
 		out := filepath.Join(buildDir, strings.ReplaceAll(dir, "/", "_")+".wasm")
-		if b.err = gobuild.Build(context.Background(), dir, out); b.err == nil {
+		if b.err = guestbuild.BuildGo(context.Background(), dir, out); b.err == nil {
 			b.wasm, b.err = os.ReadFile(out)
 		}
 	})

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/examples/wordcount"
-	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
@@ -90,7 +90,7 @@ var (
 func guestModule(b *testing.B) []byte {
 	guestOnce.Do(func() {
 		out := filepath.Join(b.TempDir(), "wc.wasm")
-		if guestErr = gobuild.Build(context.Background(), "guest/go", out); guestErr == nil {
+		if guestErr = guestbuild.BuildGo(context.Background(), "guest/go", out); guestErr == nil {
 			guestWasm, guestErr = os.ReadFile(out)
 		}
 	})

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wasmgrid/wasmgrid/internal/gobuild"
+	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"go.uber.org/goleak"
 )
@@ -41,7 +41,7 @@ func testGuest(t *testing.T) ModuleFile {
 		}
 		guestPath = filepath.Join(dir, "t.wasm")
 		src, _ := filepath.Abs("../../wasmexec/testdata/testguest")
-		guestErr = gobuild.Build(context.Background(), src, guestPath)
+		guestErr = guestbuild.BuildGo(context.Background(), src, guestPath)
 		if guestErr == nil {
 			guestHash, guestErr = sha256File(guestPath)
 		}

@@ -1,8 +1,4 @@
-// Package gobuild builds Go guest modules: a Go package that uses the guest
-// SDK (sdk/guest/go) compiled with the plain Go toolchain into a WASI
-// reactor. The client uses it for job specs whose modules are Go sources, and
-// tests use it to build their guest fixtures.
-package gobuild
+package guestbuild
 
 import (
 	"bytes"
@@ -14,8 +10,8 @@ import (
 	"strings"
 )
 
-// Build compiles the Go guest package in dir to the wasm file out.
-func Build(ctx context.Context, dir, out string) error {
+// BuildGo compiles the Go guest package in dir to the wasm file out.
+func BuildGo(ctx context.Context, dir, out string) error {
 	gobin, err := goTool()
 	if err != nil {
 		return err
