@@ -71,7 +71,9 @@ func Available(root, lang string) error {
 		}
 	}
 	if lang == "c" {
-		if _, err := os.Stat("/usr/share/wasi-sysroot"); err != nil {
+		_, errDebian := os.Stat("/usr/include/wasm32-wasi/stdlib.h")
+		_, errSysroot := os.Stat("/usr/share/wasi-sysroot")
+		if errDebian != nil && errSysroot != nil {
 			return errors.New("building a c guest needs wasi-libc (Debian's wasi-libc)")
 		}
 	}
