@@ -216,7 +216,8 @@ impl Func {
 ///
 /// Registering a name that is not `[A-Za-z_][A-Za-z0-9_.-]{0,127}`, or a name
 /// twice, panics: the module then traps when the host loads it, and the
-/// panic message reaches the host in the guest's stderr.
+/// panic message, which points at the registration, reaches the host in the
+/// guest's stderr.
 #[derive(Default)]
 pub struct Registry {
     pub(crate) funcs: Vec<Func>,
@@ -235,6 +236,7 @@ impl Registry {
         Registry::default()
     }
 
+    #[track_caller]
     fn add(&mut self, name: &str, body: Body) -> &mut Registry {
         if !valid_name(name) {
             panic!(
@@ -263,6 +265,7 @@ impl Registry {
     ///     out.value.extend_from_slice(v);
     /// });
     /// ```
+    #[track_caller]
     pub fn map<F, R>(&mut self, name: &str, f: F) -> &mut Registry
     where
         F: Fn(&[u8], &[u8], &mut Record) -> R + 'static,
@@ -285,6 +288,7 @@ impl Registry {
     ///     }
     /// });
     /// ```
+    #[track_caller]
     pub fn flat_map<F, R>(&mut self, name: &str, f: F) -> &mut Registry
     where
         F: Fn(&[u8], &mut Emit<'_>) -> R + 'static,
@@ -298,6 +302,7 @@ impl Registry {
 
     /// Registers a function of a record's key and value that emits zero or
     /// more records with [`Emit::emit`].
+    #[track_caller]
     pub fn flat_map_pairs<F, R>(&mut self, name: &str, f: F) -> &mut Registry
     where
         F: Fn(&[u8], &[u8], &mut Emit<'_>) -> R + 'static,
@@ -315,6 +320,7 @@ impl Registry {
     /// # let mut r = wasmgrid_guest::Registry::new();
     /// r.filter("nonempty", |_k, v| !v.is_empty());
     /// ```
+    #[track_caller]
     pub fn filter<F, R>(&mut self, name: &str, f: F) -> &mut Registry
     where
         F: Fn(&[u8], &[u8]) -> R + 'static,
@@ -338,6 +344,7 @@ impl Registry {
     ///     acc.extend_from_slice(b);
     /// });
     /// ```
+    #[track_caller]
     pub fn reduce<F, R>(&mut self, name: &str, f: F) -> &mut Registry
     where
         F: Fn(&mut Vec<u8>, &[u8]) -> R + 'static,
@@ -453,12 +460,12 @@ impl Emit<'_> {
     /// ```
     #[inline]
     pub fn emit_with(&mut self, build: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>)) {
-        let own = &mut *self.own;
-        own.clear();
-        build(&mut own.key, &mut own.value);
         if self.err.is_some() {
             return;
         }
+        let own = &mut *self.own;
+        own.clear();
+        build(&mut own.key, &mut own.value);
         if self.chain.is_empty() {
             self.sink.push(&own.key, &own.value);
         } else if let Err(e) = crate::run::push(
