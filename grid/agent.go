@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -166,7 +165,7 @@ func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 	case timedOut:
 		st.err = &executor.Error{
 			Failure: planner.Failure{Kind: planner.TaskError},
-			Err:     fmt.Errorf("task %s attempt %d running %s ran past its deadline (task.timeout = %s) and was stopped", l.spec.Key, l.spec.Attempt, stageFuncs(l.spec.Stage), timeout),
+			Err:     fmt.Errorf("task %s attempt %d: %s: ran past its deadline (task.timeout = %s) and was stopped", l.spec.Key, l.spec.Attempt, executor.StageLabel(l.spec.Stage, moduleHashes(l.modules)), timeout),
 			Log:     resp.Log,
 		}
 	case errors.As(err, &died) && died.Killed:
@@ -226,22 +225,9 @@ func (a *agent) storeModule(b moduleBlob) (string, error) {
 	if p, ok := a.modules[b.Hash]; ok {
 		return p, nil
 	}
-	dir := filepath.Join(a.dir, "modules")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, b.Hash+".wasm")
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	path, err := writeModule(filepath.Join(a.dir, "modules"), b)
 	if err != nil {
 		return "", err
-	}
-	_, err = tmp.Write(b.Bytes)
-	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("store module %s: %w", b.Name, err)
 	}
 	a.modules[b.Hash] = path
 	return path, nil
@@ -256,17 +242,11 @@ type peerDirs struct {
 	dirs map[string]string // agent name -> dir; written before Run, then read-only
 }
 
-// stageFuncs names the guest functions a stage runs, as "wc.split|wc.sum".
-func stageFuncs(s *planner.Stage) string {
-	var names []string
-	if s.Reduce != nil {
-		names = append(names, s.Reduce.String())
+// moduleHashes maps a job's module names to their sha256.
+func moduleHashes(blobs []moduleBlob) map[string]string {
+	m := make(map[string]string, len(blobs))
+	for _, b := range blobs {
+		m[b.Name] = b.Hash
 	}
-	for _, st := range s.Steps {
-		names = append(names, st.Func.String())
-	}
-	if s.ShuffleOut != nil && s.ShuffleOut.Combine != nil {
-		names = append(names, s.ShuffleOut.Combine.String())
-	}
-	return strings.Join(names, "|")
+	return m
 }

@@ -60,7 +60,7 @@ type Grid struct {
 	logger   *slog.Logger
 	stateDir string
 	ownState bool
-	rt       *wasmexec.Runtime // the coordinator's, for validating jobs
+	insp     *inspector // reads manifests, in a process of its own
 	coord    *coordinator
 	agents   []*agent
 
@@ -113,12 +113,25 @@ func New(cfg Config) (*Grid, error) {
 			cacheDir = filepath.Join(d, "wasmgrid", "wazero")
 		}
 	}
-	// The coordinator's runtime only reads manifests: it keeps the
-	// termination checks, so that a hostile _initialize cannot hang it.
-	var err error
-	if g.rt, err = wasmexec.NewRuntime(context.Background(), wasmexec.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, LoadTimeout: cfg.ModuleLoadTimeout, Logger: logger}); err != nil {
-		g.cleanup()
-		return nil, err
+	// The coordinator runs no guest code: manifests are read by an
+	// executor of its own, which it kills if a module's initialization
+	// runs too long.
+	loadTimeout := cfg.ModuleLoadTimeout
+	if loadTimeout <= 0 {
+		loadTimeout = 10 * time.Second
+	}
+	g.insp = &inspector{
+		argv: cfg.ExecutorCommand,
+		cfg:  executor.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, LoadTimeout: loadTimeout, Interruptible: true},
+		dir:  filepath.Join(g.stateDir, "coordinator", "modules"),
+		// Compiling cannot be interrupted and is not part of the load
+		// timeout: it may take as long as the largest module the limits
+		// admit needs. The executor stops an initialization at the load
+		// timeout where it can; the backstop gives it a little longer.
+		loadTimeout:    loadTimeout,
+		compileTimeout: compileAllowance,
+		initTimeout:    loadTimeout + loadTimeout/2,
+		logger:         logger.With("role", "inspector"),
 	}
 	statuses := make(chan taskStatus, cfg.Slots)
 	peers := &peerDirs{dirs: map[string]string{}}
@@ -153,6 +166,10 @@ func New(cfg Config) (*Grid, error) {
 	return g, nil
 }
 
+// compileAllowance bounds how long compiling a module may take before the
+// inspector gives up on it.
+const compileAllowance = 2 * time.Minute
+
 // Slots is the number of tasks the grid runs at once.
 func (g *Grid) Slots() int { return g.cfg.Slots }
 
@@ -185,10 +202,7 @@ func (g *Grid) Run(ctx context.Context) error {
 }
 
 func (g *Grid) cleanup() {
-	ctx := context.Background()
-	if g.rt != nil {
-		g.rt.Close(ctx)
-	}
+
 	if g.ownState {
 		os.RemoveAll(g.stateDir)
 	}
@@ -205,7 +219,7 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 		return nil, errStopped
 	default:
 	}
-	plan, blobs, err := prepare(ctx, g.rt, req, g.cfg.Slots)
+	plan, blobs, err := prepare(ctx, g.insp, req, g.cfg.Slots)
 	if err != nil {
 		return nil, err
 	}

@@ -116,7 +116,7 @@ func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
 		attempts int
 	}{
 		{`map = "t.fail"`, nil, []string{"failed 3 times", "module t (sha256 ", "function fail", "guest error: fail: refusing record"}, 3},
-		{`map = "t.loop"`, map[string]string{"task.timeout": "200ms", "task.max_attempts": "2"}, []string{"failed 2 times", "running t.loop", "ran past its deadline (task.timeout = 200ms)"}, 2},
+		{`map = "t.loop"`, map[string]string{"task.timeout": "200ms", "task.max_attempts": "2"}, []string{"failed 2 times", "module t (sha256 ", "function loop", "ran past its deadline (task.timeout = 200ms)"}, 2},
 		{`map = "t.bomb"`, map[string]string{"task.memory": "32MiB", "task.max_attempts": "1"}, []string{"function bomb", "out of memory", "limit is 32 MiB"}, 1},
 		{`map = "t.exit"`, map[string]string{"task.max_attempts": "1"}, []string{"exited with code 3", "about to exit"}, 1},
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -42,22 +43,23 @@ var stepKinds = map[jobspec.Op]string{
 
 // prepare checks a request against its modules' manifests and the input
 // files and builds the plan: everything that can fail before a task runs.
-func prepare(ctx context.Context, rt *wasmexec.Runtime, req JobRequest, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
+func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
 	spec := req.Spec
 	blobs := map[string]moduleBlob{}
-	mods := map[string]*wasmexec.Module{}
+	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
 		b, ok := req.Modules[m.Name]
 		if !ok {
 			return nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
 		}
-		mod, err := rt.Load(ctx, m.Name, b)
+		sum := sha256.Sum256(b)
+		blob := moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
+		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", display(spec), m.Line, m.Name, err)
 		}
-		mods[m.Name] = mod
-		sum := sha256.Sum256(b)
-		blobs[m.Name] = moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
+		mods[m.Name] = info
+		blobs[m.Name] = blob
 	}
 	partitions := spec.Conf.Partitions
 	if partitions == 0 {
@@ -69,7 +71,7 @@ func prepare(ctx context.Context, rt *wasmexec.Runtime, req JobRequest, defaultP
 		if mod == nil {
 			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", display(spec), st.Line, st.Op, st.Module)
 		}
-		fn, err := mod.Function(st.Function)
+		fn, err := wasmexec.FindFunction(mod.Functions, st.Function)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", display(spec), st.Line, st.Op, st.Module, st.Function, st.Module, err)
 		}

@@ -72,13 +72,13 @@ func (c *combiner) flush() error {
 	}
 	it, err := batch.Open(out)
 	if err != nil {
-		return fmt.Errorf("shuffle: combine partition %d returned a malformed batch: %w", c.part, err)
+		return fmt.Errorf("shuffle: combine partition %d returned a malformed batch (%w): %w", c.part, ErrBadCombine, err)
 	}
 	prev, havePrev := c.last, c.any
 	var pending, pendingKey, emittedKey []byte // pending: the previous output record, not yet emitted
 	for it.Next() {
 		if havePrev && bytes.Compare(it.Key(), prev) < 0 {
-			return fmt.Errorf("shuffle: combine partition %d: output record %d is out of key order", c.part, it.Index())
+			return fmt.Errorf("shuffle: combine partition %d: output record %d is out of key order: %w", c.part, it.Index(), ErrBadCombine)
 		}
 		if pending != nil {
 			if err := c.emit(pending); err != nil {

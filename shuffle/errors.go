@@ -10,6 +10,10 @@ import (
 // counts, a record or chunk over the reader's limits, or a decompression bomb.
 var ErrCorrupt = errors.New("corrupt shuffle block")
 
+// ErrBadCombine marks a combiner that broke its contract (a malformed batch,
+// keys out of order): a bug in the combine function, which no retry fixes.
+var ErrBadCombine = errors.New("the combine function broke its contract")
+
 // FetchError reports a block that cannot be read: it is missing (Err wraps
 // fs.ErrNotExist), corrupt (Err wraps ErrCorrupt), or its bytes could not be
 // read. The scheduler reruns the map task named by ID, so a FetchError must

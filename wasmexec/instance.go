@@ -54,9 +54,9 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 	if limit == 0 || limit > maxMemory {
 		limit = maxMemory
 	}
-	if mem, ok := m.compiled.ExportedMemories()["memory"]; ok && uint64(mem.Min())*65536 > limit {
+	if uint64(m.MemoryPages)*65536 > limit {
 		return nil, &Error{Module: label, Kind: KindOutOfMemory, Msg: fmt.Sprintf(
-			"the module's memory starts at %d MiB; the task's limit is %d MiB (raise task.memory)", uint64(mem.Min())>>4, limit>>20)}
+			"the module's memory starts at %s; the task's limit is %s (raise task.memory)", mib(uint64(m.MemoryPages)*65536), mib(limit))}
 	}
 	inst := &Instance{
 		label:  label,
@@ -140,7 +140,10 @@ func (i *Instance) invoke1(ctx context.Context, funcs []uint32, fn string, count
 	}
 	ptr := uint32(i.stack[0])
 	if ptr == 0 {
-		return nil, i.guestError(ctx, fn, fmt.Errorf("wasmgrid_alloc(%d) returned 0", total))
+		if i.mem.refused > 0 {
+			return nil, i.guestError(ctx, fn, errors.New("out of memory"))
+		}
+		return nil, &Error{Module: i.label, Function: fn, Kind: KindInvalid, Msg: fmt.Sprintf("wasmgrid_alloc(%d) returned 0: the guest could not provide its input buffer", total)}
 	}
 	mem := i.mod.Memory()
 	at := ptr
@@ -204,8 +207,8 @@ func (i *Instance) guestError(ctx context.Context, fn string, err error) error {
 	switch {
 	case i.mem.refused > 0:
 		e.Kind = KindOutOfMemory
-		e.Msg = fmt.Sprintf("the guest asked for %d MiB of linear memory; the task's limit is %d MiB (raise task.memory)",
-			i.mem.refused>>20, i.mem.limit>>20)
+		e.Msg = fmt.Sprintf("the guest asked for %s of linear memory; the task's limit is %s (raise task.memory)",
+			mib(i.mem.refused), mib(i.mem.limit))
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		e.Kind = KindTimeout
 		e.Msg = "the task ran past its deadline (task.timeout) and was stopped"
@@ -226,6 +229,15 @@ func (i *Instance) guestError(ctx context.Context, fn string, err error) error {
 func CheckBatch(b []byte) error {
 	_, _, err := batch.Scan(b)
 	return err
+}
+
+// mib renders a byte count in MiB, rounded up, so that a refused size never
+// reads as equal to the limit it passed.
+func mib(n uint64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func truncate(s string, n int) string {

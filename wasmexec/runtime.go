@@ -32,8 +32,14 @@ type Config struct {
 	// Limits bound what a module may declare; checked before compiling.
 	Limits ModuleLimits
 	// LoadTimeout bounds reading a module's manifest, which runs its
-	// initialization (a start function, _initialize); default 10s.
+	// initialization (a start function, _initialize); default 10s. Without
+	// termination checks (NoInterrupt) it is only checked once the
+	// initialization returns: such runtimes belong in processes that their
+	// owner kills.
 	LoadTimeout time.Duration
+	// LoadMemory caps the linear memory of the instance that reads a
+	// manifest; default 4 GiB, the most a wasm32 module can address.
+	LoadMemory uint64
 	// Logger receives compile events; nil discards them.
 	Logger *slog.Logger
 }
@@ -42,6 +48,7 @@ type Config struct {
 // concurrent use; one Runtime serves every task of an agent.
 type Runtime struct {
 	loadTimeout time.Duration
+	loadMemory  uint64
 	rt          wazero.Runtime
 	cache       wazero.CompilationCache
 	cacheDir    string
@@ -91,7 +98,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if loadTimeout <= 0 {
 		loadTimeout = 10 * time.Second
 	}
-	return &Runtime{loadTimeout: loadTimeout, rt: rt, cache: cache, cacheDir: cfg.CacheDir, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
+	loadMemory := cfg.LoadMemory
+	if loadMemory == 0 || loadMemory > maxMemory {
+		loadMemory = maxMemory
+	}
+	return &Runtime{loadTimeout: loadTimeout, loadMemory: loadMemory, rt: rt, cache: cache, cacheDir: cfg.CacheDir, limits: cfg.Limits.withDefaults(), logger: logger, modules: make(map[[32]byte]*loading)}, nil
 }
 
 // Close releases every compiled module.
@@ -111,6 +122,9 @@ type Function struct {
 type Module struct {
 	Hash      string // hex sha256 of the module's bytes
 	Functions []Function
+	// MemoryPages is the initial size of the module's memory, in 64 KiB
+	// pages: a task whose memory limit is below it cannot run the module.
+	MemoryPages uint32
 
 	compiled wazero.CompiledModule
 }
@@ -120,14 +134,18 @@ func (m *Module) ShortHash() string { return m.Hash[:12] }
 
 // Function returns the named function, or an error that lists the
 // functions the module has.
-func (m *Module) Function(name string) (Function, error) {
-	for _, f := range m.Functions {
+func (m *Module) Function(name string) (Function, error) { return FindFunction(m.Functions, name) }
+
+// FindFunction returns the named function of a manifest, or an error that
+// lists the functions it has.
+func FindFunction(fns []Function, name string) (Function, error) {
+	for _, f := range fns {
 		if f.Name == name {
 			return f, nil
 		}
 	}
-	names := make([]string, len(m.Functions))
-	for i, f := range m.Functions {
+	names := make([]string, len(fns))
+	for i, f := range fns {
 		names[i] = f.Kind + " " + f.Name
 	}
 	return Function{}, fmt.Errorf("no function %q; it has: %s", name, strings.Join(names, ", "))
@@ -159,6 +177,16 @@ var requiredExports = []string{"wasmgrid_abi_version", "wasmgrid_describe", "was
 // Load compiles wasm (once per process for the same bytes), checks that it
 // follows the guest ABI, and reads its manifest. name is used in errors only.
 func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, error) {
+	return r.LoadLimited(ctx, name, wasm, r.loadMemory)
+}
+
+// LoadLimited is Load with the memory the module may use while it
+// initializes and reads its manifest: the memory limit of the tasks that
+// will run it. A module already loaded is not loaded again.
+func (r *Runtime) LoadLimited(ctx context.Context, name string, wasm []byte, memory uint64) (*Module, error) {
+	if memory == 0 || memory > maxMemory {
+		memory = maxMemory
+	}
 	sum := sha256.Sum256(wasm)
 	r.mu.Lock()
 	l, ok := r.modules[sum]
@@ -175,7 +203,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 			return nil, context.Cause(ctx)
 		}
 	}
-	l.mod, l.err = r.load(ctx, name, sum, wasm)
+	l.mod, l.err = r.load(ctx, name, sum, wasm, memory)
 	if l.err != nil {
 		// Do not cache failures: the next Load may come with a live context.
 		r.mu.Lock()
@@ -186,7 +214,7 @@ func (r *Runtime) Load(ctx context.Context, name string, wasm []byte) (*Module, 
 	return l.mod, l.err
 }
 
-func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []byte) (*Module, error) {
+func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []byte, memory uint64) (*Module, error) {
 	hash := hex.EncodeToString(sum[:])
 	label := fmt.Sprintf("%s (sha256 %s)", name, hash[:12])
 	invalid := func(format string, args ...any) error {
@@ -222,28 +250,43 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 			return fail(invalid("export %s has the signature %s; guest ABI v1 wants %s (docs/abi.md)", e, got, sig))
 		}
 	}
-	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+	mem, ok := compiled.ExportedMemories()["memory"]
+	if !ok {
 		return fail(invalid("no exported memory named \"memory\""))
 	}
-	// Read the manifest in a sandboxed instance with a small memory cap and
-	// a deadline: a hostile _initialize must not hang the loader.
+	m.MemoryPages = mem.Min()
+	// Read the manifest in a sandboxed instance with a memory cap and a
+	// deadline: a hostile initialization must not hang the loader.
 	ictx, cancel := context.WithTimeout(ctx, r.loadTimeout)
 	defer cancel()
-	inst, err := r.instantiate(ictx, m, label, Limits{MemoryBytes: describeMemory})
+	inst, err := r.instantiate(ictx, m, label, Limits{MemoryBytes: memory})
+	if err == nil {
+		err = r.loadDeadline(ictx, label, "start function or _initialize")
+	}
 	if err != nil {
-		return fail(err)
+		return fail(r.loadError(err))
 	}
 	defer inst.Close(ctx)
 	v, err := inst.call0(ictx, inst.abiVersion)
 	if err != nil {
-		return fail(inst.guestError(ictx, "wasmgrid_abi_version", err))
+		err = inst.guestError(ictx, "wasmgrid_abi_version", err)
+	} else {
+		err = r.loadDeadline(ictx, label, "wasmgrid_abi_version")
+	}
+	if err != nil {
+		return fail(r.loadError(err))
 	}
 	if uint32(v) != ABIVersion {
 		return fail(invalid("guest ABI version %d; this host speaks version %d", uint32(v), ABIVersion))
 	}
 	packed, err := inst.call0(ictx, inst.describe)
 	if err != nil {
-		return fail(inst.guestError(ictx, "wasmgrid_describe", err))
+		err = inst.guestError(ictx, "wasmgrid_describe", err)
+	} else {
+		err = r.loadDeadline(ictx, label, "wasmgrid_describe")
+	}
+	if err != nil {
+		return fail(r.loadError(err))
 	}
 	manifest, err := inst.read(packed)
 	if err != nil {
@@ -256,6 +299,56 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	m.Functions = fns
 	r.logger.Debug("module loaded", "module", name, "sha256", hash, "functions", len(fns))
 	return m, nil
+}
+
+// Compile checks a module against the runtime's limits and compiles it,
+// without running any of its code. A Load that follows finds the machine
+// code compiled; callers that time a module's initialization separately
+// from its compilation (which cannot be interrupted) call Compile first.
+func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) error {
+	sum := sha256.Sum256(wasm)
+	label := fmt.Sprintf("%s (sha256 %s)", name, hex.EncodeToString(sum[:6]))
+	checked, err := checkModule(wasm, r.limits)
+	if err != nil {
+		return &Error{Module: label, Kind: KindInvalid, Msg: err.Error()}
+	}
+	compiled, err := r.compile(ctx, checked)
+	if err != nil {
+		return &Error{Module: label, Kind: KindInvalid, Msg: "compile: " + err.Error()}
+	}
+	// The engine keeps the machine code for the next compile of the same
+	// bytes; the handle itself is not needed.
+	_ = compiled
+	return nil
+}
+
+// loadDeadline reports a load that returned but took longer than allowed:
+// guest code without loops is not interrupted, but is not accepted either.
+func (r *Runtime) loadDeadline(ctx context.Context, label, fn string) error {
+	switch {
+	case ctx.Err() == nil:
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return &Error{Module: label, Function: fn, Kind: KindTimeout, Msg: "deadline"}
+	}
+	return &Error{Module: label, Function: fn, Kind: KindCanceled, Msg: "canceled: " + context.Cause(ctx).Error()}
+}
+
+// loadError rewords a failure while reading a manifest: its deadline is the
+// load's, not a task's.
+func (r *Runtime) loadError(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	if e.Function == "_initialize" {
+		e.Function = "start function or _initialize"
+	}
+	switch e.Kind {
+	case KindTimeout:
+		e.Msg = fmt.Sprintf("reading its manifest took longer than the module load timeout (%s): its initialization runs too long", r.loadTimeout)
+	}
+	return e
 }
 
 // compile compiles a checked module. wazero verifies the checksum of a
@@ -289,9 +382,6 @@ func clearDir(dir string) error {
 
 // ABIVersion is the guest ABI version this host speaks.
 const ABIVersion = 1
-
-// describeMemory caps the memory of the instance that reads a manifest.
-const describeMemory = 256 << 20
 
 var kinds = map[string]bool{"map": true, "flat_map": true, "filter": true, "reduce": true}
 

@@ -81,7 +81,9 @@ func (p *Process) read(stdout io.Reader) {
 		}
 		p.mu.Lock()
 		ch := p.pending[r.ID]
-		delete(p.pending, r.ID)
+		if !r.Compiled {
+			delete(p.pending, r.ID)
+		}
 		p.mu.Unlock()
 		if ch != nil {
 			ch <- r
@@ -176,6 +178,70 @@ func (p *Process) Run(ctx context.Context, m *TaskMsg, grace time.Duration) (Res
 		return r, nil
 	}
 	return Response{}, p.diedError()
+}
+
+// Describe loads a module in the executor and returns what it declares.
+// Compiling may take up to compileTimeout, and the module's initialization
+// up to initTimeout: the executor enforces its own LoadTimeout where it can,
+// and this is the backstop for what it cannot stop (a compile, a guest
+// without termination checks, a call tree that never returns), after which
+// the process is killed.
+func (p *Process) Describe(ctx context.Context, d DescribeMsg, compileTimeout, initTimeout time.Duration) (*ModuleInfo, error) {
+	ch := make(chan Response, 2)
+	p.mu.Lock()
+	if p.dead != nil {
+		p.mu.Unlock()
+		return nil, p.diedError()
+	}
+	p.nextID++
+	id := p.nextID
+	p.pending[id] = ch
+	p.mu.Unlock()
+	if err := p.send(Request{ID: id, Describe: &d}); err != nil {
+		p.cmd.Process.Kill()
+	}
+	timer := time.NewTimer(compileTimeout)
+	defer timer.Stop()
+	compiled := false
+	for {
+		select {
+		case r, ok := <-ch:
+			if !ok {
+				return nil, p.diedError()
+			}
+			if r.Compiled {
+				compiled = true
+				timer.Reset(initTimeout)
+				continue
+			}
+			if r.Module == nil {
+				return nil, errors.New(r.Err)
+			}
+			return r.Module, nil
+		case <-timer.C:
+			err := &StoppedError{Compiling: !compiled}
+			p.Kill(fmt.Errorf("module %s: %w", d.Module.Name, err))
+			<-p.done
+			return nil, err
+		case <-ctx.Done():
+			p.Kill(fmt.Errorf("module %s: reading its manifest was canceled: %w", d.Module.Name, context.Cause(ctx)))
+			<-p.done
+			return nil, context.Cause(ctx)
+		}
+	}
+}
+
+// StoppedError is a Describe whose module took too long to compile or to
+// initialize: the executor was killed.
+type StoppedError struct {
+	Compiling bool // it was still compiling
+}
+
+func (e *StoppedError) Error() string {
+	if e.Compiling {
+		return "compiling the module took too long; the executor was stopped"
+	}
+	return "initializing the module took too long; the executor was stopped"
 }
 
 // diedError waits for the process to be reaped and says why it ended.

@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"time"
+
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
@@ -15,9 +17,10 @@ import (
 
 // Request is one message from the agent. Exactly one field after ID is set.
 type Request struct {
-	ID     uint64
-	Run    *TaskMsg // run a task attempt
-	Cancel bool     // stop the task ID; its response follows
+	ID       uint64
+	Run      *TaskMsg     // run a task attempt
+	Describe *DescribeMsg // load a module and read its manifest
+	Cancel   bool         // stop the task ID; its response follows
 }
 
 // TaskMsg is a task attempt as the executor receives it: the Task, with
@@ -47,11 +50,29 @@ type ModuleFile struct {
 
 // Response is the outcome of one request.
 type Response struct {
-	ID      uint64
-	Result  *Result
-	Failure *planner.Failure // set when the attempt failed
-	Err     string           // the failure, in words
-	Log     string           // the tail of the guest's stdout and stderr
+	ID uint64
+	// Compiled is a progress notice, not the response: the module of a
+	// Describe has compiled and its initialization starts.
+	Compiled bool
+	Result   *Result
+	Module   *ModuleInfo      // the answer to Describe
+	Failure  *planner.Failure // set when the attempt failed
+	Err      string           // the failure, in words
+	Log      string           // the tail of the guest's stdout and stderr
+}
+
+// DescribeMsg asks for a module's manifest.
+type DescribeMsg struct {
+	Module ModuleFile
+	// MemoryBytes is the memory the module may use to initialize: the
+	// memory limit of the tasks that will run it.
+	MemoryBytes uint64
+}
+
+// ModuleInfo is what a module declares.
+type ModuleInfo struct {
+	Functions   []wasmexec.Function
+	MemoryPages uint32 // initial size of its memory
 }
 
 // Config is an executor process's configuration, passed by its agent in
@@ -64,6 +85,12 @@ type Config struct {
 	MemoryLimit int64
 	// Limits bound what modules may declare.
 	Limits wasmexec.ModuleLimits
+	// LoadTimeout bounds reading a manifest (wasmexec.Config.LoadTimeout).
+	LoadTimeout time.Duration
+	// Interruptible compiles guests with termination checks: slower
+	// guests, but a deadline stops a loop without killing the process. For
+	// executors that only read manifests.
+	Interruptible bool
 }
 
 // EnvConfig is the environment variable that makes a process an executor.

@@ -136,7 +136,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	limited := func(b []byte) error {
 		r.res.BytesOut += int64(len(b) - 4)
 		if max := r.t.MaxOutput; max > 0 && r.res.BytesOut > max {
-			return &limitError{fmt.Errorf("the task produced more than task.max_output (%d bytes) of records: raise it, or filter earlier", max)}
+			return &limitError{fmt.Errorf("%s: the task produced more than task.max_output (%d bytes) of records: raise it, or filter earlier", r.label(), max)}
 		}
 		return sink(b)
 	}
@@ -333,12 +333,12 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		closeCombiner()
 		return nil, nil, nil, err
 	}
-	sink = w.AddBatch
+	sink = func(b []byte) error { return r.combineError(w.AddBatch(b)) }
 	commit = func() error {
 		defer closeCombiner()
 		out, err := w.Commit()
 		if err != nil {
-			return err
+			return r.combineError(err)
 		}
 		r.res.MapOutput = out
 		for _, p := range out.Partitions {
@@ -351,6 +351,29 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		closeCombiner()
 	}
 	return sink, commit, abort, nil
+}
+
+// label names the stage's guest code for errors.
+func (r *runner) label() string {
+	hashes := map[string]string{}
+	for name, m := range r.t.Modules {
+		hashes[name] = m.Hash
+	}
+	return StageLabel(r.t.Spec.Stage, hashes)
+}
+
+// combineError names the combine function in an error of the shuffle
+// writer that is its fault.
+func (r *runner) combineError(err error) error {
+	if err == nil || !errors.Is(err, shuffle.ErrBadCombine) {
+		return err
+	}
+	c := r.t.Spec.Stage.ShuffleOut.Combine
+	hash := ""
+	if m := r.t.Modules[c.Module]; m != nil {
+		hash = m.Hash
+	}
+	return fmt.Errorf("module %s (sha256 %s) function %s, as the map-side combiner: %w", c.Module, short(hash), c.Function, err)
 }
 
 // limitError is a task that passed one of its limits: deterministic, so
@@ -368,7 +391,7 @@ func classify(spec planner.TaskSpec, err error) *Error {
 	var ie *inputError
 	var le *limitError
 	switch {
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.Is(err, shuffle.ErrBadCombine):
 		f.Kind = planner.Fatal
 	case errors.As(err, &fe):
 		f.Kind = planner.FetchFailed

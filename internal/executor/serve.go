@@ -60,7 +60,7 @@ func Main(cfg Config) int {
 // concurrently. Guests run without termination checks (fast); a task that
 // passes its deadline is stopped by the agent, which kills this process.
 func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger *slog.Logger) error {
-	rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: cfg.CacheDir, NoInterrupt: true, Limits: cfg.Limits, Logger: logger})
+	rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: cfg.CacheDir, NoInterrupt: !cfg.Interruptible, Limits: cfg.Limits, LoadTimeout: cfg.LoadTimeout, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -80,6 +80,14 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 			return fmt.Errorf("read request: %w", err)
 		}
 		switch {
+		case req.Describe != nil:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.send(s.describe(ctx, req.ID, req.Describe)); err != nil {
+					logger.Error("send response", "module", req.Describe.Module.Name, "err", err)
+				}
+			}()
 		case req.Run != nil:
 			tctx, cancel := context.WithCancel(ctx)
 			s.mu.Lock()
@@ -126,7 +134,7 @@ func (s *server) send(r Response) error {
 
 func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 	resp := Response{ID: id}
-	mods, err := s.load(ctx, m.Spec, m.Modules)
+	mods, err := s.load(ctx, m.Spec, m.Modules, m.MemoryBytes)
 	if err == nil {
 		task := &Task{
 			Spec:             m.Spec,
@@ -158,8 +166,32 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 	return resp
 }
 
+// describe loads a module and answers with its manifest.
+func (s *server) describe(ctx context.Context, id uint64, d *DescribeMsg) Response {
+	resp := Response{ID: id}
+	b, err := os.ReadFile(d.Module.Path)
+	if err == nil {
+		err = s.rt.Compile(ctx, d.Module.Name, b)
+	}
+	if err == nil {
+		err = s.send(Response{ID: id, Compiled: true})
+	}
+	if err == nil {
+		var m *wasmexec.Module
+		if m, err = s.rt.LoadLimited(ctx, d.Module.Name, b, d.MemoryBytes); err == nil {
+			resp.Module = &ModuleInfo{Functions: m.Functions, MemoryPages: m.MemoryPages}
+			s.mu.Lock()
+			s.modules[m.Hash] = m
+			s.mu.Unlock()
+			return resp
+		}
+	}
+	resp.Err = err.Error()
+	return resp
+}
+
 // load returns the task's modules, reading and compiling each hash once.
-func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []ModuleFile) (map[string]*wasmexec.Module, error) {
+func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []ModuleFile, memory uint64) (map[string]*wasmexec.Module, error) {
 	out := make(map[string]*wasmexec.Module, len(files))
 	for _, f := range files {
 		s.mu.Lock()
@@ -170,7 +202,7 @@ func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []Module
 			if err != nil {
 				return nil, classify(spec, fmt.Errorf("read module %s: %w", f.Name, err))
 			}
-			if m, err = s.rt.Load(ctx, f.Name, b); err != nil {
+			if m, err = s.rt.LoadLimited(ctx, f.Name, b, memory); err != nil {
 				return nil, classify(spec, err)
 			}
 			if m.Hash != f.Hash {

@@ -1,8 +1,8 @@
-;; start-call-bomb: the start function makes 2^29 calls (a binary tree of
-;; calls 28 deep, about 3 s of CPU) without a loop and without a deep stack.
-;; wazero checks for a closed context at loop headers only, so nothing stops
-;; it at ModuleLoadTimeout: Submit takes as long as the computation does. With
-;; a deeper tree (60) Submit would never return.
+;; start-call-bomb: the start function makes 2^61 calls (a binary tree of
+;; calls 60 deep: it never ends) without a loop and without a deep stack.
+;; wazero checks for a closed context at loop headers only, so nothing inside
+;; the process stops it: the coordinator's inspector process is killed when
+;; the load passes its timeout, and Submit fails with a timeout.
 (module
   (memory (export "memory") 8)
   (data (i32.const 16) "map f\n")
@@ -14,7 +14,7 @@
       (else
         (i32.add (call $fan (i32.sub (local.get $depth) (i32.const 1)))
                  (call $fan (i32.sub (local.get $depth) (i32.const 1)))))))
-  (func $init (drop (call $fan (i32.const 28))))
+  (func $init (drop (call $fan (i32.const 60))))
   (start $init)
   (func (export "wasmgrid_abi_version") (result i32) (i32.const 1))
   (func (export "wasmgrid_describe") (result i64) (i64.const 0x1000000006))

@@ -1,0 +1,81 @@
+package grid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/internal/executor"
+)
+
+// inspector reads modules' manifests at submission, each in an executor
+// process of its own: the coordinator never runs guest code, so a module
+// whose initialization spins, recurses or allocates without end costs a
+// killed child process, not a stalled coordinator, and never disturbs the
+// reading of another job's modules. (A process costs a few milliseconds to
+// start, and its compile is a cache hit after the first.)
+type inspector struct {
+	argv           []string
+	cfg            executor.Config
+	dir            string        // where modules are stored for the process to read
+	loadTimeout    time.Duration // what the user is told
+	compileTimeout time.Duration // backstops: when to give up on a module
+	initTimeout    time.Duration // and kill the process
+	logger         *slog.Logger
+}
+
+// describe returns what a module declares.
+func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
+	path, err := in.store(b)
+	if err != nil {
+		return nil, err
+	}
+	f := executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: path}
+	p, err := executor.StartProcess(in.argv, in.cfg, in.logger)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close(cancelGrace)
+	info, err := p.Describe(ctx, executor.DescribeMsg{Module: f, MemoryBytes: memory}, in.compileTimeout, in.initTimeout)
+	var stopped *executor.StoppedError
+	if errors.As(err, &stopped) {
+		if stopped.Compiling {
+			return nil, fmt.Errorf("module %s (sha256 %s): compiling it took longer than %s and was stopped: make the module smaller", b.Name, b.Hash[:12], in.compileTimeout)
+		}
+		return nil, fmt.Errorf("module %s (sha256 %s): timeout: reading its manifest took longer than the module load timeout (%s): its initialization runs too long", b.Name, b.Hash[:12], in.loadTimeout)
+	}
+	return info, err
+}
+
+// store writes a module where the inspector can read it.
+func (in *inspector) store(b moduleBlob) (string, error) { return writeModule(in.dir, b) }
+
+// writeModule stores a module's bytes in dir under their hash, once,
+// written to a temporary name, fsynced and renamed, so that a reader never
+// sees half a module.
+func writeModule(dir string, b moduleBlob) (string, error) {
+	path := filepath.Join(dir, b.Hash+".wasm")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = tmp.Write(b.Bytes)
+	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("store module %s: %w", b.Name, err)
+	}
+	return path, nil
+}
