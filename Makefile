@@ -27,6 +27,9 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzReadIndex -fuzztime 20s ./shuffle/
 	$(GO) test -run XXX -fuzz FuzzMerge -fuzztime 20s ./shuffle/
 
-guests: ## build the example guest modules into bin/
+guests: ## rebuild the prebuilt guest modules (examples) from their Rust, C and AssemblyScript sources
+	for lang in rust c assemblyscript; do \
+		bash sdk/guest/$$lang/build.sh examples/wordcount/guest/$$lang examples/wordcount/guest/$$lang/guest.wasm || exit 1; \
+	done
 	mkdir -p bin
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/wordcount-go.wasm ./examples/wordcount/guest/go

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -151,6 +152,40 @@ func TestRunUsageErrors(t *testing.T) {
 		code, _, stderr := run(t, tt.args...)
 		if code == 0 || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q, want %q", tt.args, code, stderr, tt.want)
+		}
+	}
+}
+
+// TestWordCountInEveryLanguage runs the word count with each guest and the
+// polyglot job, and checks that they all print the very same counts.
+func TestWordCountInEveryLanguage(t *testing.T) {
+	outputs := map[string]string{}
+	for _, args := range [][]string{
+		{"examples/wordcount/job.toml", "-p", "guest=go"},
+		{"examples/wordcount/job.toml", "-p", "guest=rust"},
+		{"examples/wordcount/job.toml", "-p", "guest=c"},
+		{"examples/wordcount/job.toml", "-p", "guest=assemblyscript"},
+		{"examples/polyglot/job.toml"},
+		{"examples/polyglot/job.toml", "-p", "splitter=assemblyscript", "-p", "counter=go"},
+	} {
+		name := strings.Join(args, " ")
+		argv := append([]string{"run", abs(t, args[0]), "--progress", "none", "-c", "partitions=3"}, args[1:]...)
+		code, stdout, stderr := run(t, argv...)
+		if code != 0 {
+			t.Errorf("%s: exit %d: %s", name, code, stderr)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		slices.Sort(lines)
+		outputs[name] = strings.Join(lines, "\n")
+	}
+	want := outputs["examples/wordcount/job.toml -p guest=go"]
+	if !strings.Contains(want, "the\t32") {
+		t.Fatalf("go guest output lacks the\\t32")
+	}
+	for name, got := range outputs {
+		if got != want {
+			t.Errorf("%s: output differs from the go guest's", name)
 		}
 	}
 }

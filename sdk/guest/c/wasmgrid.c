@@ -35,6 +35,33 @@ static inline void store32(uint8_t *p, uint32_t v) {
     memcpy(p, &v, 4);
 }
 
+/* copy_bytes copies n bytes between buffers that do not overlap. Keys and
+ * values are mostly short: up to 16 bytes move in at most four loads and
+ * stores, with no call and no loop; longer ones in one memcpy (one
+ * memory.copy). */
+static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
+    if (n > 16) {
+        memcpy(dst, src, n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n > 0) {
+        uint8_t a = src[0], b = src[n / 2], c = src[n - 1];
+        dst[0] = a;
+        dst[n / 2] = b;
+        dst[n - 1] = c;
+    }
+}
+
 /* Out of memory, or a size no wasm32 memory can hold: trap, which the host
  * reports as running out of memory when a memory.grow was refused. */
 static _Noreturn void out_of_memory(void) { __builtin_trap(); }
@@ -45,8 +72,42 @@ static _Noreturn void out_of_memory(void) { __builtin_trap(); }
 
 wg_bytes wg_str(const char *s) { return (wg_bytes){(const uint8_t *)s, strlen(s)}; }
 
+static inline uint64_t load64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
 bool wg_bytes_equal(wg_bytes a, wg_bytes b) {
-    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+    /* Up to 16 bytes with no loop, then 16 bytes per loop iteration:
+     * wasi-libc's memcmp is a byte loop. */
+    if (a.len != b.len) {
+        return false;
+    }
+    const uint8_t *p = a.ptr, *q = b.ptr;
+    size_t n = a.len;
+    if (n > 16) {
+        for (size_t i = 0; i < n - 16; i += 16) {
+            if ((load64(p + i) ^ load64(q + i)) | (load64(p + i + 8) ^ load64(q + i + 8))) {
+                return false;
+            }
+        }
+        p += n - 16;
+        q += n - 16;
+        return ((load64(p) ^ load64(q)) | (load64(p + 8) ^ load64(q + 8))) == 0;
+    }
+    if (n >= 8) {
+        return ((load64(p) ^ load64(q)) | (load64(p + n - 8) ^ load64(q + n - 8))) == 0;
+    }
+    if (n >= 4) {
+        uint32_t x0, y0, x1, y1;
+        memcpy(&x0, p, 4);
+        memcpy(&y0, q, 4);
+        memcpy(&x1, p + n - 4, 4);
+        memcpy(&y1, q + n - 4, 4);
+        return ((x0 ^ y0) | (x1 ^ y1)) == 0;
+    }
+    return n == 0 || (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
 }
 
 /* grow makes room for n more bytes in b, at least doubling it. */
@@ -71,7 +132,7 @@ static __attribute__((noinline)) void grow(wg_buffer *b, size_t n) {
 }
 
 uint8_t *wg_buffer_reserve(wg_buffer *b, size_t n) {
-    if (b->cap - b->len < n) {
+    if (b->cap - b->len < n || b->ptr == NULL) {
         grow(b, n);
     }
     return b->ptr + b->len;
@@ -81,7 +142,7 @@ void wg_buffer_append(wg_buffer *b, wg_bytes data) {
     if (data.len == 0) {
         return;
     }
-    memcpy(wg_buffer_reserve(b, data.len), data.ptr, data.len);
+    copy_bytes(wg_buffer_reserve(b, data.len), data.ptr, data.len);
     b->len += data.len;
 }
 
@@ -106,16 +167,50 @@ static void append_str(wg_buffer *b, const char *s) { wg_buffer_append(b, wg_str
  * Decimal numbers
  * ------------------------------------------------------------------------ */
 
+/* add_digit appends the digit c to *n and says whether c is a digit. */
+static inline bool add_digit(uint64_t *n, uint8_t c) {
+    uint8_t d = (uint8_t)(c - '0');
+    *n = *n * 10 + d;
+    return d <= 9;
+}
+
 int wg_parse_u64(wg_bytes s, uint64_t *v) {
-    /* The steps of Go's strconv.ParseUint for base 10, so that a malformed
-     * or overflowing number gives what the Go guest gives. */
-    if (s.len == 0) {
+    const uint8_t *p = s.ptr;
+    size_t len = s.len;
+    if (len == 0) {
         *v = 0;
         return WG_PARSE_SYNTAX;
     }
+    if (len <= 19) {
+        /* Nineteen digits cannot overflow: parse four digits per loop
+         * iteration and check them all at the end. */
+        uint64_t n = 0;
+        bool ok = true;
+        size_t i = 0;
+        for (; i + 4 <= len; i += 4) {
+            ok &= add_digit(&n, p[i]);
+            ok &= add_digit(&n, p[i + 1]);
+            ok &= add_digit(&n, p[i + 2]);
+            ok &= add_digit(&n, p[i + 3]);
+        }
+        if (i < len) {
+            ok &= add_digit(&n, p[i++]);
+        }
+        if (i < len) {
+            ok &= add_digit(&n, p[i++]);
+        }
+        if (i < len) {
+            ok &= add_digit(&n, p[i++]);
+        }
+        *v = ok ? n : 0;
+        return ok ? WG_PARSE_OK : WG_PARSE_SYNTAX;
+    }
+    /* Longer: the steps of Go's strconv.ParseUint for base 10, so that a
+     * malformed or overflowing number gives what the Go guest gives (a
+     * syntax error, unless the digits before it overflow first). */
     uint64_t n = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        uint8_t d = (uint8_t)(s.ptr[i] - '0');
+    for (size_t i = 0; i < len; i++) {
+        uint8_t d = (uint8_t)(p[i] - '0');
         if (d > 9) {
             *v = 0;
             return WG_PARSE_SYNTAX;
@@ -131,11 +226,32 @@ int wg_parse_u64(wg_bytes s, uint64_t *v) {
 }
 
 wg_bytes wg_format_u64(uint64_t v, uint8_t buf[WG_U64_DIGITS]) {
+    /* Two digits per loop iteration. */
+    static const char pairs[] = "00010203040506070809"
+                                "10111213141516171819"
+                                "20212223242526272829"
+                                "30313233343536373839"
+                                "40414243444546474849"
+                                "50515253545556575859"
+                                "60616263646566676869"
+                                "70717273747576777879"
+                                "80818283848586878889"
+                                "90919293949596979899";
     uint8_t *p = buf + WG_U64_DIGITS;
-    do {
-        *--p = (uint8_t)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        p[0] = (uint8_t)pairs[2 * r];
+        p[1] = (uint8_t)pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        p -= 2;
+        p[0] = (uint8_t)pairs[2 * v];
+        p[1] = (uint8_t)pairs[2 * v + 1];
+    } else {
+        *--p = (uint8_t)('0' + v);
+    }
     return (wg_bytes){p, (size_t)(buf + WG_U64_DIGITS - p)};
 }
 
@@ -305,7 +421,7 @@ static struct {
     uint32_t em_cap;
 } call;
 
-static void append_record(wg_bytes k, wg_bytes v) {
+static inline __attribute__((always_inline)) void append_record(wg_bytes k, wg_bytes v) {
 #if SIZE_MAX > UINT32_MAX
     if (k.len > UINT32_MAX || v.len > UINT32_MAX) {
         out_of_memory();
@@ -318,8 +434,8 @@ static void append_record(wg_bytes k, wg_bytes v) {
     uint8_t *p = wg_buffer_reserve(&call.out, need);
     store32(p, (uint32_t)k.len);
     store32(p + 4, (uint32_t)v.len);
-    memcpy(p + 8, k.ptr, k.len);
-    memcpy(p + 8 + k.len, v.ptr, v.len);
+    copy_bytes(p + 8, k.ptr, k.len);
+    copy_bytes(p + 8 + k.len, v.ptr, v.len);
     call.out.len += need;
     call.count++;
 }
@@ -397,16 +513,23 @@ static void deliver(const struct wg_func *f, wg_emitter *e, wg_bytes k, wg_bytes
     }
 }
 
-void wg_emit(wg_emitter *out, wg_bytes key, wg_bytes value) {
+static __attribute__((noinline)) void emit_down(wg_emitter *out, wg_bytes key, wg_bytes value) {
     if (call.failed) {
         return;
     }
     out->count++;
-    if (out->next == NULL) {
+    deliver(out->next, out->down, key, value);
+}
+
+void wg_emit(wg_emitter *out, wg_bytes key, wg_bytes value) {
+    /* The common case first, small enough to inline into user functions:
+     * the record goes to the output batch. */
+    if (out->next == NULL && !call.failed) {
+        out->count++;
         append_record(key, value);
-    } else {
-        deliver(out->next, out->down, key, value);
+        return;
     }
+    emit_down(out, key, value);
 }
 
 uint8_t *wg_emit_begin(wg_emitter *out, size_t key_len, size_t value_len) {
@@ -454,19 +577,22 @@ void wg_emit_end(wg_emitter *out) {
  * Running a call
  * ------------------------------------------------------------------------ */
 
-/* bad sets the message of a malformed call from its parts: strings, and
- * numbers where a part is NULL. */
+/* bad sets the message of a malformed call, a + x + b + y + c with the
+ * numbers x and y in decimal, and returns its status. */
 static int bad(const char *a, uint64_t x, const char *b, uint64_t y, const char *c) {
     call.msg.len = 0;
     append_str(&call.msg, a);
-    if (b != NULL) {
-        wg_buffer_append_u64(&call.msg, x);
-        append_str(&call.msg, b);
-        if (c != NULL) {
-            wg_buffer_append_u64(&call.msg, y);
-            append_str(&call.msg, c);
-        }
-    }
+    wg_buffer_append_u64(&call.msg, x);
+    append_str(&call.msg, b);
+    wg_buffer_append_u64(&call.msg, y);
+    append_str(&call.msg, c);
+    return WG_STATUS_BAD_CALL;
+}
+
+/* bad_text sets the message of a malformed call to text. */
+static int bad_text(const char *text) {
+    call.msg.len = 0;
+    append_str(&call.msg, text);
     return WG_STATUS_BAD_CALL;
 }
 
@@ -478,7 +604,7 @@ struct reader {
 
 static int reader_open(struct reader *r, const uint8_t *batch, size_t len) {
     if (len < 4) {
-        return bad("batch shorter than its record count", 0, NULL, 0, NULL);
+        return bad_text("batch shorter than its record count");
     }
     *r = (struct reader){.p = batch + 4, .end = batch + len, .n = load32(batch)};
     return WG_STATUS_OK;
@@ -516,6 +642,26 @@ static inline int reader_next(struct reader *r, wg_bytes *k, wg_bytes *v) {
     return 1;
 }
 
+/*
+ * The record loops handle eight records per loop iteration, by calling a
+ * step function eight times in a row: a host that can interrupt its guests
+ * pays at every loop iteration (wazero leaves the guest at each loop header
+ * to check its context, tens of nanoseconds), and records are often tiny.
+ * A step returns CONTINUE or the call's status.
+ */
+enum { CONTINUE = -1 };
+#define EIGHT_TIMES(stmt) stmt stmt stmt stmt stmt stmt stmt stmt
+
+static inline int chain_step(struct reader *r, const struct wg_func *first, wg_emitter *e) {
+    wg_bytes k, v;
+    int more = reader_next(r, &k, &v);
+    if (more <= 0) {
+        return more == 0 ? WG_STATUS_OK : WG_STATUS_BAD_CALL;
+    }
+    deliver(first, e, k, v);
+    return call.failed ? WG_STATUS_USER_ERROR : CONTINUE;
+}
+
 static int run_chain(const uint8_t *batch, size_t len) {
     struct reader r;
     if (reader_open(&r, batch, len) != WG_STATUS_OK) {
@@ -523,15 +669,47 @@ static int run_chain(const uint8_t *batch, size_t len) {
     }
     const struct wg_func *first = call.em[0].next;
     wg_emitter *e = call.em[0].down;
-    wg_bytes k, v;
-    int more;
-    while ((more = reader_next(&r, &k, &v)) > 0) {
-        deliver(first, e, k, v);
-        if (call.failed) {
-            return WG_STATUS_USER_ERROR;
-        }
+    for (;;) {
+        int status;
+        EIGHT_TIMES(if ((status = chain_step(&r, first, e)) != CONTINUE) { return status; })
     }
-    return more == 0 ? WG_STATUS_OK : WG_STATUS_BAD_CALL;
+}
+
+/* A reduction in progress: the run of key, whose value is first if the run
+ * has one record so far, else the accumulator. */
+struct run {
+    wg_bytes key, first;
+    bool have, folded;
+};
+
+static inline void emit_run(const struct run *run) {
+    if (run->have) {
+        append_record(run->key, run->folded ? wg_buffer_bytes(&call.acc) : run->first);
+    }
+}
+
+static inline int reduce_step(struct reader *r, const struct wg_func *f, struct run *run) {
+    wg_bytes k, v;
+    int more = reader_next(r, &k, &v);
+    if (more <= 0) {
+        if (more < 0) {
+            return WG_STATUS_BAD_CALL;
+        }
+        emit_run(run);
+        return WG_STATUS_OK;
+    }
+    if (run->have && wg_bytes_equal(k, run->key)) {
+        if (!run->folded) {
+            call.acc.len = 0;
+            wg_buffer_append(&call.acc, run->first);
+            run->folded = true;
+        }
+        f->fn.reduce(&call.acc, v);
+        return call.failed ? WG_STATUS_USER_ERROR : CONTINUE;
+    }
+    emit_run(run);
+    *run = (struct run){.key = k, .first = v, .have = true};
+    return CONTINUE;
 }
 
 /* run_reduce folds each run of equal keys with f and emits one record per
@@ -542,37 +720,11 @@ static int run_reduce(const struct wg_func *f, const uint8_t *batch, size_t len)
     if (reader_open(&r, batch, len) != WG_STATUS_OK) {
         return WG_STATUS_BAD_CALL;
     }
-    wg_bytes key = {0}, first = {0}, k, v;
-    bool have = false, folded = false;
-    int more;
-    while ((more = reader_next(&r, &k, &v)) > 0) {
-        if (have && wg_bytes_equal(k, key)) {
-            if (!folded) {
-                call.acc.len = 0;
-                wg_buffer_append(&call.acc, first);
-                folded = true;
-            }
-            f->fn.reduce(&call.acc, v);
-            if (call.failed) {
-                return WG_STATUS_USER_ERROR;
-            }
-            continue;
-        }
-        if (have) {
-            append_record(key, folded ? wg_buffer_bytes(&call.acc) : first);
-        }
-        key = k;
-        first = v;
-        have = true;
-        folded = false;
+    struct run run = {0};
+    for (;;) {
+        int status;
+        EIGHT_TIMES(if ((status = reduce_step(&r, f, &run)) != CONTINUE) { return status; })
     }
-    if (more < 0) {
-        return WG_STATUS_BAD_CALL;
-    }
-    if (have) {
-        append_record(key, folded ? wg_buffer_bytes(&call.acc) : first);
-    }
-    return WG_STATUS_OK;
 }
 
 /* chain_positions makes room for n + 1 emitters, keeping their scratch
@@ -582,6 +734,11 @@ static void chain_positions(uint32_t n) {
         return;
     }
     uint32_t cap = n + 1 < 8 ? 8 : n + 1;
+#if SIZE_MAX <= UINT32_MAX
+    if (cap > SIZE_MAX / sizeof(wg_emitter)) {
+        out_of_memory();
+    }
+#endif
     wg_emitter *em = realloc(call.em, cap * sizeof *em);
     if (em == NULL) {
         out_of_memory();
@@ -593,7 +750,7 @@ static void chain_positions(uint32_t n) {
 
 static int run(const uint8_t *c, size_t len) {
     if (len < 4) {
-        return bad("call shorter than its function count", 0, NULL, 0, NULL);
+        return bad_text("call shorter than its function count");
     }
     uint32_t n = load32(c);
     if (n == 0 || (uint64_t)len < 4 + 4 * (uint64_t)n + 4) {
@@ -619,13 +776,13 @@ static int run(const uint8_t *c, size_t len) {
     size_t batch_len = len - 4 - 4 * (size_t)n;
     if (call.em[0].next->kind == KIND_REDUCE) {
         if (n != 1) {
-            return bad("a reduce function must be called alone", 0, NULL, 0, NULL);
+            return bad_text("a reduce function must be called alone");
         }
         return run_reduce(call.em[0].next, batch, batch_len);
     }
     for (uint32_t i = 1; i < n; i++) {
         if (call.em[i].next->kind == KIND_REDUCE) {
-            bad("reduce function \"", 0, NULL, 0, NULL);
+            bad_text("reduce function \"");
             append_str(&call.msg, call.em[i].next->name);
             append_str(&call.msg, "\" chained after other functions");
             return WG_STATUS_BAD_CALL;

@@ -49,8 +49,16 @@
  * position in a chain. Once they have grown to the working size, a call
  * allocates nothing.
  *
- * The SDK is single-threaded, like a wasm instance; it keeps its state in
- * globals.
+ * State. The SDK is single-threaded, like a wasm instance, and keeps its
+ * state in globals. A user function may keep its own scratch buffers in
+ * static variables, but a function that appears twice in one chain (split
+ * then split) runs inside itself and shares them.
+ *
+ * Speed. An interruptible host (wasmgrid's default) leaves the guest at
+ * every loop iteration to check its deadline, which costs tens of
+ * nanoseconds: prefer loops that handle many bytes per iteration (SIMD, which
+ * build.sh enables, or unrolled loops) to byte-at-a-time loops on hot paths.
+ * README.md has the numbers.
  */
 #ifndef WASMGRID_H
 #define WASMGRID_H
