@@ -49,31 +49,36 @@ func (l ModuleLimits) withDefaults() ModuleLimits {
 	return l
 }
 
-// allowedImports are the WASI functions a module may import. They are the
-// ones the guest toolchains' runtimes need, and in the sandbox they see an
-// empty world: no arguments, no environment, no open files (writes to
-// stdout and stderr go to the task's capped log), a fake clock and a seeded
-// random source. Everything else, notably the path_* and sock_* families,
-// would need a capability that jobs do not have.
-var allowedImports = map[string]bool{
-	"args_get": true, "args_sizes_get": true,
-	"environ_get": true, "environ_sizes_get": true,
-	"clock_res_get": true, "clock_time_get": true,
-	"random_get": true, "sched_yield": true, "poll_oneoff": true, "proc_exit": true,
-	"fd_write": true, "fd_read": true, "fd_close": true, "fd_seek": true, "fd_sync": true,
-	"fd_fdstat_get": true, "fd_fdstat_set_flags": true, "fd_filestat_get": true,
-	"fd_prestat_get": true, "fd_prestat_dir_name": true,
+// allowedImport reports whether a module may import a WASI function. In the
+// sandbox every WASI function sees an empty world: no arguments, no
+// environment, no directory to open files in (so the fd_* and path_*
+// families only fail; writes to stdout and stderr go to the task's capped
+// log), a fake clock and a seeded random source. The file functions are
+// allowed because language runtimes link them whether a guest uses them or
+// not (Go's os package does), and refusing those modules would refuse
+// ordinary guests; the day a job may be granted a directory, they are how it
+// reaches it. Sockets are refused outright: jobs never get a network.
+func allowedImport(name string) bool {
+	if strings.HasPrefix(name, "sock_") {
+		return false
+	}
+	return wasiFunctions[name]
 }
 
-// importFamily names what a denied WASI import is for.
-func importFamily(name string) string {
-	switch {
-	case strings.HasPrefix(name, "sock_"):
-		return "network sockets"
-	case strings.HasPrefix(name, "path_"), strings.HasPrefix(name, "fd_"):
-		return "the file system"
-	}
-	return "a capability outside the sandbox"
+// wasiFunctions are the functions of wasi_snapshot_preview1.
+var wasiFunctions = map[string]bool{
+	"args_get": true, "args_sizes_get": true, "environ_get": true, "environ_sizes_get": true,
+	"clock_res_get": true, "clock_time_get": true, "fd_advise": true, "fd_allocate": true,
+	"fd_close": true, "fd_datasync": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
+	"fd_fdstat_set_rights": true, "fd_filestat_get": true, "fd_filestat_set_size": true,
+	"fd_filestat_set_times": true, "fd_pread": true, "fd_prestat_get": true, "fd_prestat_dir_name": true,
+	"fd_pwrite": true, "fd_read": true, "fd_readdir": true, "fd_renumber": true, "fd_seek": true,
+	"fd_sync": true, "fd_tell": true, "fd_write": true, "path_create_directory": true,
+	"path_filestat_get": true, "path_filestat_set_times": true, "path_link": true, "path_open": true,
+	"path_readlink": true, "path_remove_directory": true, "path_rename": true, "path_symlink": true,
+	"path_unlink_file": true, "poll_oneoff": true, "proc_exit": true, "proc_raise": true,
+	"sched_yield": true, "random_get": true, "sock_accept": true, "sock_recv": true,
+	"sock_send": true, "sock_shutdown": true,
 }
 
 // checkModule scans a module's sections and checks them against lim. It
@@ -128,8 +133,11 @@ func checkModule(wasm []byte, lim ModuleLimits) ([]byte, error) {
 				if kind != 0 {
 					return nil, fmt.Errorf("it imports %s.%s as a %s; a guest may import only WASI functions and must define its own memory", mod, name, externKind(kind))
 				}
-				if !allowedImports[name] {
-					return nil, fmt.Errorf("it imports %s.%s, which needs %s: jobs run without it", mod, name, importFamily(name))
+				if strings.HasPrefix(name, "sock_") {
+					return nil, fmt.Errorf("it imports %s.%s, which needs network sockets: jobs run without a network", mod, name)
+				}
+				if !allowedImport(name) {
+					return nil, fmt.Errorf("it imports %s.%s, which is not a WASI preview 1 function", mod, name)
 				}
 				sec.u32() // type index
 				funcs++

@@ -34,7 +34,8 @@ func TestCheckModule(t *testing.T) {
 	}{
 		{"empty module", module(), ""},
 		{"allowed imports", module(section(2, vec(2, imp("wasi_snapshot_preview1", "fd_write"), imp("wasi_snapshot_preview1", "clock_time_get")))), ""},
-		{"file system import", module(section(2, vec(1, imp("wasi_snapshot_preview1", "path_open")))), "path_open, which needs the file system"},
+		{"file system import", module(section(2, vec(1, imp("wasi_snapshot_preview1", "path_open")))), ""},
+		{"unknown WASI function", module(section(2, vec(1, imp("wasi_snapshot_preview1", "launch")))), "not a WASI preview 1 function"},
 		{"socket import", module(section(2, vec(1, imp("wasi_snapshot_preview1", "sock_accept")))), "sock_accept, which needs network sockets"},
 		{"unknown host function", module(section(2, vec(1, imp("env", "launch_missiles")))), "env.launch_missiles, which the host does not provide"},
 		{"imported memory", module(section(2, vec(1, bytes.Join([][]byte{name("wasi_snapshot_preview1"), name("memory"), {2, 0}, appendU32(nil, 1)}, nil)))), "as a memory"},

@@ -103,7 +103,7 @@ func TestLoadManifest(t *testing.T) {
 	for _, f := range m.Functions {
 		got = append(got, f.Kind+" "+f.Name)
 	}
-	want := "map upper,map swap,flat_map explode,filter nonempty,reduce concat,map fail,map exit,map loop,map bomb"
+	want := "map upper,map swap,flat_map explode,filter nonempty,reduce concat,map fail,map exit,map loop,map bomb,map now,map readfile"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("manifest %v, want %s", got, want)
 	}
@@ -425,5 +425,34 @@ func TestCorruptCompilationCacheIsRebuilt(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSandboxIsDeterministic runs a guest that reads the clock, the random
+// source, its environment and a file, in two instances: it sees the same
+// values every time, and no file.
+func TestSandboxIsDeterministic(t *testing.T) {
+	r := newRuntime(t)
+	m := load(t, r)
+	ctx := context.Background()
+	call := func(fn string) string {
+		p, err := r.NewPipeline(ctx, steps(t, m, fn), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		var got [][2]string
+		if err := p.Push(ctx, batchOf([2]string{"k", ""}), func(b []byte) error { got = records(t, b); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got[0][1]
+	}
+	if a, b := call("now"), call("now"); a != b {
+		t.Fatalf("two runs saw different worlds: %q and %q", a, b)
+	} else {
+		t.Logf("clock, random, environment and arguments as a guest sees them: %s", a)
+	}
+	if got := call("readfile"); got != "true" {
+		t.Fatalf("readfile = %q, want true (the guest must not read files)", got)
 	}
 }

@@ -4,8 +4,11 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand"
 	"os"
 	"strconv"
+	"time"
 
 	guest "github.com/wasmgrid/wasmgrid/sdk/guest/go"
 )
@@ -44,3 +47,15 @@ func init() {
 }
 
 func main() {}
+
+// The sandbox is deterministic: the clock and the random source a guest
+// sees are the same on every run.
+func init() {
+	guest.Map("now", func(k, _ []byte) ([]byte, []byte) {
+		return k, []byte(fmt.Sprint(time.Now().UnixNano(), " ", rand.Int63(), " ", len(os.Environ()), " ", len(os.Args)))
+	})
+	guest.Map("readfile", func(k, _ []byte) ([]byte, []byte) {
+		_, err := os.ReadFile("/etc/passwd")
+		return k, []byte(fmt.Sprint(err != nil))
+	})
+}
