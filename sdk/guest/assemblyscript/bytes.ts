@@ -25,12 +25,25 @@
 
 /** Writes the decimal digits of n at p (which must have room for 20 bytes) and returns their count. */
 export function writeU64(p: usize, n: u64): i32 {
-  let digits = 1;
-  for (let m = n; m >= 10; m /= 10) digits++;
+  if (n <= <u64>u32.MAX_VALUE) return writeU32(p, <u32>n);
+  let digits = 10;
+  for (let m = n / 10000000000; m != 0; m /= 10) digits++;
   let q = p + <usize>digits;
   do {
     q--;
     store<u8>(q, <u8>(0x30 + <u32>(n % 10)));
+    n /= 10;
+  } while (n != 0);
+  return digits;
+}
+
+function writeU32(p: usize, n: u32): i32 {
+  const digits = n < 100000 ? (n < 100 ? (n < 10 ? 1 : 2) : n < 1000 ? 3 : n < 10000 ? 4 : 5)
+    : n < 10000000 ? (n < 1000000 ? 6 : 7) : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+  let q = p + <usize>digits;
+  do {
+    q--;
+    store<u8>(q, <u8>(0x30 + n % 10));
     n /= 10;
   } while (n != 0);
   return digits;
@@ -222,4 +235,9 @@ export function equal(a: Uint8Array, b: Uint8Array): bool {
 /** The UTF-8 bytes of s, in a new array (for constants: `const ONE = utf8("1")`). */
 export function utf8(s: string): Uint8Array {
   return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
+/** The bytes of b decoded as UTF-8, in a new string (invalid sequences become U+FFFD). */
+export function text(b: Uint8Array): string {
+  return String.UTF8.decodeUnsafe(b.dataStart, <usize>b.byteLength);
 }

@@ -59,7 +59,12 @@ export class Emitter {
 
   /** Emits one record (key, value) to the rest of the chain. */
   emit(key: Uint8Array, value: Uint8Array): void {
-    if (!failed) push(this.next, key, value);
+    if (failed) return;
+    if (this.next == chainLen) {
+      emitRaw(key.dataStart, <usize>key.byteLength, value.dataStart, <usize>value.byteLength);
+      return;
+    }
+    push(this.next, key, value);
   }
 
   /** Emits (key[start:end], value) without making a view of the key. */
@@ -400,15 +405,8 @@ function setChain(idx: usize, n: i32): void {
   while (rangeViews.length <= n) rangeViews.push(Uint8Array.wrap(input, 0, 0));
 }
 
-/** Reports why a batch is malformed, as the Go SDK words it. */
-function checkHeader(batch: usize, end: usize): string | null {
-  if (end - batch < 4) return "batch shorter than its record count";
-  return null;
-}
-
 function runChain(batch: usize, end: usize): i32 {
-  const bad = checkHeader(batch, end);
-  if (bad !== null) return badCall(bad);
+  if (end - batch < 4) return badCall("batch shorter than its record count");
   const count = load<u32>(batch);
   let p = batch + 4;
   for (let i: u32 = 0; i < count; i++) {
@@ -427,8 +425,7 @@ function runChain(batch: usize, end: usize): i32 {
 }
 
 function runReduce(f: ReduceFn, batch: usize, end: usize): i32 {
-  const bad = checkHeader(batch, end);
-  if (bad !== null) return badCall(bad);
+  if (end - batch < 4) return badCall("batch shorter than its record count");
   const count = load<u32>(batch);
   let p = batch + 4;
   // The current run: its key and first value in the input, and whether

@@ -5,6 +5,7 @@
 //
 // AssemblyScript exports the module's linear memory as "memory" by itself.
 
+import { Runtime } from "~lib/shared/runtime";
 import { ABI_VERSION, alloc, describe, outputLen, outputPtr, run } from "./core";
 
 // @ts-ignore: decorator
@@ -33,7 +34,7 @@ export function wasmgrid_run(ptr: i32, len: i32): i32 {
   const status = run(<usize><u32>ptr, <usize><u32>len);
   // The minimal runtime collects only when told to, and only safely when no
   // managed reference lives on the wasm stack alone: here, between calls.
-  if (ASC_RUNTIME == 1) __collect();
+  if (ASC_RUNTIME == Runtime.Minimal) __collect();
   return status;
 }
 

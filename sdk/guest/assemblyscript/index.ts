@@ -19,4 +19,4 @@ export {
   fail,
   failing,
 } from "./core";
-export { Bytes, equal, utf8 } from "./bytes";
+export { Bytes, equal, text, utf8 } from "./bytes";
