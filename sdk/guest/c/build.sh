@@ -82,3 +82,5 @@ done
 "$cc" $target -flto -mbulk-memory -msimd128 -mexec-model=reactor \
 	-Wl,--stack-first -Wl,-z,stack-size=262144 -Wl,--strip-all \
 	${WASMGRID_LDFLAGS:-} -o "$out" $objs
+# A module is data, not a program: the linker marks its output executable.
+chmod 0644 "$out"
