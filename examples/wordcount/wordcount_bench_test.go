@@ -87,7 +87,17 @@ var (
 	guestErr  error
 )
 
-func guestModule(b *testing.B) []byte {
+// guestModule returns the word-count guest in lang: the Go guest built
+// from source, the others' prebuilt guest.wasm (CI checks they match their
+// sources).
+func guestModule(b *testing.B, lang string) []byte {
+	if lang != "go" {
+		w, err := os.ReadFile(filepath.Join("guest", lang, "guest.wasm"))
+		if err != nil {
+			b.Skip(err)
+		}
+		return w
+	}
 	guestOnce.Do(func() {
 		out := filepath.Join(b.TempDir(), "wc.wasm")
 		if guestErr = guestbuild.BuildGo(context.Background(), "guest/go", out); guestErr == nil {
@@ -101,7 +111,9 @@ func guestModule(b *testing.B) []byte {
 }
 
 // BenchmarkSplit compares the split function run natively with the same
-// function run in the Go guest under wazero, batch by batch as tasks run it.
+// function in each guest language under wazero, batch by batch as tasks run
+// it: without termination checks, as executors run guests, and with them
+// ("-checks"), as a runtime that must stop guests by itself would.
 func BenchmarkSplit(b *testing.B) {
 	lines := benchText()
 	b.Run("native", func(b *testing.B) {
@@ -116,37 +128,39 @@ func BenchmarkSplit(b *testing.B) {
 			}
 		}
 	})
-	for _, interrupt := range []bool{true, false} {
-		name := "wasm"
-		if !interrupt {
-			name = "wasm-uninterruptible"
-		}
-		b.Run(name, func(b *testing.B) {
-			ctx := context.Background()
-			rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{NoInterrupt: !interrupt})
-			if err != nil {
-				b.Fatal(err)
+	in := batches(lines)
+	for _, lang := range []string{"go", "rust", "c", "assemblyscript"} {
+		for _, checks := range []bool{false, true} {
+			name := lang
+			if checks {
+				name += "-checks"
 			}
-			defer rt.Close(ctx)
-			m, err := rt.Load(ctx, "wc", guestModule(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			split, _ := m.Function("split")
-			p, err := rt.NewPipeline(ctx, []wasmexec.Step{{Name: "wc", Module: m, Function: split}}, wasmexec.Limits{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close(ctx)
-			in := batches(lines)
-			b.SetBytes(textBytes(lines))
-			for b.Loop() {
-				for _, batch := range in {
-					if err := p.Push(ctx, batch, func([]byte) error { return nil }); err != nil {
-						b.Fatal(err)
+			b.Run(name, func(b *testing.B) {
+				ctx := context.Background()
+				rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{NoInterrupt: !checks})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer rt.Close(ctx)
+				m, err := rt.Load(ctx, "wc", guestModule(b, lang))
+				if err != nil {
+					b.Fatal(err)
+				}
+				split, _ := m.Function("split")
+				p, err := rt.NewPipeline(ctx, []wasmexec.Step{{Name: "wc", Module: m, Function: split}}, wasmexec.Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close(ctx)
+				b.SetBytes(textBytes(lines))
+				for b.Loop() {
+					for _, batch := range in {
+						if err := p.Push(ctx, batch, func([]byte) error { return nil }); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
