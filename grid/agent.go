@@ -122,7 +122,17 @@ func (a *agent) process() (*executor.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.logger.Debug("executor started", "pid", p.Pid())
+	// A hard memory limit where the machine delegates cgroup v2 to us; the
+	// executor's Go memory limit otherwise.
+	if cleanup, err := executor.LimitMemory(p.Pid(), a.executorCfg.MemoryLimit); err == nil {
+		a.logger.Debug("executor started", "pid", p.Pid(), "memory_limit", "cgroup v2")
+		go func() {
+			<-p.Done()
+			cleanup()
+		}()
+	} else {
+		a.logger.Debug("executor started", "pid", p.Pid(), "memory_limit", "go runtime", "cgroup", err)
+	}
 	a.executor = p
 	return p, nil
 }
