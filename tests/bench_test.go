@@ -36,11 +36,10 @@ func benchCorpus(b *testing.B) string {
 	return benchInput
 }
 
-// BenchmarkWordCount runs the whole word count two ways over the same
-// file: natively (read, split, count in a map, one goroutine per CPU over
-// the file's halves would be unfair to neither, so it is one goroutine, as
-// a plain Go program would be) and as a job on the embedded grid, with the
-// Go guest in wasm, shuffle files, and the text sink.
+// BenchmarkWordCount runs the whole word count over the same file natively
+// (read, split, count in a map, in one goroutine, as a plain Go program
+// would) and as a job on the embedded grid with each guest language: tasks
+// in executor processes, shuffle files, the text sink.
 func BenchmarkWordCount(b *testing.B) {
 	input := benchCorpus(b)
 	fi, err := os.Stat(input)
@@ -82,27 +81,29 @@ func BenchmarkWordCount(b *testing.B) {
 			out.Close()
 		}
 	})
-	b.Run("grid", func(b *testing.B) {
-		local, err := sdk.StartLocal(sdk.LocalConfig{Slots: runtime.NumCPU()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer local.Close()
-		out := filepath.Join(b.TempDir(), "out")
-		ctx := context.Background()
-		job, err := sdk.LoadJob(ctx, repoPath("examples/wordcount/job.toml"),
-			map[string]string{"input": input, "output": out},
-			map[string]string{"sink.overwrite": "true"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(fi.Size())
-		for b.Loop() {
-			if _, err := local.Run(ctx, job, nil); err != nil {
+	for _, lang := range []string{"go", "rust", "c", "assemblyscript"} {
+		b.Run("grid-"+lang, func(b *testing.B) {
+			local, err := sdk.StartLocal(sdk.LocalConfig{Slots: runtime.NumCPU()})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			defer local.Close()
+			out := filepath.Join(b.TempDir(), "out")
+			ctx := context.Background()
+			job, err := sdk.LoadJob(ctx, repoPath("examples/wordcount/job.toml"),
+				map[string]string{"input": input, "output": out, "guest": lang},
+				map[string]string{"sink.overwrite": "true"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(fi.Size())
+			for b.Loop() {
+				if _, err := local.Run(ctx, job, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func itoa(n int64) string {
