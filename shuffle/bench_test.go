@@ -253,3 +253,46 @@ func BenchmarkChunkCodec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSpillMerge writes word-count-like records through the writer with
+// a budget of 1/20 of the data (about 20 spilled runs, merged by Commit) and
+// with a budget larger than the data (sorted in memory), so the cost of
+// spilling can be quoted as a ratio.
+func BenchmarkSpillMerge(b *testing.B) {
+	recs, raw := benchWords(1 << 20)
+	batches := benchBatches(recs, 64<<10)
+	recs = nil
+	inMemory := 1<<20*entrySize + raw
+	for _, bc := range []struct {
+		name    string
+		memory  int64
+		combine CombineFunc
+	}{
+		{"spill", inMemory / 20, nil},
+		{"in-memory", 2 * inMemory, nil},
+		{"spill/combine", inMemory / 20, sumCombine},
+		{"in-memory/combine", 2 * inMemory, sumCombine},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			dir := b.TempDir()
+			b.SetBytes(raw)
+			spills := 0
+			for i := 0; b.Loop(); i++ {
+				w, err := NewWriter(WriterConfig{Dir: dir, ID: MapOutputID{MapIndex: uint32(i)}, Partitions: 16, Memory: bc.memory, Combine: bc.combine})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, batch := range batches {
+					if err := w.AddBatch(batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := w.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				spills = w.spills
+			}
+			b.ReportMetric(float64(spills), "runs")
+		})
+	}
+}

@@ -28,8 +28,9 @@ type PartitionInfo struct {
 // keys, combines them if a CombineFunc is set, and writes the data and index
 // files: under temporary names (".tmp-" prefix), fsynced, renamed, and the
 // directory fsynced, so a crash leaves a whole output or none. The index is
-// renamed last. If Commit fails it removes its temporary files. The writer
-// cannot be used after Commit.
+// renamed last. If the writer spilled, Commit merges the runs with the
+// buffer. Commit removes the run files, and if it fails, its temporary
+// files. The writer cannot be used after Commit.
 func (w *Writer) Commit() (*MapOutput, error) {
 	if w.done {
 		return nil, errWriterDone
@@ -114,16 +115,22 @@ func syncDir(dir string) error {
 }
 
 // writeBlocks writes one block per non-empty partition of the sorted
-// entries.
+// entries, merged with the runs of spills if there are any.
 func (w *Writer) writeBlocks(f io.WriterAt) ([]PartitionInfo, error) {
+	if err := w.reduceRuns(); err != nil {
+		return nil, err
+	}
 	bw := &blockWriter{w: f, enc: w.enc, codec: w.codec, chunkSize: w.cfg.ChunkSize}
 	parts := make([]PartitionInfo, w.cfg.Partitions)
 	err := w.partitionRanges(func(p int, ents []entry) error {
 		bw.begin(w.cfg.ID, p)
 		var err error
-		if w.cfg.Combine != nil {
+		switch {
+		case len(w.runs) > 0:
+			err = w.mergePartition(p, w.runs, ents, bw.writeRecord)
+		case w.cfg.Combine != nil:
 			err = w.combine(p, ents, bw.writeRecord)
-		} else {
+		default:
 			for _, e := range ents {
 				if err = bw.writeRecord(w.record(e)); err != nil {
 					break
