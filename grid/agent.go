@@ -2,6 +2,7 @@ package grid
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,12 +15,14 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 )
 
 // launch asks an agent to run one task attempt.
 type launch struct {
 	ctx        context.Context // the job's: canceled when the job ends
 	job        string
+	token      string // the job's block token
 	spec       planner.TaskSpec
 	modules    []moduleBlob
 	conf       jobspec.Conf
@@ -43,7 +46,8 @@ type agent struct {
 	name      string
 	dir       string
 	resources allocator.Resources
-	peers     *peerDirs
+	peers     *peers
+	blocks    *quicnet.Server // serves this agent's shuffle blocks
 	logger    *slog.Logger
 	launches  chan launch
 	statuses  chan<- taskStatus
@@ -55,6 +59,9 @@ type agent struct {
 	mu       sync.Mutex // protects the fields below
 	executor *executor.Process
 	modules  map[string]string // module hash -> file
+	tokens   map[string]string // job -> the token its tasks show the block server
+	diskUsed map[string]int64  // job -> bytes of shuffle output kept
+	diskCap  int64             // bytes of shuffle output the agent may keep
 
 	// beforeTask, if set, runs before each task attempt: a fault-injection
 	// hook for tests.
@@ -71,10 +78,17 @@ const (
 // errDeadline is the cause of a task stopped at its deadline.
 var errDeadline = errors.New("task deadline")
 
-// run accepts launches until ctx ends, then stops its executor and waits
-// for its tasks.
+// run serves the agent's blocks and accepts launches until ctx ends, then
+// stops its executor and waits for its tasks and its block server.
 func (a *agent) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := a.blocks.Run(ctx); err != nil {
+			a.logger.Error("block server stopped", "err", err)
+		}
+	}()
 	defer func() {
 		a.mu.Lock()
 		p := a.executor
@@ -187,6 +201,9 @@ func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 		st.err = &executor.Error{Failure: *resp.Failure, Err: errors.New(resp.Err), Log: resp.Log}
 	default:
 		st.res = resp.Result
+		if err := a.account(l, resp.Result); err != nil {
+			st.res, st.err = nil, &executor.Error{Failure: planner.Failure{Kind: planner.TaskError}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
+		}
 	}
 	if timedOut {
 		st.err.(*executor.Error).Failure.Msg = st.err.Error()
@@ -212,11 +229,13 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 		ShuffleMemory:    int64(l.conf.ShuffleMemory),
 		CompressionLevel: l.conf.CompressionLevel,
 		OutputFile:       l.outputFile,
-		Peers:            map[string]string{},
+		Job:              l.job,
+		Token:            l.token,
+		BlockServers:     a.peers.addrs,
 	}
-	for name, dir := range a.peers.dirs {
-		msg.Peers[name] = filepath.Join(dir, "jobs", l.job)
-	}
+	a.mu.Lock()
+	a.tokens[l.job] = l.token
+	a.mu.Unlock()
 	for _, b := range l.modules {
 		path, err := a.storeModule(b)
 		if err != nil {
@@ -243,13 +262,55 @@ func (a *agent) storeModule(b moduleBlob) (string, error) {
 	return path, nil
 }
 
-// removeJob deletes the job's shuffle files: the job has ended.
-func (a *agent) removeJob(job string) error { return os.RemoveAll(a.jobDir(job)) }
+// account adds a map output to the agent's shuffle disk use, or deletes it
+// and says why if it would pass the agent's cap: the task fails here and is
+// retried where there is room.
+func (a *agent) account(l launch, res *executor.Result) error {
+	if res == nil || res.MapOutput == nil {
+		return nil
+	}
+	var size int64
+	for _, p := range res.MapOutput.Partitions {
+		size += p.Length
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var used int64
+	for _, u := range a.diskUsed {
+		used += u
+	}
+	if a.diskCap > 0 && used+size > a.diskCap {
+		os.Remove(res.MapOutput.DataPath)
+		os.Remove(res.MapOutput.IndexPath)
+		return fmt.Errorf("%s's shuffle disk cap (%d bytes) would be passed: this map output is %d bytes and the agent keeps %d bytes of shuffle files; raise the cap (grid.Config.ShuffleDiskBytes) or use more agents", a.name, a.diskCap, size, used)
+	}
+	a.diskUsed[l.job] += size
+	return nil
+}
 
-// peerDirs locates every agent's storage. In the embedded grid all agents
-// share a file system; the QUIC block transport replaces this lookup.
-type peerDirs struct {
-	dirs map[string]string // agent name -> dir; written before Run, then read-only
+// removeJob deletes the job's shuffle files and forgets its token: the job
+// has ended, and its blocks are served no more.
+func (a *agent) removeJob(job string) error {
+	a.mu.Lock()
+	delete(a.tokens, job)
+	delete(a.diskUsed, job)
+	a.mu.Unlock()
+	return os.RemoveAll(a.jobDir(job))
+}
+
+// authorize tells the block server whether token entitles its bearer to
+// the job's blocks: a task of one job cannot read another's by guessing
+// names.
+func (a *agent) authorize(job, token string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	want, ok := a.tokens[job]
+	return ok && subtle.ConstantTimeCompare([]byte(want), []byte(token)) == 1
+}
+
+// peers locates every agent's block server.
+type peers struct {
+	addrs map[string]string // agent name -> block server address; written before Run, then read-only
 }
 
 // moduleHashes maps a job's module names to their sha256.

@@ -2,6 +2,8 @@ package grid
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -179,7 +181,7 @@ func (c *coordinator) schedule() {
 			}
 			used = used.Add(j.taskRes)
 			j.attempts++
-			l := launch{ctx: j.ctx, job: j.id, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
+			l := launch{ctx: j.ctx, job: j.id, token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
 			if spec.Stage.IsResult() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
 			}
@@ -260,6 +262,7 @@ func failureLabel(k planner.FailureKind) string {
 // atomics and channels belong to the coordinator's goroutine.
 type jobRun struct {
 	id      string
+	token   string // shown by the job's tasks to the block servers
 	req     JobRequest
 	sched   *planner.Scheduler
 	modules []moduleBlob
@@ -289,6 +292,7 @@ func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]m
 	}
 	return &jobRun{
 		id:       id,
+		token:    newToken(),
 		req:      req,
 		sched:    planner.NewScheduler(plan, planner.Config{MaxAttempts: req.Spec.Conf.MaxAttempts}),
 		modules:  mods,
@@ -299,6 +303,15 @@ func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]m
 		progress: make(chan Progress, 1),
 		done:     make(chan struct{}),
 	}
+}
+
+// newToken is a job's secret for reading its shuffle blocks.
+func newToken() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("grid: no randomness for a job token: %v", err))
+	}
+	return hex.EncodeToString(b)
 }
 
 func mapKeys[M ~map[K]V, K comparable, V any](m M) func(func(K) bool) {

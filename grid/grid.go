@@ -12,11 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
@@ -50,6 +53,10 @@ type Config struct {
 	// ModuleLoadTimeout bounds a module's initialization when its manifest
 	// is read at submission (default 10s).
 	ModuleLoadTimeout time.Duration
+	// ShuffleDiskBytes caps the shuffle files each agent keeps (default:
+	// 80% of the free space under StateDir, shared among the agents); a map
+	// task whose output would pass it fails, and is retried elsewhere.
+	ShuffleDiskBytes int64
 }
 
 var errStopped = errors.New("grid: the grid has stopped")
@@ -134,7 +141,18 @@ func New(cfg Config) (*Grid, error) {
 		logger:         logger.With("role", "inspector"),
 	}
 	statuses := make(chan taskStatus, cfg.Slots)
-	peers := &peerDirs{dirs: map[string]string{}}
+	// The agents' block servers speak TLS 1.3 with certificates from an
+	// authority made for this grid alone.
+	ca, err := certs.NewCA("wasmgrid embedded grid", 30*24*time.Hour)
+	if err != nil {
+		g.cleanup()
+		return nil, err
+	}
+	peers := &peers{addrs: map[string]string{}}
+	diskCap := cfg.ShuffleDiskBytes
+	if diskCap <= 0 {
+		diskCap = freeBytes(g.stateDir) / 10 * 8 / int64(cfg.Agents)
+	}
 	g.coord = newCoordinator(logger, newMetrics(cfg.Metrics), statuses, g.stateDir)
 	for i := range cfg.Agents {
 		// Share slots and memory out as evenly as they go.
@@ -153,10 +171,29 @@ func New(cfg Config) (*Grid, error) {
 			launches:     make(chan launch, slots),
 			statuses:     statuses,
 			executorArgv: cfg.ExecutorCommand,
-			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits},
+			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits, ShuffleCA: ca.CertPEM},
 			modules:      map[string]string{},
+			tokens:       map[string]string{},
+			diskUsed:     map[string]int64{},
+			diskCap:      diskCap,
 		}
-		peers.dirs[name] = a.dir
+		cert, err := ca.Issue(name, []string{"127.0.0.1", "::1", "localhost"}, 30*24*time.Hour)
+		if err != nil {
+			g.cleanup()
+			return nil, err
+		}
+		a.blocks, err = quicnet.NewServer(quicnet.ServerConfig{
+			Addr:      "127.0.0.1:0",
+			TLS:       certs.ServerConfig(cert, executor.ShuffleALPN),
+			Dir:       filepath.Join(a.dir, "jobs"),
+			Authorize: a.authorize,
+			Logger:    a.logger,
+		})
+		if err != nil {
+			g.cleanup()
+			return nil, fmt.Errorf("grid: %s's block server: %w", name, err)
+		}
+		peers.addrs[name] = a.blocks.Addr().String()
 		g.agents = append(g.agents, a)
 		if err := g.coord.addAgent(a); err != nil {
 			g.cleanup()
@@ -236,6 +273,16 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", display(req.Spec), taskRes.Mem, largest.Mem)
 	}
 	return g.coord.submit(ctx, req, plan, blobs, taskRes)
+}
+
+// freeBytes is the space available to unprivileged users under dir, or 0
+// (no cap) if the file system does not say.
+func freeBytes(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // machineMemoryMiB reads MemTotal from /proc/meminfo, or guesses 8 GiB.

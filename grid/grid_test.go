@@ -305,3 +305,42 @@ func TestSubmitAfterStopFails(t *testing.T) {
 		t.Fatalf("Submit to a stopped grid = %v", err)
 	}
 }
+
+func TestShuffleDiskCap(t *testing.T) {
+	g := startGrid(t, Config{Slots: 1, ShuffleDiskBytes: 100})
+	data, _ := filepath.Abs("../examples/wordcount/data")
+	guest, _ := filepath.Abs("../examples/wordcount/guest/c/guest.wasm")
+	wasm, err := os.ReadFile(guest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := `[modules.wc]
+path = "` + guest + `"
+[source]
+text = "` + data + `/*.txt"
+[[steps]]
+flat_map = "wc.split"
+[[steps]]
+reduce_by_key = "wc.sum"
+[sink]
+text = "-"
+[conf]
+task.max_attempts = 2
+`
+	spec, err := jobspec.Parse([]byte(text), filepath.Join(t.TempDir(), "job.toml"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := g.Submit(context.Background(), JobRequest{Spec: spec, Modules: map[string][]byte{"wc": wasm}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = j.Wait(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "shuffle disk cap (100 bytes) would be passed") {
+		t.Fatalf("job = %v, want the disk cap's error", err)
+	}
+	entries, _ := filepath.Glob(filepath.Join(g.stateDir, "agent-1", "jobs", "*", "shuffle_*"))
+	if len(entries) != 0 {
+		t.Fatalf("map outputs kept past the cap: %v", entries)
+	}
+}

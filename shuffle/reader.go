@@ -75,6 +75,11 @@ type BlockReader struct {
 	ch                     [chunkHdrSize]byte
 }
 
+// SetLocation names where the block comes from (an agent's address), for
+// the FetchErrors that the reader returns. A decoder of a network stream
+// calls it before the first Next.
+func (r *BlockReader) SetLocation(loc string) { r.fe.Location = loc }
+
 // NewBlockDecoder returns a reader of the block that rd yields: its header,
 // then its chunks. It reads exactly the block's bytes, no more. The block must
 // carry the tag want and partition; anything else is an error wrapping

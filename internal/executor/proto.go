@@ -36,8 +36,10 @@ type TaskMsg struct {
 	ShuffleMemory    int64
 	CompressionLevel int
 	OutputFile       string
-	// Peers maps each agent to its directory of this job's shuffle files.
-	Peers map[string]string
+	// Job and Token name the job and prove the task may read its blocks.
+	Job, Token string
+	// BlockServers maps each agent to the address of its block server.
+	BlockServers map[string]string
 }
 
 // ModuleFile names a module by its name in the job, its sha256 and the file
@@ -87,6 +89,9 @@ type Config struct {
 	Limits wasmexec.ModuleLimits
 	// LoadTimeout bounds reading a manifest (wasmexec.Config.LoadTimeout).
 	LoadTimeout time.Duration
+	// ShuffleCA is the PEM certificate authority that the agents' block
+	// servers' certificates come from.
+	ShuffleCA []byte
 	// Interruptible compiles guests with termination checks: slower
 	// guests, but a deadline stops a loop without killing the process. For
 	// executors that only read manifests.

@@ -41,9 +41,9 @@ type Task struct {
 	Blocks Blocks
 }
 
-// Blocks opens one partition of one map output, wherever it lives.
+// Blocks opens a partition of several map outputs held by one agent.
 type Blocks interface {
-	OpenBlock(ctx context.Context, agent string, id shuffle.MapOutputID, partition int) (BlockIterator, error)
+	OpenBlocks(ctx context.Context, agent string, ids []shuffle.MapOutputID, partition int) ([]BlockIterator, error)
 }
 
 // BlockIterator is a partition's records in key order.
@@ -233,6 +233,18 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 
 func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(), error) {
 	spec := r.t.Spec
+	// One request per agent for all the blocks it holds of this partition:
+	// the blocks travel on one stream each way, and a reducer never waits
+	// for a stream slot that another of its own open blocks holds.
+	var agents []string
+	byAgent := map[string][]shuffle.MapOutputID{}
+	for _, in := range spec.Inputs {
+		id := shuffle.MapOutputID{ShuffleID: uint64(spec.Stage.ShuffleIn.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
+		if _, ok := byAgent[in.Agent]; !ok {
+			agents = append(agents, in.Agent)
+		}
+		byAgent[in.Agent] = append(byAgent[in.Agent], id)
+	}
 	var its []shuffle.Iterator
 	var open []BlockIterator
 	closeAll := func() {
@@ -240,15 +252,16 @@ func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(),
 			it.Close()
 		}
 	}
-	for _, in := range spec.Inputs {
-		id := shuffle.MapOutputID{ShuffleID: uint64(spec.Stage.ShuffleIn.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
-		it, err := r.t.Blocks.OpenBlock(ctx, in.Agent, id, spec.Key.Partition)
+	for _, agent := range agents {
+		got, err := r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
-		open = append(open, it)
-		its = append(its, it)
+		for _, it := range got {
+			open = append(open, it)
+			its = append(its, it)
+		}
 	}
 	return shuffle.NewMerger(its), closeAll, nil
 }

@@ -17,7 +17,6 @@ import (
 	"syscall"
 
 	"github.com/wasmgrid/wasmgrid/planner"
-	"github.com/wasmgrid/wasmgrid/shuffle"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
@@ -65,7 +64,8 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}}
+	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA}}
+	defer s.fetchers.close()
 	dec := gob.NewDecoder(in)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -116,7 +116,8 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 }
 
 type server struct {
-	rt *wasmexec.Runtime
+	rt       *wasmexec.Runtime
+	fetchers *fetchers
 
 	encMu sync.Mutex // protects enc
 	enc   *gob.Encoder
@@ -147,7 +148,7 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 			ShuffleMemory:    m.ShuffleMemory,
 			CompressionLevel: m.CompressionLevel,
 			OutputFile:       m.OutputFile,
-			Blocks:           PeerBlocks(m.Peers),
+			Blocks:           quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers},
 		}
 		resp.Result, err = Run(ctx, s.rt, task)
 		if resp.Result != nil {
@@ -224,26 +225,6 @@ func FailureOf(err error) planner.Failure {
 		return e.Failure
 	}
 	return planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
-}
-
-// PeerBlocks opens shuffle blocks from the agents' directories for a job,
-// given as agent name -> directory of the job's shuffle files. In the
-// embedded grid every agent's files are on this machine.
-type PeerBlocks map[string]string
-
-// OpenBlock implements Blocks.
-func (p PeerBlocks) OpenBlock(_ context.Context, agent string, id shuffle.MapOutputID, partition int) (BlockIterator, error) {
-	dir, ok := p[agent]
-	if !ok {
-		return nil, &shuffle.FetchError{ID: id, Partition: partition, Location: agent, Err: fmt.Errorf("unknown agent %q", agent)}
-	}
-	return shuffle.OpenBlock(shuffle.BlockRef{
-		ID:        id,
-		Partition: partition,
-		DataPath:  dir + string(os.PathSeparator) + shuffle.DataFileName(id),
-		IndexPath: dir + string(os.PathSeparator) + shuffle.IndexFileName(id),
-		Location:  agent,
-	}, shuffle.Limits{})
 }
 
 // sha256File is the hex sha256 of a file's bytes.
