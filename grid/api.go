@@ -95,7 +95,8 @@ type Summary struct {
 	RecordsIn, RecordsOut, BytesIn int64
 	Stages, Tasks                  int
 	Attempts, FailedAttempts       int
-	Partitions                     int // of the result
+	Partitions                     int   // of the result
+	ExecutorPeakRSS                int64 // the largest peak resident memory of an executor that ran its tasks
 	Duration                       time.Duration
 	Output                         string // the result directory
 	Stdout                         bool   // the result goes to standard output

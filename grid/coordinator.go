@@ -141,6 +141,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 		c.metrics.bytesIn.Add(float64(st.res.BytesIn))
 	}
 	c.metrics.attempts.WithLabelValues("succeeded").Inc()
+	j.peakRSS = max(j.peakRSS, st.res.PeakRSS)
 }
 
 func (c *coordinator) failed(j *jobRun, st taskStatus) {
@@ -273,6 +274,7 @@ type jobRun struct {
 
 	recordsIn, recordsOut, bytesIn atomic.Int64
 	attempts, failedAttempts       int
+	peakRSS                        int64 // the largest executor peak RSS its tasks reported
 
 	outputDir  string
 	createdOut bool
@@ -394,20 +396,21 @@ func (j *jobRun) summarize() *Summary {
 		tasks += s.Partitions
 	}
 	return &Summary{
-		Job:            j.id,
-		Name:           j.req.Spec.Name,
-		RecordsIn:      j.recordsIn.Load(),
-		RecordsOut:     j.recordsOut.Load(),
-		BytesIn:        j.bytesIn.Load(),
-		Stages:         len(plan.Stages),
-		Tasks:          tasks,
-		Attempts:       j.attempts,
-		FailedAttempts: j.failedAttempts,
-		Duration:       time.Since(j.start),
-		Output:         j.outputDir,
-		Stdout:         j.stdout,
-		Partitions:     plan.Result().Partitions,
-		Plan:           plan.String(),
+		Job:             j.id,
+		Name:            j.req.Spec.Name,
+		RecordsIn:       j.recordsIn.Load(),
+		RecordsOut:      j.recordsOut.Load(),
+		BytesIn:         j.bytesIn.Load(),
+		Stages:          len(plan.Stages),
+		Tasks:           tasks,
+		Attempts:        j.attempts,
+		FailedAttempts:  j.failedAttempts,
+		Duration:        time.Since(j.start),
+		Output:          j.outputDir,
+		Stdout:          j.stdout,
+		Partitions:      plan.Result().Partitions,
+		ExecutorPeakRSS: j.peakRSS,
+		Plan:            plan.String(),
 	}
 }
 

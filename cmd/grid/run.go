@@ -154,7 +154,7 @@ func printSummary(g *globals, s *grid.Summary, ok bool) {
 	secs := s.Duration.Seconds()
 	fmt.Fprintf(g.stderr, "job %s (%s) %s in %s\n", s.Name, s.Job, status, s.Duration.Round(time.Millisecond))
 	fmt.Fprintf(g.stderr, "  records: %d in (%.1f MB, %.1f MB/s), %d out\n", s.RecordsIn, mb, mb/max(secs, 1e-9), s.RecordsOut)
-	fmt.Fprintf(g.stderr, "  stages: %d, tasks: %d, attempts: %d (%d failed)\n", s.Stages, s.Tasks, s.Attempts, s.FailedAttempts)
+	fmt.Fprintf(g.stderr, "  stages: %d, tasks: %d, attempts: %d (%d failed), executor peak memory: %d MiB\n", s.Stages, s.Tasks, s.Attempts, s.FailedAttempts, s.ExecutorPeakRSS>>20)
 	if ok && !s.Stdout {
 		fmt.Fprintf(g.stderr, "  output: %s\n", s.Output)
 	}

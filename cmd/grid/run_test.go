@@ -35,7 +35,7 @@ func TestRunWordCountExample(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if !strings.Contains(stderr, "job wordcount (job-1) succeeded") || !strings.Contains(stderr, "stages: 2, tasks: 4") {
+	if !strings.Contains(stderr, "job wordcount (job-1) succeeded") || !strings.Contains(stderr, "stages: 2, tasks: 4, attempts: 4") {
 		t.Errorf("summary:\n%s", stderr)
 	}
 }

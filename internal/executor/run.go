@@ -60,6 +60,9 @@ type Result struct {
 	MapOutput             *shuffle.MapOutput // a map task's output
 	OutputFile            string             // a result task's attempt file
 	Log                   string             // the tail of the guests' stdout and stderr
+	// PeakRSS is the executor process's peak resident memory so far, in
+	// bytes, as the kernel counts it (0 where unknown).
+	PeakRSS int64
 }
 
 // Error is a failed attempt: what the scheduler needs to react, and the

@@ -153,6 +153,7 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 		resp.Result, err = Run(ctx, s.rt, task)
 		if resp.Result != nil {
 			resp.Log = resp.Result.Log
+			resp.Result.PeakRSS = peakRSS()
 		}
 	}
 	if err != nil {
@@ -239,4 +240,13 @@ func sha256File(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// peakRSS is this process's peak resident set size in bytes.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss << 10 // kilobytes on Linux
 }
