@@ -75,6 +75,10 @@ type BlockReader struct {
 	ch                     [chunkHdrSize]byte
 }
 
+// CloseWith makes Close close c too: the file a decoder reads a block
+// from, when its caller opened it.
+func (r *BlockReader) CloseWith(c io.Closer) { r.closer = c }
+
 // SetLocation names where the block comes from (an agent's address), for
 // the FetchErrors that the reader returns. A decoder of a network stream
 // calls it before the first Next.

@@ -53,26 +53,26 @@ type quicBlocks struct {
 }
 
 // OpenBlocks implements Blocks.
-func (b quicBlocks) OpenBlocks(ctx context.Context, agent string, ids []shuffle.MapOutputID, partition int) ([]BlockIterator, error) {
+func (b quicBlocks) OpenBlocks(ctx context.Context, agent string, ids []shuffle.MapOutputID, partition int, budget int64, spillDir string) ([]BlockIterator, int64, error) {
 	addr, ok := b.peers[agent]
 	if !ok {
-		return nil, &shuffle.FetchError{ID: ids[0], Partition: partition, Location: agent, Err: fmt.Errorf("agent %q has no known block server", agent)}
+		return nil, 0, &shuffle.FetchError{ID: ids[0], Partition: partition, Location: agent, Err: fmt.Errorf("agent %q has no known block server", agent)}
 	}
 	f, err := b.fetchers.get()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	reqs := make([]quicnet.BlockReq, len(ids))
 	for i, id := range ids {
 		reqs[i] = quicnet.BlockReq{ID: id, Partition: partition}
 	}
-	readers, err := f.OpenMany(ctx, addr, b.job, b.token, reqs)
+	readers, kept, err := f.OpenManyBudget(ctx, addr, b.job, b.token, reqs, quicnet.Spill{Dir: spillDir, Budget: budget})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	out := make([]BlockIterator, len(readers))
 	for i, r := range readers {
 		out[i] = r
 	}
-	return out, nil
+	return out, kept, nil
 }

@@ -41,9 +41,11 @@ type Task struct {
 	Blocks Blocks
 }
 
-// Blocks opens a partition of several map outputs held by one agent.
+// Blocks opens a partition of several map outputs held by one agent,
+// keeping up to budget bytes of them in memory and the rest in temporary
+// files in spillDir. It returns the bytes it kept in memory.
 type Blocks interface {
-	OpenBlocks(ctx context.Context, agent string, ids []shuffle.MapOutputID, partition int) ([]BlockIterator, error)
+	OpenBlocks(ctx context.Context, agent string, ids []shuffle.MapOutputID, partition int, budget int64, spillDir string) ([]BlockIterator, int64, error)
 }
 
 // BlockIterator is a partition's records in key order.
@@ -255,12 +257,19 @@ func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(),
 			it.Close()
 		}
 	}
+	// Blocks past the task's shuffle memory wait on local disk, so that a
+	// large partition merges from there with one chunk of each in memory.
+	if err := os.MkdirAll(r.t.ShuffleDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	budget := r.t.ShuffleMemory
 	for _, agent := range agents {
-		got, err := r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition)
+		got, kept, err := r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition, budget, r.t.ShuffleDir)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
 		}
+		budget -= kept
 		for _, it := range got {
 			open = append(open, it)
 			its = append(its, it)

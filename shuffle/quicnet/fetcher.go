@@ -1,6 +1,7 @@
 package quicnet
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"os"
 	"sync"
 	"time"
 
@@ -203,7 +205,7 @@ func (f *Fetcher) quicConfig() *quic.Config {
 // raise it.
 func (f *Fetcher) Open(ctx context.Context, addr, job, token string, id shuffle.MapOutputID, partition int) (*shuffle.BlockReader, error) {
 	q := BlockReq{ID: id, Partition: partition}
-	rs, err := f.fetch(ctx, addr, job, token, []BlockReq{q}, true)
+	rs, _, err := f.fetch(ctx, addr, job, token, []BlockReq{q}, true, Spill{})
 	if err != nil {
 		return nil, err
 	}
@@ -215,30 +217,53 @@ func (f *Fetcher) Open(ctx context.Context, addr, job, token string, id shuffle.
 // OpenMany returns, so it is meant for many small blocks. On an error the
 // blocks already read are dropped.
 func (f *Fetcher) OpenMany(ctx context.Context, addr, job, token string, reqs []BlockReq) ([]*shuffle.BlockReader, error) {
+	out, _, err := f.OpenManyBudget(ctx, addr, job, token, reqs, Spill{})
+	return out, err
+}
+
+// Spill says where OpenManyBudget puts the blocks that do not fit in its
+// memory budget.
+type Spill struct {
+	Dir    string // a directory for temporary block files; "" keeps everything in memory
+	Budget int64  // bytes of blocks to keep in memory before the rest go to Dir
+}
+
+// OpenManyBudget is OpenMany with a memory budget: blocks are kept in
+// memory until they would pass sp.Budget, and the rest are written to
+// temporary files in sp.Dir, read back from there (and removed when their
+// reader is closed, or when the process ends). It returns the bytes kept in
+// memory. A reducer's merge then holds one chunk of each spilled block, not
+// the blocks.
+func (f *Fetcher) OpenManyBudget(ctx context.Context, addr, job, token string, reqs []BlockReq, sp Spill) ([]*shuffle.BlockReader, int64, error) {
 	if len(reqs) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	var out []*shuffle.BlockReader
+	var kept int64
 	for len(reqs) > 0 {
 		n := min(len(reqs), maxBlocks)
-		rs, err := f.fetch(ctx, addr, job, token, reqs[:n], false)
+		rs, k, err := f.fetch(ctx, addr, job, token, reqs[:n], false, Spill{Dir: sp.Dir, Budget: sp.Budget - kept})
 		if err != nil {
-			return nil, err
+			for _, r := range out {
+				r.Close()
+			}
+			return nil, 0, err
 		}
+		kept += k
 		out, reqs = append(out, rs...), reqs[n:]
 	}
-	return out, nil
+	return out, kept, nil
 }
 
 // fetch sends one request and reads its answers. With stream set, a large
 // last block is returned as a reader of the stream.
-func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []BlockReq, stream bool) (_ []*shuffle.BlockReader, err error) {
+func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []BlockReq, stream bool, sp Spill) (_ []*shuffle.BlockReader, kept int64, err error) {
 	if !validJob(job) {
-		return nil, fmt.Errorf("quicnet: %w: invalid job name %q", errBadRequest, job)
+		return nil, 0, fmt.Errorf("quicnet: %w: invalid job name %q", errBadRequest, job)
 	}
 	hdr, err := appendRequest(nil, request{job: job, token: token, blocks: reqs})
 	if err != nil {
-		return nil, fmt.Errorf("quicnet: %w", err)
+		return nil, 0, fmt.Errorf("quicnet: %w", err)
 	}
 	cur := 0 // the block being answered, for errors
 	fe := func(err error) error {
@@ -260,7 +285,7 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 	select {
 	case f.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fe(context.Cause(ctx))
+		return nil, 0, fe(context.Cause(ctx))
 	}
 	s := &stream_{f: f, timeout: f.cfg.Timeout}
 	defer func() {
@@ -270,18 +295,18 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 	}()
 	conn, err := f.conn(ctx, addr)
 	if err != nil {
-		return nil, fe(err)
+		return nil, 0, fe(err)
 	}
 	octx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	s.st, err = conn.OpenStreamSync(octx)
 	cancel()
 	if err != nil {
-		return nil, fe(err)
+		return nil, 0, fe(err)
 	}
 	s.stop = context.AfterFunc(ctx, func() { s.st.CancelRead(codeCancel); s.st.CancelWrite(codeCancel) })
 	_ = s.st.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
 	if _, err := s.st.Write(hdr); err != nil {
-		return nil, fe(err)
+		return nil, 0, fe(err)
 	}
 	_ = s.st.Close() // the request is complete; an error shows in the answer
 	out := make([]*shuffle.BlockReader, 0, len(reqs))
@@ -289,19 +314,33 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 		q := reqs[cur]
 		n, err := readAnswer(s)
 		if err != nil {
-			return nil, fe(err)
+			return nil, 0, fe(err)
 		}
 		if stream && cur == len(reqs)-1 && n > smallBlock {
 			r, err := s.streamBlock(ctx, q, n, addr, f.cfg.Limits)
 			if err != nil {
-				return nil, fe(err)
+				return nil, 0, fe(err)
 			}
-			return append(out, r), nil
+			return append(out, r), kept, nil
+		}
+		if sp.Dir != "" && n > 0 && kept+int64(n) > sp.Budget {
+			file, err := spillBlock(s, n, sp.Dir)
+			if err != nil {
+				closeAll(out)
+				return nil, 0, fe(err)
+			}
+			r := shuffle.NewBlockDecoder(bufio.NewReaderSize(file, 64<<10), q.ID, q.Partition, f.cfg.Limits)
+			r.SetLocation(addr)
+			r.CloseWith(file)
+			out = append(out, r)
+			continue
 		}
 		b, err := f.readBlock(ctx, s, n)
 		if err != nil {
-			return nil, fe(err)
+			closeAll(out)
+			return nil, 0, fe(err)
 		}
+		kept += int64(n)
 		if n == 0 {
 			b = emptyBlock(q)
 		}
@@ -310,9 +349,36 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 		out = append(out, r)
 	}
 	if err := s.finish(); err != nil {
-		return nil, fe(err)
+		closeAll(out)
+		return nil, 0, fe(err)
 	}
-	return out, nil
+	return out, kept, nil
+}
+
+// spillBlock copies a block of n bytes from the stream to a temporary file
+// in dir, which it unlinks at once: the file lives until its reader closes
+// it, and a crash leaves nothing behind.
+func spillBlock(s *stream_, n uint64, dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, ".tmp-fetch-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	if _, err := io.CopyN(f, s, int64(n)); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func closeAll(rs []*shuffle.BlockReader) {
+	for _, r := range rs {
+		r.Close()
+	}
 }
 
 // readBlock reads a whole block of n bytes into memory; an empty partition

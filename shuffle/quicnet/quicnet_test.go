@@ -479,3 +479,42 @@ func TestBoundedConcurrency(t *testing.T) {
 		t.Fatalf("server saw %d streams at once, want 1 or 2", m)
 	}
 }
+
+// TestOpenManyBudgetSpillsToDisk fetches blocks past a small memory budget:
+// the blocks beyond it are read back from temporary files, which leave
+// nothing behind, and the records are the same.
+func TestOpenManyBudgetSpillsToDisk(t *testing.T) {
+	h := newHarness(t, FetcherConfig{})
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	var reqs []BlockReq
+	var want []kv
+	for m := range 6 {
+		id := shuffle.MapOutputID{ShuffleID: 5, MapIndex: uint32(m)}
+		recs := randRecords(rng, 4000, 300, fmt.Sprint(m))
+		h.write(testJob, id, 1, recs)
+		reqs = append(reqs, BlockReq{ID: id, Partition: 0})
+		want = append(want, recs...)
+	}
+	dir := t.TempDir()
+	rs, kept, err := h.f.OpenManyBudget(ctx, h.addr, testJob, testToken, reqs, Spill{Dir: dir, Budget: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept > 64<<10 {
+		t.Fatalf("kept %d bytes in memory, over the 64 KiB budget", kept)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("temporary block files visible in the spill directory: %v", left)
+	}
+	var its []shuffle.Iterator
+	for _, r := range rs {
+		defer r.Close()
+		its = append(its, r)
+	}
+	got, err := readAll(shuffle.NewMerger(its))
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRecords(t, "budgeted OpenMany", got, sortByKey(want))
+}
