@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/wasmgrid/wasmgrid/planner"
@@ -259,23 +260,56 @@ func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(),
 	}
 	// Blocks past the task's shuffle memory wait on local disk, so that a
 	// large partition merges from there with one chunk of each in memory.
+	// Agents are asked in parallel, a few at a time, each within its share
+	// of the budget.
 	if err := os.MkdirAll(r.t.ShuffleDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	budget := r.t.ShuffleMemory
-	for _, agent := range agents {
-		got, kept, err := r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition, budget, r.t.ShuffleDir)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		budget -= kept
+	share := r.t.ShuffleMemory / int64(max(len(agents), 1))
+	results := make([][]BlockIterator, len(agents))
+	errs := make([]error, len(agents))
+	sem := make(chan struct{}, fetchParallelism)
+	var wg sync.WaitGroup
+	for i, agent := range agents {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i], _, errs[i] = r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition, share, r.t.ShuffleDir)
+		}()
+	}
+	wg.Wait()
+	for _, got := range results {
+		open = append(open, got...)
 		for _, it := range got {
-			open = append(open, it)
 			its = append(its, it)
 		}
 	}
+	if err := errors.Join(errs...); err != nil {
+		closeAll()
+		return nil, nil, firstFetchError(errs)
+	}
 	return shuffle.NewMerger(its), closeAll, nil
+}
+
+// fetchParallelism is how many agents a reducer fetches from at once.
+const fetchParallelism = 4
+
+// firstFetchError returns the first fetch failure among errs, so that the
+// scheduler learns which map output to rerun, or else the first error.
+func firstFetchError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		var fe *shuffle.FetchError
+		if errors.As(err, &fe) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // openOutput prepares where the pipeline's output goes: the shuffle writer
