@@ -46,7 +46,7 @@ func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) 
 		if stopped.Compiling {
 			return nil, fmt.Errorf("module %s (sha256 %s): compiling it took longer than %s and was stopped: make the module smaller", b.Name, b.Hash[:12], in.compileTimeout)
 		}
-		return nil, fmt.Errorf("module %s (sha256 %s): timeout: reading its manifest took longer than the module load timeout (%s): its initialization runs too long", b.Name, b.Hash[:12], in.loadTimeout)
+		return nil, fmt.Errorf("module %s (sha256 %s) function start function or _initialize: timeout: reading its manifest took longer than the module load timeout (%s): its initialization runs too long", b.Name, b.Hash[:12], in.loadTimeout)
 	}
 	return info, err
 }
