@@ -2,8 +2,10 @@ package allocator
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // AgentID names an agent.
@@ -16,60 +18,171 @@ type FrameworkID string
 type OfferID uint64
 
 // Offer lends one agent's free resources to one framework until the
-// framework accepts (part of) it or declines it.
+// framework accepts (part of) it or declines it, or the allocator rescinds
+// it (RemoveAgent, Expire).
 type Offer struct {
 	ID        OfferID
 	Agent     AgentID
 	Framework FrameworkID
 	Resources Resources
+	// Reserved is the part of Resources that comes from the agent's
+	// reservation for the framework's tenant; an accepted offer uses it
+	// first.
+	Reserved Resources
+
+	created time.Time
+}
+
+// Config configures an allocator. The zero value is valid.
+type Config struct {
+	// Clock tells the time for decline filters and offer timeouts. Nil
+	// means a clock that never advances, so that filters with a duration
+	// never expire and offers never time out.
+	Clock func() time.Time
+	// OfferTimeout is how long an offer may stay outstanding before Expire
+	// rescinds it; zero means never.
+	OfferTimeout time.Duration
+}
+
+// Filter is what a framework asks for when it declines an offer.
+type Filter struct {
+	// Duration is how long the agent is not offered to the framework
+	// again (when MinResources is zero), or how long MinResources holds.
+	// Zero with a non-zero MinResources means until Revive.
+	Duration time.Duration
+	// MinResources, if not zero, lets the agent be offered to the
+	// framework only when the offer contains at least this much.
+	MinResources Resources
+}
+
+type filter struct {
+	until time.Time // zero: until Revive
+	min   Resources
+}
+
+// blocks reports whether f forbids offering r at now.
+func (f filter) blocks(r Resources, now time.Time) bool {
+	if !f.until.IsZero() && !now.Before(f.until) {
+		return false
+	}
+	return f.min.IsZero() || !r.Contains(f.min)
 }
 
 type agent struct {
 	id        AgentID
 	total     Resources
-	offered   Resources
-	allocated Resources
+	offered   Resources // all outstanding offers, reserved parts included
+	allocated Resources // all accepted resources, reserved parts included
+	resv      map[string]*reservation
+	resvNames []string  // sorted keys of resv
+	resvSum   Resources // the sums over resv
+	resvOff   Resources
+	resvAlloc Resources
+	offers    []*Offer // outstanding, in ID order
+	closed    bool     // Simulate: no remaining task fits, skip it
 }
+
+// reservation is the part of an agent set aside for one tenant.
+type reservation struct {
+	amount, offered, allocated Resources
+}
+
+func (r *reservation) free() Resources { return r.amount.Sub(r.offered).Sub(r.allocated) }
 
 func (a *agent) free() Resources { return a.total.Sub(a.offered).Sub(a.allocated) }
 
+// unreservedFree is what the agent can offer to any tenant.
+func (a *agent) unreservedFree() Resources {
+	used := a.offered.Sub(a.resvOff).Add(a.allocated.Sub(a.resvAlloc))
+	return a.total.Sub(a.resvSum).Sub(used)
+}
+
 type framework struct {
 	id         FrameworkID
-	role       string
+	tenant     *tenant
 	allocated  Resources
 	suppressed bool
 	seq        uint64 // registration order, the tie-break
+	filters    map[AgentID]filter
 }
 
 // Allocator is the offer allocator. It is not safe for concurrent use: one
 // goroutine (the coordinator's) owns it.
 type Allocator struct {
+	cfg        Config
 	agents     map[AgentID]*agent
+	order      []*agent // sorted by ID
 	frameworks map[FrameworkID]*framework
+	tenants    map[string]*tenant
 	offers     map[OfferID]*Offer
+	offerQueue []OfferID // in creation order, for Expire
 	nextOffer  OfferID
 	nextSeq    uint64
 	total      Resources
+	alloc      allocation // scratch for Allocate
 }
 
-// New returns an allocator with no agents and no frameworks.
+// New returns an allocator with no agents and no frameworks, a clock that
+// never advances and no offer timeout.
 func New() *Allocator {
+	a, _ := NewWithConfig(Config{})
+	return a
+}
+
+// NewWithConfig returns an allocator configured by cfg, which it copies.
+func NewWithConfig(cfg Config) (*Allocator, error) {
+	if cfg.OfferTimeout < 0 {
+		return nil, fmt.Errorf("allocator: negative offer timeout %v", cfg.OfferTimeout)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = func() time.Time { return time.Time{} }
+	}
 	return &Allocator{
+		cfg:        cfg,
 		agents:     make(map[AgentID]*agent),
 		frameworks: make(map[FrameworkID]*framework),
+		tenants:    make(map[string]*tenant),
 		offers:     make(map[OfferID]*Offer),
-	}
+	}, nil
 }
 
 // AddAgent adds an agent's resources to the pool.
 func (a *Allocator) AddAgent(id AgentID, total Resources) error {
+	return a.AddAgentWithReservations(id, total, nil)
+}
+
+// AddAgentWithReservations adds an agent whose configuration reserves parts
+// of it for tenants (static reservations). Unknown tenants are created
+// with the default weight.
+func (a *Allocator) AddAgentWithReservations(id AgentID, total Resources, resv map[string]Resources) error {
 	if _, ok := a.agents[id]; ok {
 		return fmt.Errorf("allocator: agent %s already added", id)
 	}
 	if total.Negative() {
 		return fmt.Errorf("allocator: agent %s has negative resources %s", id, total)
 	}
-	a.agents[id] = &agent{id: id, total: total}
+	ag := &agent{id: id, total: total, resv: map[string]*reservation{}}
+	for name, r := range resv {
+		if r.Negative() {
+			return fmt.Errorf("allocator: agent %s: negative reservation %s for %q", id, r, name)
+		}
+		if r.IsZero() {
+			continue
+		}
+		ag.resv[name] = &reservation{amount: r}
+		ag.resvNames = append(ag.resvNames, name)
+		ag.resvSum = ag.resvSum.Add(r)
+	}
+	if !total.Contains(ag.resvSum) {
+		return fmt.Errorf("allocator: agent %s: reservations %s exceed total %s", id, ag.resvSum, total)
+	}
+	slices.Sort(ag.resvNames)
+	for _, name := range ag.resvNames {
+		a.tenantOrDefault(name)
+	}
+	a.agents[id] = ag
+	i, _ := slices.BinarySearchFunc(a.order, id, func(x *agent, id AgentID) int { return cmp.Compare(x.id, id) })
+	a.order = slices.Insert(a.order, i, ag)
 	a.total = a.total.Add(total)
 	return nil
 }
@@ -82,37 +195,67 @@ func (a *Allocator) RemoveAgent(id AgentID) []Offer {
 	if !ok {
 		return nil
 	}
-	var rescinded []Offer
-	for _, o := range a.sortedOffers() {
-		if o.Agent == id {
-			rescinded = append(rescinded, *o)
-			a.Decline(o.ID)
-		}
-	}
+	rescinded := a.rescind(ag.offers)
+	// Tasks still running on the agent leave tenants' and frameworks'
+	// shares with it only when the caller recovers them.
 	a.total = a.total.Sub(ag.total)
 	delete(a.agents, id)
+	if i, ok := slices.BinarySearchFunc(a.order, id, func(x *agent, id AgentID) int { return cmp.Compare(x.id, id) }); ok {
+		a.order = slices.Delete(a.order, i, i+1)
+	}
+	for _, f := range a.frameworks {
+		delete(f.filters, id)
+	}
 	return rescinded
 }
 
-// AddFramework registers a framework under a role (its tenant).
+// rescind declines the offers in ID order and returns them.
+func (a *Allocator) rescind(offers []*Offer) []Offer {
+	if len(offers) == 0 {
+		return nil
+	}
+	out := make([]Offer, 0, len(offers))
+	for _, o := range offers {
+		out = append(out, *o)
+	}
+	slices.SortFunc(out, func(x, y Offer) int { return cmp.Compare(x.ID, y.ID) })
+	for _, o := range out {
+		a.Decline(o.ID)
+	}
+	return out
+}
+
+// AddFramework registers a framework under a role, which names its tenant.
+// A role that names no tenant gets one, with weight 1 and no quota.
 func (a *Allocator) AddFramework(id FrameworkID, role string) error {
 	if _, ok := a.frameworks[id]; ok {
 		return fmt.Errorf("allocator: framework %s already added", id)
 	}
 	a.nextSeq++
-	a.frameworks[id] = &framework{id: id, role: role, seq: a.nextSeq}
+	t := a.tenantOrDefault(role)
+	f := &framework{id: id, tenant: t, seq: a.nextSeq, filters: map[AgentID]filter{}}
+	a.frameworks[id] = f
+	t.frameworks = append(t.frameworks, f)
 	return nil
 }
 
 // RemoveFramework unregisters a framework; its outstanding offers return to
-// the pool. The caller recovers the resources of its running tasks as they
-// end.
+// the pool, and its running tasks leave its tenant's share. The caller
+// still recovers their resources on the agents as they end.
 func (a *Allocator) RemoveFramework(id FrameworkID) {
-	for _, o := range a.sortedOffers() {
+	f, ok := a.frameworks[id]
+	if !ok {
+		return
+	}
+	var mine []*Offer
+	for _, o := range a.offers {
 		if o.Framework == id {
-			a.Decline(o.ID)
+			mine = append(mine, o)
 		}
 	}
+	a.rescind(mine)
+	f.tenant.allocated = f.tenant.allocated.Sub(f.allocated)
+	f.tenant.frameworks = slices.DeleteFunc(f.tenant.frameworks, func(x *framework) bool { return x == f })
 	delete(a.frameworks, id)
 }
 
@@ -123,74 +266,18 @@ func (a *Allocator) Suppress(id FrameworkID) {
 	}
 }
 
-// Revive resumes offers to a suppressed framework.
+// Revive resumes offers to a suppressed framework and clears its decline
+// filters, as Mesos does.
 func (a *Allocator) Revive(id FrameworkID) {
 	if f, ok := a.frameworks[id]; ok {
 		f.suppressed = false
+		clear(f.filters)
 	}
-}
-
-// Allocate offers every agent's free resources, each agent to the framework
-// with the lowest dominant share at that moment (ties broken by registration
-// order), and returns the new offers. Agents are visited in ID order, so the
-// result is deterministic.
-func (a *Allocator) Allocate() []Offer {
-	var out []Offer
-	ids := make([]AgentID, 0, len(a.agents))
-	for id := range a.agents {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		ag := a.agents[id]
-		free := ag.free()
-		if free.CPU <= 0 || free.Mem <= 0 {
-			continue
-		}
-		f := a.lowestShare(id)
-		if f == nil {
-			break
-		}
-		a.nextOffer++
-		o := &Offer{ID: a.nextOffer, Agent: id, Framework: f.id, Resources: free}
-		a.offers[o.ID] = o
-		ag.offered = ag.offered.Add(free)
-		// Count the offer in the framework's share while it is out, so the
-		// next agent goes to whoever is then the poorest.
-		f.allocated = f.allocated.Add(free)
-		out = append(out, *o)
-	}
-	return out
-}
-
-// lowestShare is the unsuppressed framework with the lowest dominant share
-// that holds no outstanding offer on agent id.
-func (a *Allocator) lowestShare(id AgentID) *framework {
-	var best *framework
-	var bestShare float64
-	for _, f := range a.frameworks {
-		if f.suppressed || a.hasOffer(f.id, id) {
-			continue
-		}
-		s := f.allocated.DominantShare(a.total)
-		if best == nil || s < bestShare || (s == bestShare && f.seq < best.seq) {
-			best, bestShare = f, s
-		}
-	}
-	return best
-}
-
-func (a *Allocator) hasOffer(f FrameworkID, ag AgentID) bool {
-	for _, o := range a.offers {
-		if o.Framework == f && o.Agent == ag {
-			return true
-		}
-	}
-	return false
 }
 
 // Accept uses part of an offer: used stays allocated to the framework until
-// Recover; the rest returns to the pool.
+// Recover; the rest returns to the pool. Used takes the offer's reserved
+// part first.
 func (a *Allocator) Accept(id OfferID, used Resources) error {
 	o, ok := a.offers[id]
 	if !ok {
@@ -199,46 +286,212 @@ func (a *Allocator) Accept(id OfferID, used Resources) error {
 	if used.Negative() || !o.Resources.Contains(used) {
 		return fmt.Errorf("allocator: offer %d of %s cannot hold %s", id, o.Resources, used)
 	}
-	delete(a.offers, id)
+	a.removeOffer(o)
 	ag := a.agents[o.Agent]
-	ag.offered = ag.offered.Sub(o.Resources)
 	ag.allocated = ag.allocated.Add(used)
-	if f, ok := a.frameworks[o.Framework]; ok {
-		f.allocated = f.allocated.Sub(o.Resources).Add(used)
+	if !o.Reserved.IsZero() {
+		f := a.frameworks[o.Framework]
+		res := ag.resv[f.tenant.name]
+		fromResv := used.Min(o.Reserved)
+		res.allocated = res.allocated.Add(fromResv)
+		ag.resvAlloc = ag.resvAlloc.Add(fromResv)
 	}
+	f := a.frameworks[o.Framework]
+	f.allocated = f.allocated.Add(used)
+	f.tenant.allocated = f.tenant.allocated.Add(used)
 	return nil
+}
+
+// removeOffer takes an outstanding offer's resources off its agent,
+// framework and tenant.
+func (a *Allocator) removeOffer(o *Offer) {
+	delete(a.offers, o.ID)
+	if ag, ok := a.agents[o.Agent]; ok {
+		ag.offers = slices.DeleteFunc(ag.offers, func(x *Offer) bool { return x == o })
+		ag.offered = ag.offered.Sub(o.Resources)
+		if !o.Reserved.IsZero() {
+			f := a.frameworks[o.Framework]
+			ag.resv[f.tenant.name].offered = ag.resv[f.tenant.name].offered.Sub(o.Reserved)
+			ag.resvOff = ag.resvOff.Sub(o.Reserved)
+		}
+	}
+	if f, ok := a.frameworks[o.Framework]; ok {
+		f.allocated = f.allocated.Sub(o.Resources)
+		f.tenant.allocated = f.tenant.allocated.Sub(o.Resources)
+	}
 }
 
 // Decline returns a whole offer to the pool.
 func (a *Allocator) Decline(id OfferID) {
-	o, ok := a.offers[id]
-	if !ok {
-		return
-	}
-	delete(a.offers, id)
-	if ag, ok := a.agents[o.Agent]; ok {
-		ag.offered = ag.offered.Sub(o.Resources)
-	}
-	if f, ok := a.frameworks[o.Framework]; ok {
-		f.allocated = f.allocated.Sub(o.Resources)
+	if o, ok := a.offers[id]; ok {
+		a.removeOffer(o)
 	}
 }
 
-// Recover returns resources that a framework's task used on an agent: the
-// task ended.
-func (a *Allocator) Recover(ag AgentID, f FrameworkID, r Resources) {
-	if x, ok := a.agents[ag]; ok {
-		x.allocated = x.allocated.Sub(r)
+// DeclineWithFilter returns a whole offer to the pool and filters the
+// offer's agent out of the framework's next offers as f says.
+func (a *Allocator) DeclineWithFilter(id OfferID, f Filter) error {
+	o, ok := a.offers[id]
+	if !ok {
+		return fmt.Errorf("allocator: offer %d is not outstanding", id)
 	}
-	if x, ok := a.frameworks[f]; ok {
-		x.allocated = x.allocated.Sub(r)
+	if f.Duration < 0 || f.MinResources.Negative() {
+		return fmt.Errorf("allocator: decline offer %d: invalid filter %+v", id, f)
+	}
+	fw := a.frameworks[o.Framework]
+	a.removeOffer(o)
+	switch {
+	case f.Duration > 0:
+		fw.filters[o.Agent] = filter{until: a.cfg.Clock().Add(f.Duration), min: f.MinResources}
+	case !f.MinResources.IsZero():
+		fw.filters[o.Agent] = filter{min: f.MinResources}
+	}
+	return nil
+}
+
+// Expire rescinds the offers that have been outstanding for OfferTimeout or
+// longer and returns them, oldest first.
+func (a *Allocator) Expire() []Offer {
+	if a.cfg.OfferTimeout <= 0 {
+		return nil
+	}
+	now := a.cfg.Clock()
+	var out []Offer
+	i := 0
+	for ; i < len(a.offerQueue); i++ {
+		o, ok := a.offers[a.offerQueue[i]]
+		if !ok {
+			continue
+		}
+		if now.Sub(o.created) < a.cfg.OfferTimeout {
+			break
+		}
+		out = append(out, *o)
+		a.removeOffer(o)
+	}
+	a.offerQueue = a.offerQueue[i:]
+	return out
+}
+
+// Recover returns resources that a framework's task used on an agent: the
+// task ended. They go back to the reservation of the framework's tenant
+// first, if the agent has one.
+func (a *Allocator) Recover(ag AgentID, f FrameworkID, r Resources) {
+	x, ok := a.agents[ag]
+	fw, fok := a.frameworks[f]
+	if fok {
+		fw.allocated = fw.allocated.Sub(r)
+		fw.tenant.allocated = fw.tenant.allocated.Sub(r)
+	}
+	if !ok {
+		return
+	}
+	x.allocated = x.allocated.Sub(r)
+	if len(x.resv) == 0 {
+		return
+	}
+	// The tenant's own reservation gets the resources back first; what
+	// the unreserved part cannot account for (a framework already
+	// removed) comes off reservations in name order.
+	if fok {
+		if res, ok := x.resv[fw.tenant.name]; ok {
+			x.recoverReserved(res, r)
+		}
+	}
+	deficit := x.resvAlloc.Sub(x.allocated).Max(Resources{})
+	for _, name := range x.resvNames {
+		if deficit.IsZero() {
+			break
+		}
+		deficit = x.recoverReserved(x.resv[name], deficit)
 	}
 }
+
+func (a *agent) recoverReserved(res *reservation, r Resources) Resources {
+	back := r.Min(res.allocated)
+	res.allocated = res.allocated.Sub(back)
+	a.resvAlloc = a.resvAlloc.Sub(back)
+	return r.Sub(back)
+}
+
+// Reserve sets aside r of an agent's free, unreserved resources for a
+// tenant (a dynamic reservation).
+func (a *Allocator) Reserve(id AgentID, tenantName string, r Resources) error {
+	ag, ok := a.agents[id]
+	if !ok {
+		return fmt.Errorf("allocator: reserve on agent %s: %w", id, ErrUnknownAgent)
+	}
+	if _, ok := a.tenants[tenantName]; !ok {
+		return fmt.Errorf("allocator: reserve for tenant %q: %w", tenantName, ErrUnknownTenant)
+	}
+	if r.Negative() || r.IsZero() {
+		return fmt.Errorf("allocator: reserve %s on agent %s: %w", r, id, ErrInvalid)
+	}
+	if free := ag.unreservedFree(); !free.Contains(r) {
+		return fmt.Errorf("allocator: reserve %s on agent %s for %q: only %s is unreserved and neither offered nor allocated: %w",
+			r, id, tenantName, free, ErrInsufficient)
+	}
+	res, ok := ag.resv[tenantName]
+	if !ok {
+		res = &reservation{}
+		ag.resv[tenantName] = res
+		i, _ := slices.BinarySearch(ag.resvNames, tenantName)
+		ag.resvNames = slices.Insert(ag.resvNames, i, tenantName)
+	}
+	res.amount = res.amount.Add(r)
+	ag.resvSum = ag.resvSum.Add(r)
+	return nil
+}
+
+// Unreserve returns r of a tenant's reservation on an agent to the
+// unreserved pool. Reserved resources the tenant is using stay its own,
+// now unreserved.
+func (a *Allocator) Unreserve(id AgentID, tenantName string, r Resources) error {
+	ag, ok := a.agents[id]
+	if !ok {
+		return fmt.Errorf("allocator: unreserve on agent %s: %w", id, ErrUnknownAgent)
+	}
+	res, ok := ag.resv[tenantName]
+	if !ok {
+		return fmt.Errorf("allocator: unreserve on agent %s: tenant %q has no reservation: %w", id, tenantName, ErrInsufficient)
+	}
+	if r.Negative() || r.IsZero() {
+		return fmt.Errorf("allocator: unreserve %s on agent %s: %w", r, id, ErrInvalid)
+	}
+	if !res.amount.Contains(r) {
+		return fmt.Errorf("allocator: unreserve %s on agent %s for %q: only %s is reserved: %w", r, id, tenantName, res.amount, ErrInsufficient)
+	}
+	kept := res.amount.Sub(r)
+	if !kept.Contains(res.offered) {
+		return fmt.Errorf("allocator: unreserve %s on agent %s for %q: reserved resources are in outstanding offers: %w", r, id, tenantName, ErrInsufficient)
+	}
+	// Allocated reserved resources beyond what stays reserved become the
+	// tenant's unreserved allocation.
+	moved := res.allocated.Sub(res.allocated.Min(kept.Sub(res.offered)))
+	res.allocated = res.allocated.Sub(moved)
+	ag.resvAlloc = ag.resvAlloc.Sub(moved)
+	res.amount = res.amount.Sub(r)
+	ag.resvSum = ag.resvSum.Sub(r)
+	if res.amount.IsZero() {
+		delete(ag.resv, tenantName)
+		ag.resvNames = slices.DeleteFunc(ag.resvNames, func(n string) bool { return n == tenantName })
+	}
+	return nil
+}
+
+// Errors that callers may branch on, wrapped with the operation.
+var (
+	ErrUnknownAgent  = errors.New("unknown agent")
+	ErrUnknownTenant = errors.New("unknown tenant")
+	ErrInsufficient  = errors.New("insufficient resources")
+	ErrInvalid       = errors.New("invalid argument")
+)
 
 // Total is the sum of all agents' resources.
 func (a *Allocator) Total() Resources { return a.total }
 
-// Free is an agent's resources that are neither offered nor allocated.
+// Free is an agent's resources that are neither offered nor allocated,
+// reserved ones included.
 func (a *Allocator) Free(id AgentID) (Resources, bool) {
 	ag, ok := a.agents[id]
 	if !ok {
@@ -254,13 +507,4 @@ func (a *Allocator) Share(id FrameworkID) float64 {
 		return 0
 	}
 	return f.allocated.DominantShare(a.total)
-}
-
-func (a *Allocator) sortedOffers() []*Offer {
-	os := make([]*Offer, 0, len(a.offers))
-	for _, o := range a.offers {
-		os = append(os, o)
-	}
-	slices.SortFunc(os, func(x, y *Offer) int { return cmp.Compare(x.ID, y.ID) })
-	return os
 }

@@ -16,24 +16,61 @@ func TestResourcesArithmetic(t *testing.T) {
 	}
 }
 
-// checkConservation asserts that no agent is over-committed and that every
-// agent's free, offered and allocated resources add up to its total.
+// checkConservation asserts that no agent is over-committed, that every
+// agent's free, offered and allocated resources add up to its total, that
+// reservations are within their agents and that frameworks and tenants
+// hold exactly what agents have lent and given.
 func checkConservation(t *testing.T, a *Allocator) {
 	t.Helper()
+	var lent Resources
 	for id, ag := range a.agents {
-		if ag.free().Negative() || ag.offered.Negative() || ag.allocated.Negative() {
-			t.Fatalf("agent %s over-committed: total %v offered %v allocated %v", id, ag.total, ag.offered, ag.allocated)
+		if ag.free().Negative() || ag.offered.Negative() || ag.allocated.Negative() || ag.unreservedFree().Negative() {
+			t.Fatalf("agent %s over-committed: total %v offered %v allocated %v unreserved free %v", id, ag.total, ag.offered, ag.allocated, ag.unreservedFree())
 		}
-		var offered Resources
+		var offered, resvSum, resvOff, resvAlloc Resources
 		for _, o := range a.offers {
 			if o.Agent == id {
 				offered = offered.Add(o.Resources)
 			}
 		}
-		if offered != ag.offered {
+		if offered != ag.offered || len(ag.offers) != countOffers(a, id) {
 			t.Fatalf("agent %s: offers sum to %v, bookkeeping says %v", id, offered, ag.offered)
 		}
+		for name, r := range ag.resv {
+			if r.free().Negative() || r.offered.Negative() || r.allocated.Negative() {
+				t.Fatalf("agent %s: reservation for %s over-committed: %+v", id, name, *r)
+			}
+			resvSum, resvOff, resvAlloc = resvSum.Add(r.amount), resvOff.Add(r.offered), resvAlloc.Add(r.allocated)
+		}
+		if resvSum != ag.resvSum || resvOff != ag.resvOff || resvAlloc != ag.resvAlloc || !ag.total.Contains(resvSum) {
+			t.Fatalf("agent %s: reservation sums %v %v %v, bookkeeping %v %v %v", id, resvSum, resvOff, resvAlloc, ag.resvSum, ag.resvOff, ag.resvAlloc)
+		}
+		lent = lent.Add(ag.offered).Add(ag.allocated)
 	}
+	var held Resources
+	for name, tn := range a.tenants {
+		var sum Resources
+		for _, f := range tn.frameworks {
+			sum = sum.Add(f.allocated)
+		}
+		if sum != tn.allocated {
+			t.Fatalf("tenant %s holds %v, its frameworks %v", name, tn.allocated, sum)
+		}
+		held = held.Add(sum)
+	}
+	if held != lent {
+		t.Fatalf("tenants hold %v, agents lent %v", held, lent)
+	}
+}
+
+func countOffers(a *Allocator, id AgentID) int {
+	n := 0
+	for _, o := range a.offers {
+		if o.Agent == id {
+			n++
+		}
+	}
+	return n
 }
 
 func TestOffersGoToLowestDominantShare(t *testing.T) {

@@ -5,6 +5,7 @@
 //
 // The package is pure: no goroutines, no I/O, no clock of its own. The
 // coordinator drives it with events (an agent joined, a task finished) and
-// asks it for offers. Weights, quotas, reservations and decline filters
-// arrive with the DRF issue; the interface here is the one they extend.
+// asks it for offers. Tenants (roles) have weights, guarantees and limits;
+// agents carry static and dynamic reservations; declines carry filters;
+// offers time out on an injected clock. See docs/allocator.md.
 package allocator

@@ -1,6 +1,9 @@
 package allocator
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Resources is an amount of each resource kind. Quantities are integers
 // (millicores, MiB) so that free plus used always equals total exactly.
@@ -40,10 +43,54 @@ func (r Resources) String() string {
 // has none of do not count.
 func (r Resources) DominantShare(total Resources) float64 {
 	share := 0.0
-	for _, p := range [][2]int64{{r.CPU, total.CPU}, {r.Mem, total.Mem}, {r.Disk, total.Disk}} {
-		if p[1] > 0 {
-			share = max(share, float64(p[0])/float64(p[1]))
-		}
+	if total.CPU > 0 {
+		share = float64(r.CPU) / float64(total.CPU)
+	}
+	if total.Mem > 0 {
+		share = max(share, float64(r.Mem)/float64(total.Mem))
+	}
+	if total.Disk > 0 {
+		share = max(share, float64(r.Disk)/float64(total.Disk))
 	}
 	return share
+}
+
+// Min returns the smaller quantity of r and o, resource by resource.
+func (r Resources) Min(o Resources) Resources {
+	return Resources{CPU: min(r.CPU, o.CPU), Mem: min(r.Mem, o.Mem), Disk: min(r.Disk, o.Disk)}
+}
+
+// Max returns the larger quantity of r and o, resource by resource.
+func (r Resources) Max(o Resources) Resources {
+	return Resources{CPU: max(r.CPU, o.CPU), Mem: max(r.Mem, o.Mem), Disk: max(r.Disk, o.Disk)}
+}
+
+// offerable reports whether r is worth offering: some CPU and some memory.
+func (r Resources) offerable() bool { return r.CPU > 0 && r.Mem > 0 }
+
+// headroomCap caps r so that alloc + r stays within limit, resource by
+// resource; a zero quantity of limit means no limit on that resource.
+func (r Resources) headroomCap(alloc, limit Resources) Resources {
+	if limit.CPU > 0 {
+		r.CPU = min(r.CPU, max(0, limit.CPU-alloc.CPU))
+	}
+	if limit.Mem > 0 {
+		r.Mem = min(r.Mem, max(0, limit.Mem-alloc.Mem))
+	}
+	if limit.Disk > 0 {
+		r.Disk = min(r.Disk, max(0, limit.Disk-alloc.Disk))
+	}
+	return r
+}
+
+// satisfaction is how far alloc goes towards guarantee: the smallest
+// fraction over the resources guarantee names, or +Inf if it names none.
+func (r Resources) satisfaction(guarantee Resources) float64 {
+	s := math.Inf(1)
+	for _, p := range [][2]int64{{r.CPU, guarantee.CPU}, {r.Mem, guarantee.Mem}, {r.Disk, guarantee.Disk}} {
+		if p[1] > 0 {
+			s = min(s, float64(p[0])/float64(p[1]))
+		}
+	}
+	return s
 }
