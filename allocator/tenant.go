@@ -29,7 +29,6 @@ type tenant struct {
 	// Scratch for Allocate.
 	fairKey, quotaKey float64
 	fairIdx, quotaIdx int
-	cycle             uint64
 }
 
 func (t Tenant) validate() error {
