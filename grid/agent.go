@@ -220,18 +220,20 @@ func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 // in the agent's module directory first.
 func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 	msg := &executor.TaskMsg{
-		Spec:             l.spec,
-		MemoryBytes:      uint64(l.conf.TaskMemory),
-		BatchSize:        int(l.conf.BatchSize),
-		MaxRecord:        int(l.conf.MaxRecord),
-		MaxOutput:        int64(l.conf.MaxOutput),
-		ShuffleDir:       a.jobDir(l.job),
-		ShuffleMemory:    int64(l.conf.ShuffleMemory),
-		CompressionLevel: l.conf.CompressionLevel,
-		OutputFile:       l.outputFile,
-		Job:              l.job,
-		Token:            l.token,
-		BlockServers:     a.peers.addrs,
+		Spec: l.spec,
+		Settings: executor.Settings{
+			MemoryBytes:      uint64(l.conf.TaskMemory),
+			BatchSize:        int(l.conf.BatchSize),
+			MaxRecord:        int(l.conf.MaxRecord),
+			MaxOutput:        int64(l.conf.MaxOutput),
+			ShuffleDir:       a.jobDir(l.job),
+			ShuffleMemory:    int64(l.conf.ShuffleMemory),
+			CompressionLevel: l.conf.CompressionLevel,
+			OutputFile:       l.outputFile,
+		},
+		Job:          l.job,
+		Token:        l.token,
+		BlockServers: a.peers.addrs,
 	}
 	a.mu.Lock()
 	a.tokens[l.job] = l.token

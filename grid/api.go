@@ -7,9 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/wasmgrid/wasmgrid/internal/executor"
-	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // Job is a submitted job.
@@ -102,9 +99,6 @@ type Summary struct {
 	Stdout                         bool   // the result goes to standard output
 	Plan                           string // the physical plan, as a tree
 }
-
-// failureOf is the scheduler's view of a failed attempt.
-func failureOf(err error) planner.Failure { return executor.FailureOf(err) }
 
 // Plan is the job's physical plan, as a tree of stages.
 func (j *Job) Plan() string { return j.run.sched.Plan().String() }

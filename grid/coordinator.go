@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -145,7 +147,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 }
 
 func (c *coordinator) failed(j *jobRun, st taskStatus) {
-	f := failureOf(st.err)
+	f := executor.FailureOf(st.err)
 	if !j.sched.Failed(st.key, st.attempt, f) {
 		c.metrics.attempts.WithLabelValues("stale").Inc()
 		return
@@ -289,7 +291,7 @@ type jobRun struct {
 func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources) *jobRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mods []moduleBlob
-	for _, name := range slices.Sorted(mapKeys(blobs)) {
+	for _, name := range slices.Sorted(maps.Keys(blobs)) {
 		mods = append(mods, blobs[name])
 	}
 	return &jobRun{
@@ -314,16 +316,6 @@ func newToken() string {
 		panic(fmt.Sprintf("grid: no randomness for a job token: %v", err))
 	}
 	return hex.EncodeToString(b)
-}
-
-func mapKeys[M ~map[K]V, K comparable, V any](m M) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // fail records the first reason the job fails and stops its tasks.

@@ -270,7 +270,7 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 		}
 	}
 	if !fits {
-		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", display(req.Spec), taskRes.Mem, largest.Mem)
+		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", req.Spec.Display(), taskRes.Mem, largest.Mem)
 	}
 	return g.coord.submit(ctx, req, plan, blobs, taskRes)
 }

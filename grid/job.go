@@ -56,7 +56,7 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		blob := moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
 		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", display(spec), m.Line, m.Name, err)
+			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
 		}
 		mods[m.Name] = info
 		blobs[m.Name] = blob
@@ -69,14 +69,14 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 	for i, st := range spec.Steps {
 		mod := mods[st.Module]
 		if mod == nil {
-			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", display(spec), st.Line, st.Op, st.Module)
+			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", spec.Display(), st.Line, st.Op, st.Module)
 		}
 		fn, err := wasmexec.FindFunction(mod.Functions, st.Function)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", display(spec), st.Line, st.Op, st.Module, st.Function, st.Module, err)
+			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Module, err)
 		}
 		if want := stepKinds[st.Op]; fn.Kind != want {
-			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": %s is a %s function; %s needs a %s function", display(spec), st.Line, st.Op, st.Module, st.Function, st.Function, fn.Kind, st.Op, want)
+			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": %s is a %s function; %s needs a %s function", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Function, fn.Kind, st.Op, want)
 		}
 		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
 		if st.Op == jobspec.OpReduceByKey {
@@ -86,7 +86,7 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 	}
 	splits, err := splitInputs(spec.Source.Globs, int64(spec.Conf.SplitSize), defaultPartitions)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s:%d: source: %w", display(spec), spec.Source.Line, err)
+		return nil, nil, fmt.Errorf("%s:%d: source: %w", spec.Display(), spec.Source.Line, err)
 	}
 	job.Splits = splits
 	plan, err := planner.Build(job)
@@ -94,15 +94,6 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		return nil, nil, err
 	}
 	return plan, blobs, nil
-}
-
-func display(spec *jobspec.Spec) string {
-	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, spec.File); err == nil && !filepath.IsAbs(rel) && len(rel) < len(spec.File) {
-			return rel
-		}
-	}
-	return spec.File
 }
 
 // splitInputs expands globs into byte-range splits of at most size bytes.

@@ -91,9 +91,6 @@ func (i *Instance) Close(ctx context.Context) error {
 	return i.mod.Close(ctx)
 }
 
-// MemoryBytes is the current size of the instance's linear memory.
-func (i *Instance) MemoryBytes() int { return len(i.mem.buf) }
-
 // Stderr returns the tail of what the guest wrote to stdout and stderr.
 func (i *Instance) Stderr() string { return i.stderr.String() }
 

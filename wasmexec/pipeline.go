@@ -86,15 +86,6 @@ func (p *Pipeline) Log() string {
 	return b.String()
 }
 
-// Label describes the pipeline's chain, as "split|lower".
-func (p *Pipeline) Label() string {
-	labels := make([]string, len(p.segments))
-	for i, s := range p.segments {
-		labels[i] = s.label
-	}
-	return strings.Join(labels, "|")
-}
-
 // Close releases the pipeline's instances.
 func (p *Pipeline) Close(ctx context.Context) error {
 	var errs []error

@@ -71,11 +71,13 @@ func mapTask(t *testing.T, fn string) *TaskMsg {
 	st := &planner.Stage{Steps: []planner.Step{{Op: planner.OpMap, Func: planner.FuncRef{Module: "t", Function: fn}}}, Partitions: 1}
 	st.Splits = []planner.Split{{Path: in, Length: 11}}
 	return &TaskMsg{
-		Spec:       planner.TaskSpec{Stage: st, Split: &st.Splits[0]},
-		Modules:    []ModuleFile{testGuest(t)},
-		BatchSize:  1 << 16,
-		MaxRecord:  1 << 20,
-		OutputFile: filepath.Join(dir, "out", "part-00000"),
+		Spec:    planner.TaskSpec{Stage: st, Split: &st.Splits[0]},
+		Modules: []ModuleFile{testGuest(t)},
+		Settings: Settings{
+			BatchSize:  1 << 16,
+			MaxRecord:  1 << 20,
+			OutputFile: filepath.Join(dir, "out", "part-00000"),
+		},
 	}
 }
 

@@ -26,16 +26,9 @@ type Request struct {
 // TaskMsg is a task attempt as the executor receives it: the Task, with
 // modules named by the files that hold them instead of loaded values.
 type TaskMsg struct {
-	Spec             planner.TaskSpec
-	Modules          []ModuleFile
-	MemoryBytes      uint64
-	BatchSize        int
-	MaxRecord        int
-	MaxOutput        int64
-	ShuffleDir       string
-	ShuffleMemory    int64
-	CompressionLevel int
-	OutputFile       string
+	Spec    planner.TaskSpec
+	Modules []ModuleFile
+	Settings
 	// Job and Token name the job and prove the task may read its blocks.
 	Job, Token string
 	// BlockServers maps each agent to the address of its block server.

@@ -16,12 +16,11 @@ import (
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
-// Task is one task attempt, described by data.
-type Task struct {
-	Spec planner.TaskSpec
-	// Modules are the job's modules by name, loaded in the agent's runtime.
-	Modules map[string]*wasmexec.Module
-	Limits  wasmexec.Limits
+// Settings are a task attempt's limits and places: the same in the Task
+// that runs and in the TaskMsg that carries it to an executor.
+type Settings struct {
+	// MemoryBytes caps the linear memory of each of the task's instances.
+	MemoryBytes uint64
 	// BatchSize is the bytes of records per guest call.
 	BatchSize int
 	// MaxRecord is the longest input line accepted.
@@ -32,12 +31,23 @@ type Task struct {
 	// ShuffleDir is where a map task writes its output: the agent's
 	// directory for this job.
 	ShuffleDir string
-	// ShuffleMemory and CompressionLevel configure the shuffle writer.
+	// ShuffleMemory and CompressionLevel configure the shuffle writer and
+	// the reduce side's fetch budget.
 	ShuffleMemory    int64
 	CompressionLevel int
 	// OutputFile is where a result task writes its text part (an attempt
 	// file; the coordinator commits it).
 	OutputFile string
+}
+
+func (s Settings) limits() wasmexec.Limits { return wasmexec.Limits{MemoryBytes: s.MemoryBytes} }
+
+// Task is one task attempt, described by data.
+type Task struct {
+	Spec planner.TaskSpec
+	// Modules are the job's modules by name, loaded in the executor's runtime.
+	Modules map[string]*wasmexec.Module
+	Settings
 	// Blocks opens the task's shuffle input, for this task's job.
 	Blocks Blocks
 }
@@ -121,7 +131,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		steps = append(steps, ws)
 	}
-	pipe, err := r.rt.NewPipeline(ctx, steps, r.t.Limits)
+	pipe, err := r.rt.NewPipeline(ctx, steps, r.t.limits())
 	if err != nil {
 		return err
 	}
@@ -197,7 +207,7 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		if err != nil {
 			return err
 		}
-		reducer, err = r.rt.NewReducer(ctx, ws, r.t.Limits)
+		reducer, err = r.rt.NewReducer(ctx, ws, r.t.limits())
 		if err != nil {
 			return err
 		}
@@ -374,7 +384,7 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		combiner, err = r.rt.NewReducer(ctx, ws, r.t.Limits)
+		combiner, err = r.rt.NewReducer(ctx, ws, r.t.limits())
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -138,17 +138,10 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 	mods, err := s.load(ctx, m.Spec, m.Modules, m.MemoryBytes)
 	if err == nil {
 		task := &Task{
-			Spec:             m.Spec,
-			Modules:          mods,
-			Limits:           wasmexec.Limits{MemoryBytes: m.MemoryBytes},
-			BatchSize:        m.BatchSize,
-			MaxRecord:        m.MaxRecord,
-			MaxOutput:        m.MaxOutput,
-			ShuffleDir:       m.ShuffleDir,
-			ShuffleMemory:    m.ShuffleMemory,
-			CompressionLevel: m.CompressionLevel,
-			OutputFile:       m.OutputFile,
-			Blocks:           quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers},
+			Spec:     m.Spec,
+			Modules:  mods,
+			Settings: m.Settings,
+			Blocks:   quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers},
 		}
 		resp.Result, err = Run(ctx, s.rt, task)
 		if resp.Result != nil {

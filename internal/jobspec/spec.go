@@ -28,6 +28,9 @@ type Spec struct {
 	display string // the file as the caller named it, for messages
 }
 
+// Display is the spec file as the caller named it, for messages.
+func (s *Spec) Display() string { return s.display }
+
 // Module is a WebAssembly module that steps refer to by Name. Exactly one of
 // Path, GoDir and Dir is set.
 type Module struct {
