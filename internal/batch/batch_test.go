@@ -31,6 +31,13 @@ func TestBuilderAndIter(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(recs) {
 		t.Fatalf("got %q", got)
 	}
+	var again [][2]string
+	for it := Checked(enc); it.Next(); {
+		again = append(again, [2]string{string(it.Key()), string(it.Value())})
+	}
+	if fmt.Sprint(again) != fmt.Sprint(recs) {
+		t.Fatalf("Checked gives %q", again)
+	}
 	b.Reset()
 	if n, last, err := Scan(b.Bytes()); n != 0 || last != 4 || err != nil {
 		t.Fatalf("empty batch: %d %d %v", n, last, err)
