@@ -5,39 +5,32 @@ import (
 	"time"
 )
 
-// tenantHeap is a binary min-heap of tenants keyed by one of their scratch
-// keys, ties broken by creation order; each tenant knows its index.
+// tenantHeap is a binary min-heap of tenants keyed by share, ties broken
+// by creation order. Entries carry their keys so that comparisons touch
+// only the heap's own array; each tenant knows its index in each heap.
 type tenantHeap struct {
-	ts    []*tenant
-	quota bool // keyed by quotaKey and quotaIdx, else fairKey and fairIdx
+	es    []heapEntry
+	which int // index into tenant.heapIdx
 }
 
-func (h *tenantHeap) key(t *tenant) float64 {
-	if h.quota {
-		return t.quotaKey
-	}
-	return t.fairKey
-}
-
-func (h *tenantHeap) idx(t *tenant) *int {
-	if h.quota {
-		return &t.quotaIdx
-	}
-	return &t.fairIdx
+type heapEntry struct {
+	key float64
+	seq uint64
+	t   *tenant
 }
 
 func (h *tenantHeap) less(i, j int) bool {
-	ki, kj := h.key(h.ts[i]), h.key(h.ts[j])
-	if ki != kj {
-		return ki < kj
+	a, b := &h.es[i], &h.es[j]
+	if a.key != b.key {
+		return a.key < b.key
 	}
-	return h.ts[i].seq < h.ts[j].seq
+	return a.seq < b.seq
 }
 
 func (h *tenantHeap) swap(i, j int) {
-	h.ts[i], h.ts[j] = h.ts[j], h.ts[i]
-	*h.idx(h.ts[i]) = i
-	*h.idx(h.ts[j]) = j
+	h.es[i], h.es[j] = h.es[j], h.es[i]
+	h.es[i].t.heapIdx[h.which] = i
+	h.es[j].t.heapIdx[h.which] = j
 }
 
 func (h *tenantHeap) up(i int) {
@@ -52,7 +45,7 @@ func (h *tenantHeap) up(i int) {
 }
 
 func (h *tenantHeap) down(i int) {
-	n := len(h.ts)
+	n := len(h.es)
 	for {
 		l := 2*i + 1
 		if l >= n {
@@ -70,32 +63,61 @@ func (h *tenantHeap) down(i int) {
 	}
 }
 
-func (h *tenantHeap) push(t *tenant) {
-	h.ts = append(h.ts, t)
-	*h.idx(t) = len(h.ts) - 1
-	h.up(len(h.ts) - 1)
+func (h *tenantHeap) len() int           { return len(h.es) }
+func (h *tenantHeap) top() *tenant       { return h.es[0].t }
+func (h *tenantHeap) has(t *tenant) bool { return t.heapIdx[h.which] >= 0 }
+
+// init empties h for a new cycle.
+func (h *tenantHeap) init(which int) {
+	h.es, h.which = h.es[:0], which
+}
+
+// add appends t with key without restoring the heap order (heapify).
+func (h *tenantHeap) add(t *tenant, key float64) {
+	h.es = append(h.es, heapEntry{key, t.seq, t})
+	t.heapIdx[h.which] = len(h.es) - 1
+}
+
+func (h *tenantHeap) heapify() {
+	for i := len(h.es)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *tenantHeap) push(t *tenant, key float64) {
+	h.add(t, key)
+	h.up(len(h.es) - 1)
 }
 
 func (h *tenantHeap) remove(t *tenant) {
-	i := *h.idx(t)
+	i := t.heapIdx[h.which]
 	if i < 0 {
 		return
 	}
-	last := len(h.ts) - 1
+	last := len(h.es) - 1
 	if i != last {
 		h.swap(i, last)
 	}
-	h.ts = h.ts[:last]
-	*h.idx(t) = -1
+	h.es = h.es[:last]
+	t.heapIdx[h.which] = -1
 	if i != last {
 		h.down(i)
 		h.up(i)
 	}
 }
 
-func (h *tenantHeap) fix(t *tenant) {
-	if i := *h.idx(t); i >= 0 {
+// update sets t's key and restores the order.
+func (h *tenantHeap) update(t *tenant, key float64) {
+	i := t.heapIdx[h.which]
+	if i < 0 {
+		return
+	}
+	old := h.es[i].key
+	h.es[i].key = key
+	switch {
+	case key > old:
 		h.down(i)
+	case key < old:
 		h.up(i)
 	}
 }
@@ -106,7 +128,6 @@ type allocation struct {
 	skipped     []*tenant
 	now         time.Time
 	out         []Offer
-	chunk       []Offer
 }
 
 // Allocate offers every agent's free resources and returns the new offers.
@@ -123,28 +144,23 @@ func (a *Allocator) Allocate() []Offer {
 	s := &a.alloc
 	s.now = a.cfg.Clock()
 	s.out = make([]Offer, 0, len(a.order))
-	s.fair.ts, s.quota.ts = s.fair.ts[:0], s.quota.ts[:0]
-	s.quota.quota = true
+	s.fair.init(fairHeap)
+	s.quota.init(quotaHeap)
 	for _, t := range a.tenants {
-		t.fairIdx, t.quotaIdx = -1, -1
+		t.heapIdx = [2]int{-1, -1}
 		if !t.active() || !t.underLimit() {
 			continue
 		}
-		a.rekey(t)
-		s.fair.ts = append(s.fair.ts, t)
-		t.fairIdx = len(s.fair.ts) - 1
-		if t.quotaKey < 1 {
-			s.quota.ts = append(s.quota.ts, t)
-			t.quotaIdx = len(s.quota.ts) - 1
+		fk, qk := a.keys(t)
+		s.fair.add(t, fk)
+		if qk < 1 {
+			s.quota.add(t, qk)
 		}
 	}
-	for _, h := range []*tenantHeap{&s.fair, &s.quota} {
-		for i := len(h.ts)/2 - 1; i >= 0; i-- {
-			h.down(i)
-		}
-	}
+	s.fair.heapify()
+	s.quota.heapify()
 	for _, ag := range a.order {
-		if len(s.fair.ts) == 0 {
+		if s.fair.len() == 0 {
 			break
 		}
 		if ag.closed {
@@ -192,11 +208,16 @@ func (a *Allocator) offerFrom(h *tenantHeap, ag *agent, free Resources) bool {
 	s.skipped = s.skipped[:0]
 	defer func() {
 		for _, t := range s.skipped {
-			h.push(t)
+			fk, qk := a.keys(t)
+			if h.which == fairHeap {
+				h.push(t, fk)
+			} else {
+				h.push(t, qk)
+			}
 		}
 	}()
-	for len(h.ts) > 0 {
-		t := h.ts[0]
+	for h.len() > 0 {
+		t := h.top()
 		amt := free.headroomCap(t.allocated, t.Limit)
 		if !amt.offerable() {
 			// At its limit: nothing more this cycle.
@@ -222,7 +243,7 @@ func (a *Allocator) pickFramework(t *tenant, ag *agent, amt Resources) *framewor
 	var best *framework
 	var bestShare float64
 	for _, f := range t.frameworks {
-		if f.suppressed || ag.hasOffer(f.id) {
+		if f.suppressed || a.hasOffer(ag, f) {
 			continue
 		}
 		if len(f.filters) > 0 && a.filtered(f, ag.id, amt) {
@@ -253,9 +274,9 @@ func (a *Allocator) filtered(f *framework, agent AgentID, amt Resources) bool {
 	return flt.blocks(amt, a.alloc.now)
 }
 
-func (ag *agent) hasOffer(f FrameworkID) bool {
-	for _, o := range ag.offers {
-		if o.Framework == f {
+func (a *Allocator) hasOffer(ag *agent, f *framework) bool {
+	for _, slot := range ag.offers {
+		if a.offers.recs[slot].fw == f {
 			return true
 		}
 	}
@@ -266,17 +287,11 @@ func (ag *agent) hasOffer(f FrameworkID) bool {
 // reservation, to f.
 func (a *Allocator) offer(f *framework, ag *agent, amt, reserved Resources) {
 	s := &a.alloc
-	if len(s.chunk) == cap(s.chunk) {
-		s.chunk = make([]Offer, 0, 1024)
-	}
-	a.nextOffer++
-	s.chunk = append(s.chunk, Offer{ID: a.nextOffer, Agent: ag.id, Framework: f.id, Resources: amt, Reserved: reserved, created: s.now})
-	o := &s.chunk[len(s.chunk)-1]
-	a.offers[o.ID] = o
+	o := a.offers.add(Offer{Agent: ag.id, Framework: f.id, Resources: amt, Reserved: reserved}, ag, f, s.now)
 	if a.cfg.OfferTimeout > 0 {
 		a.offerQueue = append(a.offerQueue, o.ID)
 	}
-	ag.offers = append(ag.offers, o)
+	ag.offers = append(ag.offers, a.offers.slot(o))
 	ag.offered = ag.offered.Add(amt)
 	if !reserved.IsZero() {
 		res := ag.resv[f.tenant.name]
@@ -286,28 +301,31 @@ func (a *Allocator) offer(f *framework, ag *agent, amt, reserved Resources) {
 	f.allocated = f.allocated.Add(amt)
 	t := f.tenant
 	t.allocated = t.allocated.Add(amt)
-	s.out = append(s.out, *o)
-	if t.fairIdx >= 0 || t.quotaIdx >= 0 {
-		a.rekey(t)
-		s.fair.fix(t)
-		if t.quotaIdx >= 0 {
-			if t.quotaKey >= 1 {
-				s.quota.remove(t)
-			} else {
-				s.quota.fix(t)
-			}
+	s.out = append(s.out, o.Offer)
+	if s.fair.has(t) || s.quota.has(t) {
+		fk, qk := a.keys(t)
+		s.fair.update(t, fk)
+		if qk >= 1 {
+			s.quota.remove(t)
+		} else {
+			s.quota.update(t, qk)
 		}
 	}
 }
 
-// rekey sets t's heap keys from its allocation.
-func (a *Allocator) rekey(t *tenant) {
-	t.fairKey = t.allocated.DominantShare(a.total) / t.Weight
+const (
+	fairHeap  = 0
+	quotaHeap = 1
+)
+
+// keys are t's heap keys from its allocation: its weighted dominant share
+// and how far it is to its guarantee (1 or more: satisfied or none).
+func (a *Allocator) keys(t *tenant) (fair, quota float64) {
+	fair = t.allocated.DominantShare(a.total) / t.Weight
 	if t.Guarantee.IsZero() {
-		t.quotaKey = math.Inf(1)
-	} else {
-		t.quotaKey = t.allocated.satisfaction(t.Guarantee)
+		return fair, math.Inf(1)
 	}
+	return fair, t.allocated.satisfaction(t.Guarantee)
 }
 
 // active reports whether any of t's frameworks wants offers.

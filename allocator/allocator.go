@@ -29,8 +29,6 @@ type Offer struct {
 	// reservation for the framework's tenant; an accepted offer uses it
 	// first.
 	Reserved Resources
-
-	created time.Time
 }
 
 // Config configures an allocator. The zero value is valid.
@@ -78,7 +76,7 @@ type agent struct {
 	resvSum   Resources // the sums over resv
 	resvOff   Resources
 	resvAlloc Resources
-	offers    []*Offer // outstanding, in ID order
+	offers    []uint32 // slots of outstanding offers, oldest first
 	closed    bool     // Simulate: no remaining task fits, skip it
 }
 
@@ -114,9 +112,8 @@ type Allocator struct {
 	order      []*agent // sorted by ID
 	frameworks map[FrameworkID]*framework
 	tenants    map[string]*tenant
-	offers     map[OfferID]*Offer
+	offers     offerTable
 	offerQueue []OfferID // in creation order, for Expire
-	nextOffer  OfferID
 	nextSeq    uint64
 	total      Resources
 	alloc      allocation // scratch for Allocate
@@ -142,7 +139,6 @@ func NewWithConfig(cfg Config) (*Allocator, error) {
 		agents:     make(map[AgentID]*agent),
 		frameworks: make(map[FrameworkID]*framework),
 		tenants:    make(map[string]*tenant),
-		offers:     make(map[OfferID]*Offer),
 	}, nil
 }
 
@@ -161,13 +157,16 @@ func (a *Allocator) AddAgentWithReservations(id AgentID, total Resources, resv m
 	if total.Negative() {
 		return fmt.Errorf("allocator: agent %s has negative resources %s", id, total)
 	}
-	ag := &agent{id: id, total: total, resv: map[string]*reservation{}}
+	ag := &agent{id: id, total: total}
 	for name, r := range resv {
 		if r.Negative() {
 			return fmt.Errorf("allocator: agent %s: negative reservation %s for %q", id, r, name)
 		}
 		if r.IsZero() {
 			continue
+		}
+		if ag.resv == nil {
+			ag.resv = map[string]*reservation{}
 		}
 		ag.resv[name] = &reservation{amount: r}
 		ag.resvNames = append(ag.resvNames, name)
@@ -195,7 +194,11 @@ func (a *Allocator) RemoveAgent(id AgentID) []Offer {
 	if !ok {
 		return nil
 	}
-	rescinded := a.rescind(ag.offers)
+	recs := make([]*offerRec, 0, len(ag.offers))
+	for _, slot := range ag.offers {
+		recs = append(recs, &a.offers.recs[slot])
+	}
+	rescinded := a.rescind(recs)
 	// Tasks still running on the agent leave tenants' and frameworks'
 	// shares with it only when the caller recovers them.
 	a.total = a.total.Sub(ag.total)
@@ -209,16 +212,16 @@ func (a *Allocator) RemoveAgent(id AgentID) []Offer {
 	return rescinded
 }
 
-// rescind declines the offers in ID order and returns them.
-func (a *Allocator) rescind(offers []*Offer) []Offer {
-	if len(offers) == 0 {
+// rescind declines the offers and returns them, oldest first.
+func (a *Allocator) rescind(recs []*offerRec) []Offer {
+	if len(recs) == 0 {
 		return nil
 	}
-	out := make([]Offer, 0, len(offers))
-	for _, o := range offers {
-		out = append(out, *o)
+	slices.SortFunc(recs, func(x, y *offerRec) int { return cmp.Compare(x.seq, y.seq) })
+	out := make([]Offer, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.Offer)
 	}
-	slices.SortFunc(out, func(x, y Offer) int { return cmp.Compare(x.ID, y.ID) })
 	for _, o := range out {
 		a.Decline(o.ID)
 	}
@@ -247,10 +250,10 @@ func (a *Allocator) RemoveFramework(id FrameworkID) {
 	if !ok {
 		return
 	}
-	var mine []*Offer
-	for _, o := range a.offers {
-		if o.Framework == id {
-			mine = append(mine, o)
+	var mine []*offerRec
+	for i := range a.offers.recs {
+		if r := &a.offers.recs[i]; r.live && r.fw == f {
+			mine = append(mine, r)
 		}
 	}
 	a.rescind(mine)
@@ -279,24 +282,22 @@ func (a *Allocator) Revive(id FrameworkID) {
 // Recover; the rest returns to the pool. Used takes the offer's reserved
 // part first.
 func (a *Allocator) Accept(id OfferID, used Resources) error {
-	o, ok := a.offers[id]
-	if !ok {
+	o := a.offers.get(id)
+	if o == nil {
 		return fmt.Errorf("allocator: offer %d is not outstanding", id)
 	}
 	if used.Negative() || !o.Resources.Contains(used) {
 		return fmt.Errorf("allocator: offer %d of %s cannot hold %s", id, o.Resources, used)
 	}
+	ag, f, reserved := o.ag, o.fw, o.Reserved
 	a.removeOffer(o)
-	ag := a.agents[o.Agent]
 	ag.allocated = ag.allocated.Add(used)
-	if !o.Reserved.IsZero() {
-		f := a.frameworks[o.Framework]
+	if !reserved.IsZero() {
 		res := ag.resv[f.tenant.name]
-		fromResv := used.Min(o.Reserved)
+		fromResv := used.Min(reserved)
 		res.allocated = res.allocated.Add(fromResv)
 		ag.resvAlloc = ag.resvAlloc.Add(fromResv)
 	}
-	f := a.frameworks[o.Framework]
 	f.allocated = f.allocated.Add(used)
 	f.tenant.allocated = f.tenant.allocated.Add(used)
 	return nil
@@ -304,26 +305,26 @@ func (a *Allocator) Accept(id OfferID, used Resources) error {
 
 // removeOffer takes an outstanding offer's resources off its agent,
 // framework and tenant.
-func (a *Allocator) removeOffer(o *Offer) {
-	delete(a.offers, o.ID)
-	if ag, ok := a.agents[o.Agent]; ok {
-		ag.offers = slices.DeleteFunc(ag.offers, func(x *Offer) bool { return x == o })
-		ag.offered = ag.offered.Sub(o.Resources)
-		if !o.Reserved.IsZero() {
-			f := a.frameworks[o.Framework]
-			ag.resv[f.tenant.name].offered = ag.resv[f.tenant.name].offered.Sub(o.Reserved)
-			ag.resvOff = ag.resvOff.Sub(o.Reserved)
-		}
+func (a *Allocator) removeOffer(o *offerRec) {
+	ag, f := o.ag, o.fw
+	slot := a.offers.slot(o)
+	if i := slices.Index(ag.offers, slot); i >= 0 {
+		ag.offers = slices.Delete(ag.offers, i, i+1)
 	}
-	if f, ok := a.frameworks[o.Framework]; ok {
-		f.allocated = f.allocated.Sub(o.Resources)
-		f.tenant.allocated = f.tenant.allocated.Sub(o.Resources)
+	ag.offered = ag.offered.Sub(o.Resources)
+	if !o.Reserved.IsZero() {
+		res := ag.resv[f.tenant.name]
+		res.offered = res.offered.Sub(o.Reserved)
+		ag.resvOff = ag.resvOff.Sub(o.Reserved)
 	}
+	f.allocated = f.allocated.Sub(o.Resources)
+	f.tenant.allocated = f.tenant.allocated.Sub(o.Resources)
+	a.offers.del(o)
 }
 
 // Decline returns a whole offer to the pool.
 func (a *Allocator) Decline(id OfferID) {
-	if o, ok := a.offers[id]; ok {
+	if o := a.offers.get(id); o != nil {
 		a.removeOffer(o)
 	}
 }
@@ -331,20 +332,20 @@ func (a *Allocator) Decline(id OfferID) {
 // DeclineWithFilter returns a whole offer to the pool and filters the
 // offer's agent out of the framework's next offers as f says.
 func (a *Allocator) DeclineWithFilter(id OfferID, f Filter) error {
-	o, ok := a.offers[id]
-	if !ok {
+	o := a.offers.get(id)
+	if o == nil {
 		return fmt.Errorf("allocator: offer %d is not outstanding", id)
 	}
 	if f.Duration < 0 || f.MinResources.Negative() {
 		return fmt.Errorf("allocator: decline offer %d: invalid filter %+v", id, f)
 	}
-	fw := a.frameworks[o.Framework]
+	fw, agentID := o.fw, o.Agent
 	a.removeOffer(o)
 	switch {
 	case f.Duration > 0:
-		fw.filters[o.Agent] = filter{until: a.cfg.Clock().Add(f.Duration), min: f.MinResources}
+		fw.filters[agentID] = filter{until: a.cfg.Clock().Add(f.Duration), min: f.MinResources}
 	case !f.MinResources.IsZero():
-		fw.filters[o.Agent] = filter{min: f.MinResources}
+		fw.filters[agentID] = filter{min: f.MinResources}
 	}
 	return nil
 }
@@ -359,14 +360,14 @@ func (a *Allocator) Expire() []Offer {
 	var out []Offer
 	i := 0
 	for ; i < len(a.offerQueue); i++ {
-		o, ok := a.offers[a.offerQueue[i]]
-		if !ok {
+		o := a.offers.get(a.offerQueue[i])
+		if o == nil {
 			continue
 		}
 		if now.Sub(o.created) < a.cfg.OfferTimeout {
 			break
 		}
-		out = append(out, *o)
+		out = append(out, o.Offer)
 		a.removeOffer(o)
 	}
 	a.offerQueue = a.offerQueue[i:]
@@ -434,6 +435,9 @@ func (a *Allocator) Reserve(id AgentID, tenantName string, r Resources) error {
 	res, ok := ag.resv[tenantName]
 	if !ok {
 		res = &reservation{}
+		if ag.resv == nil {
+			ag.resv = map[string]*reservation{}
+		}
 		ag.resv[tenantName] = res
 		i, _ := slices.BinarySearch(ag.resvNames, tenantName)
 		ag.resvNames = slices.Insert(ag.resvNames, i, tenantName)

@@ -28,8 +28,11 @@ func checkConservation(t *testing.T, a *Allocator) {
 			t.Fatalf("agent %s over-committed: total %v offered %v allocated %v unreserved free %v", id, ag.total, ag.offered, ag.allocated, ag.unreservedFree())
 		}
 		var offered, resvSum, resvOff, resvAlloc Resources
-		for _, o := range a.offers {
+		for _, o := range liveOffers(a) {
 			if o.Agent == id {
+				if o.ag != ag || a.offers.get(o.ID) != o {
+					t.Fatalf("offer %d on agent %s points elsewhere", o.ID, id)
+				}
 				offered = offered.Add(o.Resources)
 			}
 		}
@@ -63,9 +66,19 @@ func checkConservation(t *testing.T, a *Allocator) {
 	}
 }
 
+func liveOffers(a *Allocator) []*offerRec {
+	var out []*offerRec
+	for i := range a.offers.recs {
+		if r := &a.offers.recs[i]; r.live {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func countOffers(a *Allocator, id AgentID) int {
 	n := 0
-	for _, o := range a.offers {
+	for _, o := range liveOffers(a) {
 		if o.Agent == id {
 			n++
 		}

@@ -27,8 +27,7 @@ type tenant struct {
 	seq        uint64 // creation order, the tie-break
 
 	// Scratch for Allocate.
-	fairKey, quotaKey float64
-	fairIdx, quotaIdx int
+	heapIdx [2]int // in the fair and quota heaps, -1 when out
 }
 
 func (t Tenant) validate() error {
