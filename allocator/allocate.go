@@ -128,6 +128,10 @@ type allocation struct {
 	skipped     []*tenant
 	now         time.Time
 	out         []Offer
+	// avail is the unreserved free resources not yet offered this cycle;
+	// need is what guarantees still lack (the quota headroom), summed
+	// over all tenants, active or not.
+	avail, need Resources
 }
 
 // Allocate offers every agent's free resources and returns the new offers.
@@ -137,16 +141,26 @@ type allocation struct {
 // when no such tenant can take the agent, of the tenant with the lowest
 // weighted dominant share (fair phase). Offers count in shares while they
 // are out, so the next agent goes to whoever is then the poorest. No
-// tenant is offered more than its limit, and no framework gets a second
-// offer on an agent or an offer its decline filters forbid. Ties break on
-// registration order, so the result is deterministic.
+// tenant is offered more than its limit, no offer leaves less unoffered
+// than other tenants' guarantees lack (the quota headroom), and a cut
+// offer leaves the rest of the agent to the next tenant. No framework
+// gets a second offer on an agent or an offer its decline filters forbid.
+// Ties break on registration order, so the result is deterministic.
 func (a *Allocator) Allocate() []Offer {
 	s := &a.alloc
 	s.now = a.cfg.Clock()
+	a.sortAgents()
 	s.out = make([]Offer, 0, len(a.order))
 	s.fair.init(fairHeap)
 	s.quota.init(quotaHeap)
+	s.avail, s.need = Resources{}, Resources{}
+	for _, ag := range a.order {
+		if !ag.closed {
+			s.avail = s.avail.Add(ag.unreservedFree())
+		}
+	}
 	for _, t := range a.tenants {
+		s.need = s.need.Add(t.need())
 		t.heapIdx = [2]int{-1, -1}
 		if !t.active() || !t.underLimit() {
 			continue
@@ -169,12 +183,12 @@ func (a *Allocator) Allocate() []Offer {
 		if len(ag.resv) > 0 {
 			a.offerReserved(ag)
 		}
-		free := ag.unreservedFree()
-		if !free.offerable() {
-			continue
-		}
-		if !a.offerFrom(&s.quota, ag, free) {
-			a.offerFrom(&s.fair, ag, free)
+		// An offer cut to its tenant's limit leaves the rest of the
+		// agent for the next tenant.
+		for free := ag.unreservedFree(); free.offerable(); free = ag.unreservedFree() {
+			if !a.offerFrom(&s.quota, ag, free) && !a.offerFrom(&s.fair, ag, free) {
+				break
+			}
 		}
 	}
 	out := s.out
@@ -205,14 +219,20 @@ func (a *Allocator) offerReserved(ag *agent) {
 // tenant of h that can take it, and reports whether one did.
 func (a *Allocator) offerFrom(h *tenantHeap, ag *agent, free Resources) bool {
 	s := &a.alloc
+	quota := h.which == quotaHeap
+	if !quota && !free.Min(s.avail.Sub(s.need).Max(Resources{})).offerable() {
+		// The rest is held back for guarantees. Tenants that lack some
+		// of theirs were offered the agent in the quota phase.
+		return false
+	}
 	s.skipped = s.skipped[:0]
 	defer func() {
 		for _, t := range s.skipped {
 			fk, qk := a.keys(t)
-			if h.which == fairHeap {
-				h.push(t, fk)
-			} else {
+			if quota {
 				h.push(t, qk)
+			} else {
+				h.push(t, fk)
 			}
 		}
 	}()
@@ -225,7 +245,11 @@ func (a *Allocator) offerFrom(h *tenantHeap, ag *agent, free Resources) bool {
 			s.quota.remove(t)
 			continue
 		}
-		f := a.pickFramework(t, ag, amt)
+		amt = amt.Min(s.headroomCap(t, quota))
+		var f *framework
+		if amt.offerable() {
+			f = a.pickFramework(t, ag, amt)
+		}
 		if f == nil {
 			h.remove(t)
 			s.skipped = append(s.skipped, t)
@@ -235,6 +259,18 @@ func (a *Allocator) offerFrom(h *tenantHeap, ag *agent, free Resources) bool {
 		return true
 	}
 	return false
+}
+
+// headroomCap is the most of the unoffered unreserved resources that t
+// may be offered and leave what other tenants' guarantees lack: in the
+// quota phase, never less than what t's own guarantee lacks.
+func (s *allocation) headroomCap(t *tenant, quota bool) Resources {
+	own := t.need()
+	c := s.avail.Sub(s.need.Sub(own)).Max(Resources{})
+	if quota {
+		c = c.Max(own)
+	}
+	return c
 }
 
 // pickFramework is t's framework with the lowest dominant share that may
@@ -300,7 +336,10 @@ func (a *Allocator) offer(f *framework, ag *agent, amt, reserved Resources) {
 	}
 	f.allocated = f.allocated.Add(amt)
 	t := f.tenant
+	s.need = s.need.Sub(t.need())
 	t.allocated = t.allocated.Add(amt)
+	s.need = s.need.Add(t.need())
+	s.avail = s.avail.Sub(amt.Sub(reserved))
 	s.out = append(s.out, o.Offer)
 	if s.fair.has(t) || s.quota.has(t) {
 		fk, qk := a.keys(t)
@@ -326,6 +365,14 @@ func (a *Allocator) keys(t *tenant) (fair, quota float64) {
 		return fair, math.Inf(1)
 	}
 	return fair, t.allocated.satisfaction(t.Guarantee)
+}
+
+// need is what t's guarantee still lacks, in the resources it names.
+func (t *tenant) need() Resources {
+	if t.Guarantee.IsZero() {
+		return Resources{}
+	}
+	return t.Guarantee.Sub(t.allocated).Max(Resources{})
 }
 
 // active reports whether any of t's frameworks wants offers.

@@ -78,6 +78,10 @@ type agent struct {
 	resvAlloc Resources
 	offers    []uint32 // slots of outstanding offers, oldest first
 	closed    bool     // Simulate: no remaining task fits, skip it
+	gone      bool     // removed, still in Allocator.order until sortAgents
+	// filteredBy lists the frameworks that hold (or held) a decline
+	// filter on the agent, so that removing it touches only them.
+	filteredBy []*framework
 }
 
 // reservation is the part of an agent set aside for one tenant.
@@ -109,7 +113,9 @@ type framework struct {
 type Allocator struct {
 	cfg        Config
 	agents     map[AgentID]*agent
-	order      []*agent // sorted by ID
+	order      []*agent // sorted by ID, as of the last sortAgents
+	added      []*agent // since the last sortAgents
+	removed    bool     // some agent in order is gone
 	frameworks map[FrameworkID]*framework
 	tenants    map[string]*tenant
 	offers     offerTable
@@ -180,10 +186,42 @@ func (a *Allocator) AddAgentWithReservations(id AgentID, total Resources, resv m
 		a.tenantOrDefault(name)
 	}
 	a.agents[id] = ag
-	i, _ := slices.BinarySearchFunc(a.order, id, func(x *agent, id AgentID) int { return cmp.Compare(x.id, id) })
-	a.order = slices.Insert(a.order, i, ag)
+	a.added = append(a.added, ag)
 	a.total = a.total.Add(total)
 	return nil
+}
+
+// sortAgents brings order up to date with the agents added and removed
+// since the last call: events stay O(1), and the next cycle pays one
+// linear merge.
+func (a *Allocator) sortAgents() {
+	if len(a.added) == 0 && !a.removed {
+		return
+	}
+	if a.removed {
+		a.order = slices.DeleteFunc(a.order, func(ag *agent) bool { return ag.gone })
+		a.removed = false
+	}
+	added := slices.DeleteFunc(a.added, func(ag *agent) bool { return ag.gone })
+	a.added = nil
+	if len(added) == 0 {
+		return
+	}
+	byID := func(x, y *agent) int { return cmp.Compare(x.id, y.id) }
+	slices.SortFunc(added, byID)
+	merged := make([]*agent, 0, len(a.order)+len(added))
+	i, j := 0, 0
+	for i < len(a.order) && j < len(added) {
+		if byID(a.order[i], added[j]) < 0 {
+			merged = append(merged, a.order[i])
+			i++
+		} else {
+			merged = append(merged, added[j])
+			j++
+		}
+	}
+	merged = append(merged, a.order[i:]...)
+	a.order = append(merged, added[j:]...)
 }
 
 // RemoveAgent removes an agent and rescinds its outstanding offers, which it
@@ -203,10 +241,9 @@ func (a *Allocator) RemoveAgent(id AgentID) []Offer {
 	// shares with it only when the caller recovers them.
 	a.total = a.total.Sub(ag.total)
 	delete(a.agents, id)
-	if i, ok := slices.BinarySearchFunc(a.order, id, func(x *agent, id AgentID) int { return cmp.Compare(x.id, id) }); ok {
-		a.order = slices.Delete(a.order, i, i+1)
-	}
-	for _, f := range a.frameworks {
+	ag.gone = true
+	a.removed = true
+	for _, f := range ag.filteredBy {
 		delete(f.filters, id)
 	}
 	return rescinded
@@ -339,8 +376,11 @@ func (a *Allocator) DeclineWithFilter(id OfferID, f Filter) error {
 	if f.Duration < 0 || f.MinResources.Negative() {
 		return fmt.Errorf("allocator: decline offer %d: invalid filter %+v", id, f)
 	}
-	fw, agentID := o.fw, o.Agent
+	fw, ag, agentID := o.fw, o.ag, o.Agent
 	a.removeOffer(o)
+	if (f.Duration > 0 || !f.MinResources.IsZero()) && !slices.Contains(ag.filteredBy, fw) {
+		ag.filteredBy = append(ag.filteredBy, fw)
+	}
 	switch {
 	case f.Duration > 0:
 		fw.filters[agentID] = filter{until: a.cfg.Clock().Add(f.Duration), min: f.MinResources}

@@ -222,6 +222,44 @@ func TestAllocateLimitAndGuarantee(t *testing.T) {
 	}
 }
 
+// TestQuotaHeadroom checks that what guarantees lack is held back from
+// other tenants even while the guaranteed tenant runs nothing, as Mesos
+// does, so that its first job gets its guarantee at once.
+func TestQuotaHeadroom(t *testing.T) {
+	a, _ := newTest(t, 0)
+	for _, id := range []AgentID{"a1", "a2", "a3", "a4", "a5"} {
+		must(t, a.AddAgent(id, Resources{CPU: 2000, Mem: 4096}))
+	}
+	must(t, a.AddTenant("batch", Tenant{}))
+	must(t, a.AddTenant("prod", Tenant{Guarantee: Resources{CPU: 4000}}))
+	must(t, a.AddFramework("b", "batch"))
+	o := a.Allocate()
+	var sum Resources
+	for _, x := range o {
+		sum = sum.Add(x.Resources)
+	}
+	if sum.CPU != 6000 || sum.Mem != 3*4096 {
+		t.Fatalf("batch offered %v with 4 cpus guaranteed to prod, want 6 cpus (three agents)", sum)
+	}
+	for _, x := range o {
+		must(t, a.Accept(x.ID, x.Resources))
+	}
+	checkConservation(t, a)
+	must(t, a.AddFramework("p", "prod"))
+	o = a.Allocate()
+	sum = Resources{}
+	for _, x := range o {
+		if x.Framework != "p" {
+			t.Fatalf("offer %+v to batch", x)
+		}
+		sum = sum.Add(x.Resources)
+	}
+	if sum.CPU != 4000 {
+		t.Fatalf("prod offered %v, want its 4-cpu guarantee", sum)
+	}
+	checkConservation(t, a)
+}
+
 func TestWeightedShares(t *testing.T) {
 	a, _ := newTest(t, 0)
 	for i := range 40 {

@@ -3,6 +3,7 @@ package allocator
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // BenchmarkAllocate measures one offer cycle with every agent free: each
@@ -62,4 +63,86 @@ func BenchmarkSimulate(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(tasks)*float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkEvents measures single events on a cluster of 50,000 agents
+// and 1,000 tenants whose agents are all offered out or allocated.
+func BenchmarkEvents(b *testing.B) {
+	const agents, tenants = 50000, 1000
+	setup := func(b *testing.B) (*Allocator, []Offer) {
+		a := New()
+		for i := range agents {
+			if err := a.AddAgent(AgentID(fmt.Sprintf("a%08d", i)), Resources{CPU: 16000, Mem: 65536}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := range tenants {
+			if err := a.AddFramework(FrameworkID(fmt.Sprintf("f%05d", i)), fmt.Sprintf("t%05d", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return a, a.Allocate()
+	}
+	b.Run("remove+add agent", func(b *testing.B) {
+		a, _ := setup(b)
+		i := 0
+		for b.Loop() {
+			id := AgentID(fmt.Sprintf("a%08d", i%agents))
+			a.RemoveAgent(id)
+			if err := a.AddAgent(id, Resources{CPU: 16000, Mem: 65536}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("accept+recover", func(b *testing.B) {
+		a, offers := setup(b)
+		task := Resources{CPU: 1000, Mem: 1024}
+		i := 0
+		for b.Loop() {
+			if i == len(offers) {
+				b.StopTimer()
+				offers, i = a.Allocate(), 0
+				b.StartTimer()
+			}
+			o := offers[i]
+			if err := a.Accept(o.ID, task); err != nil {
+				b.Fatal(err)
+			}
+			a.Recover(o.Agent, o.Framework, task)
+			i++
+		}
+	})
+	b.Run("decline with filter", func(b *testing.B) {
+		a, offers := setup(b)
+		i := 0
+		for b.Loop() {
+			if i == len(offers) {
+				b.StopTimer()
+				for _, f := range a.frameworks {
+					a.Revive(f.id)
+				}
+				offers, i = a.Allocate(), 0
+				b.StartTimer()
+			}
+			if err := a.DeclineWithFilter(offers[i].ID, Filter{Duration: time.Second}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("add tenant+framework", func(b *testing.B) {
+		a, _ := setup(b)
+		i := 0
+		for b.Loop() {
+			name := fmt.Sprintf("new%d", i)
+			if err := a.AddTenant(name, Tenant{Weight: 2}); err != nil {
+				b.Fatal(err)
+			}
+			if err := a.AddFramework(FrameworkID(name), name); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
 }

@@ -87,7 +87,7 @@ func checkDRFProperties(t *testing.T, pooled bool) {
 			}
 			// Pareto efficiency: a tenant that wants more fits nowhere.
 			if tr.Tasks < demand(spec) {
-				for _, ag := range al.order {
+				for _, ag := range al.agents {
 					if ag.free().Contains(spec.Task) {
 						t.Fatalf("seed %d: %s wants more and its task %v fits in %s (free %v)", seed, tr.Name, spec.Task, ag.id, ag.free())
 					}

@@ -160,6 +160,7 @@ func closeFullAgents(al *Allocator, ts []*simTenant) {
 			smallest = smallest.Min(t.spec.Task)
 		}
 	}
+	al.sortAgents()
 	for _, ag := range al.order {
 		if !ag.closed && !ag.free().Contains(smallest) {
 			ag.closed = true
