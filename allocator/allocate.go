@@ -202,14 +202,20 @@ func (a *Allocator) offerReserved(ag *agent) {
 	for _, name := range ag.resvNames {
 		res := ag.resv[name]
 		t := a.tenants[name]
-		if t == nil || !t.active() {
+		if t == nil {
 			continue
 		}
-		amt := res.free().headroomCap(t.allocated, t.Limit)
-		if !amt.offerable() {
-			continue
-		}
-		if f := a.pickFramework(t, ag, amt); f != nil {
+		// Offers cut to a framework's demand leave the rest of the
+		// reservation for its next task or its tenant's next framework.
+		for t.active() {
+			amt := res.free().headroomCap(t.allocated, t.Limit)
+			if !amt.offerable() {
+				break
+			}
+			f, amt := a.pickFramework(t, ag, amt)
+			if f == nil {
+				break
+			}
 			a.offer(f, ag, amt, amt)
 		}
 	}
@@ -248,7 +254,7 @@ func (a *Allocator) offerFrom(h *tenantHeap, ag *agent, free Resources) bool {
 		amt = amt.Min(s.headroomCap(t, quota))
 		var f *framework
 		if amt.offerable() {
-			f = a.pickFramework(t, ag, amt)
+			f, amt = a.pickFramework(t, ag, amt)
 		}
 		if f == nil {
 			h.remove(t)
@@ -274,26 +280,41 @@ func (s *allocation) headroomCap(t *tenant, quota bool) Resources {
 }
 
 // pickFramework is t's framework with the lowest dominant share that may
-// be offered amt on ag, or nil.
-func (a *Allocator) pickFramework(t *tenant, ag *agent, amt Resources) *framework {
+// be offered amt on ag, or nil, and amt cut to the framework's demand.
+func (a *Allocator) pickFramework(t *tenant, ag *agent, amt Resources) (*framework, Resources) {
 	var best *framework
 	var bestShare float64
+	var bestAmt Resources
 	for _, f := range t.frameworks {
-		if f.suppressed || a.hasOffer(ag, f) {
+		if !f.wantsMore() {
 			continue
 		}
-		if len(f.filters) > 0 && a.filtered(f, ag.id, amt) {
+		fa := amt
+		if f.demand.Task.IsZero() {
+			if a.hasOffer(ag, f) {
+				continue
+			}
+		} else {
+			fa = fa.Min(f.demand.Task)
+		}
+		if len(f.filters) > 0 && a.filtered(f, ag.id, fa) {
 			continue
 		}
 		if len(t.frameworks) == 1 {
-			return f
+			return f, fa
 		}
 		s := f.allocated.DominantShare(a.total)
 		if best == nil || s < bestShare {
-			best, bestShare = f, s
+			best, bestShare, bestAmt = f, s, fa
 		}
 	}
-	return best
+	return best, bestAmt
+}
+
+// wantsMore reports whether f may be offered more: it is not suppressed
+// and holds fewer offers than it asks for.
+func (f *framework) wantsMore() bool {
+	return !f.suppressed && (f.demand.Tasks == 0 || f.offers < f.demand.Tasks)
 }
 
 // filtered reports whether f's decline filter on agent forbids offering
@@ -312,7 +333,7 @@ func (a *Allocator) filtered(f *framework, agent AgentID, amt Resources) bool {
 
 func (a *Allocator) hasOffer(ag *agent, f *framework) bool {
 	for _, slot := range ag.offers {
-		if a.offers.recs[slot].fw == f {
+		if a.offers.at(slot).fw == f {
 			return true
 		}
 	}
@@ -335,12 +356,18 @@ func (a *Allocator) offer(f *framework, ag *agent, amt, reserved Resources) {
 		ag.resvOff = ag.resvOff.Add(reserved)
 	}
 	f.allocated = f.allocated.Add(amt)
+	f.offers++
 	t := f.tenant
 	s.need = s.need.Sub(t.need())
 	t.allocated = t.allocated.Add(amt)
 	s.need = s.need.Add(t.need())
 	s.avail = s.avail.Sub(amt.Sub(reserved))
 	s.out = append(s.out, o.Offer)
+	if (s.fair.has(t) || s.quota.has(t)) && !f.wantsMore() && !t.active() {
+		// Its frameworks hold all the offers they asked for.
+		s.fair.remove(t)
+		s.quota.remove(t)
+	}
 	if s.fair.has(t) || s.quota.has(t) {
 		fk, qk := a.keys(t)
 		s.fair.update(t, fk)
@@ -378,7 +405,7 @@ func (t *tenant) need() Resources {
 // active reports whether any of t's frameworks wants offers.
 func (t *tenant) active() bool {
 	for _, f := range t.frameworks {
-		if !f.suppressed {
+		if f.wantsMore() {
 			return true
 		}
 	}

@@ -104,6 +104,8 @@ type framework struct {
 	tenant     *tenant
 	allocated  Resources
 	suppressed bool
+	demand     Demand
+	offers     int    // outstanding
 	seq        uint64 // registration order, the tie-break
 	filters    map[AgentID]filter
 }
@@ -234,7 +236,7 @@ func (a *Allocator) RemoveAgent(id AgentID) []Offer {
 	}
 	recs := make([]*offerRec, 0, len(ag.offers))
 	for _, slot := range ag.offers {
-		recs = append(recs, &a.offers.recs[slot])
+		recs = append(recs, a.offers.at(slot))
 	}
 	rescinded := a.rescind(recs)
 	// Tasks still running on the agent leave tenants' and frameworks'
@@ -288,15 +290,44 @@ func (a *Allocator) RemoveFramework(id FrameworkID) {
 		return
 	}
 	var mine []*offerRec
-	for i := range a.offers.recs {
-		if r := &a.offers.recs[i]; r.live && r.fw == f {
+	a.offers.each(func(r *offerRec) {
+		if r.fw == f {
 			mine = append(mine, r)
 		}
-	}
+	})
 	a.rescind(mine)
 	f.tenant.allocated = f.tenant.allocated.Sub(f.allocated)
 	f.tenant.frameworks = slices.DeleteFunc(f.tenant.frameworks, func(x *framework) bool { return x == f })
 	delete(a.frameworks, id)
+}
+
+// Demand is what a framework asks to be offered: Tasks tasks of size Task.
+// The zero Demand is Mesos' behaviour: whole agents.
+type Demand struct {
+	// Task, if not zero, cuts each offer to at most one task, and lets an
+	// agent make several offers to the framework in one cycle. It must
+	// hold some CPU and some memory.
+	Task Resources
+	// Tasks, if not zero, is the most offers the framework holds at once.
+	Tasks int
+}
+
+// SetDemand tells the allocator what a framework can use. A job scheduler
+// that knows its pending tasks asks for no more, so that its share is not
+// inflated by resources it would only decline, the rest of each agent
+// goes to other tenants in the same cycle, and a cycle fills the cluster
+// as DRF's progressive filling does, task by task. The framework updates
+// its demand as tasks start and end.
+func (a *Allocator) SetDemand(id FrameworkID, d Demand) error {
+	f, ok := a.frameworks[id]
+	if !ok {
+		return fmt.Errorf("allocator: set demand of framework %s: unknown framework", id)
+	}
+	if d.Task.Negative() || (!d.Task.IsZero() && !d.Task.offerable()) || d.Tasks < 0 {
+		return fmt.Errorf("allocator: demand %d × %s of framework %s: a task must hold some CPU and some memory: %w", d.Tasks, d.Task, id, ErrInvalid)
+	}
+	f.demand = d
+	return nil
 }
 
 // Suppress stops offers to a framework until Revive.
@@ -356,6 +387,7 @@ func (a *Allocator) removeOffer(o *offerRec) {
 	}
 	f.allocated = f.allocated.Sub(o.Resources)
 	f.tenant.allocated = f.tenant.allocated.Sub(o.Resources)
+	f.offers--
 	a.offers.del(o)
 }
 

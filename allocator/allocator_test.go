@@ -68,11 +68,7 @@ func checkConservation(t *testing.T, a *Allocator) {
 
 func liveOffers(a *Allocator) []*offerRec {
 	var out []*offerRec
-	for i := range a.offers.recs {
-		if r := &a.offers.recs[i]; r.live {
-			out = append(out, r)
-		}
-	}
+	a.offers.each(func(r *offerRec) { out = append(out, r) })
 	return out
 }
 

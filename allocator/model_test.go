@@ -58,6 +58,9 @@ func runModel(t *testing.T, seed uint64) {
 		for j := range 1 + r.IntN(2) {
 			id := FrameworkID(fmt.Sprintf("f%d.%d", i, j))
 			must(t, a.AddFramework(id, name))
+			if r.IntN(3) == 0 {
+				must(t, a.SetDemand(id, Demand{Task: Resources{CPU: int64(1+r.IntN(4)) * 1000, Mem: int64(1+r.IntN(8)) * 1024}, Tasks: r.IntN(20)}))
+			}
 			fws = append(fws, id)
 		}
 	}
@@ -130,8 +133,10 @@ func checkOffers(t *testing.T, a *Allocator, offers []Offer, cycle int) {
 	for name, tn := range a.tenants {
 		tenantAlloc[name] = tn.allocated
 	}
+	m := &modelOffers{count: map[FrameworkID]int{}, onAgent: map[modelKey]bool{}}
 	for id, f := range a.frameworks {
 		fwAlloc[id] = f.allocated
+		m.count[id] = f.offers
 	}
 	for id, ag := range a.agents {
 		free[id] = ag.unreservedFree()
@@ -140,6 +145,7 @@ func checkOffers(t *testing.T, a *Allocator, offers []Offer, cycle int) {
 		tenantAlloc[a.frameworks[o.Framework].tenant.name] = tenantAlloc[a.frameworks[o.Framework].tenant.name].Sub(o.Resources)
 		fwAlloc[o.Framework] = fwAlloc[o.Framework].Sub(o.Resources)
 		free[o.Agent] = free[o.Agent].Add(o.Resources)
+		m.count[o.Framework]--
 	}
 	lastAgent := AgentID("")
 	for _, o := range offers {
@@ -150,7 +156,7 @@ func checkOffers(t *testing.T, a *Allocator, offers []Offer, cycle int) {
 		ag := a.agents[o.Agent]
 		// Who may take the agent, and through which framework: first
 		// the tenants below their guarantees, then everyone.
-		want := pickModel(a, tenantAlloc, fwAlloc, free, ag.id)
+		want := pickModel(a, m, tenantAlloc, fwAlloc, free, ag.id)
 		if want == nil {
 			t.Fatalf("cycle %d: offer %+v, but no framework may take %s", cycle, o, o.Agent)
 		}
@@ -160,10 +166,12 @@ func checkOffers(t *testing.T, a *Allocator, offers []Offer, cycle int) {
 		tenantAlloc[want.tn.name] = tenantAlloc[want.tn.name].Add(o.Resources)
 		fwAlloc[o.Framework] = fwAlloc[o.Framework].Add(o.Resources)
 		free[o.Agent] = free[o.Agent].Sub(o.Resources)
+		m.count[o.Framework]++
+		m.onAgent[modelKey{o.Framework, o.Agent}] = true
 	}
 	// No agent left out that someone could have taken.
 	for id := range free {
-		if want := pickModel(a, tenantAlloc, fwAlloc, free, id); want != nil {
+		if want := pickModel(a, m, tenantAlloc, fwAlloc, free, id); want != nil {
 			t.Fatalf("cycle %d: %s has %v free that %s could take, but got no offer", cycle, id, free[id], want.fw.id)
 		}
 	}
@@ -177,7 +185,18 @@ type modelPick struct {
 
 // pickModel is who the naive rule offers agent id's free resources to,
 // or nil.
-func pickModel(a *Allocator, tenantAlloc map[string]Resources, fwAlloc map[FrameworkID]Resources, free map[AgentID]Resources, id AgentID) *modelPick {
+type modelKey struct {
+	f  FrameworkID
+	ag AgentID
+}
+
+// modelOffers is what the model knows of the cycle's offers so far.
+type modelOffers struct {
+	count   map[FrameworkID]int
+	onAgent map[modelKey]bool
+}
+
+func pickModel(a *Allocator, m *modelOffers, tenantAlloc map[string]Resources, fwAlloc map[FrameworkID]Resources, free map[AgentID]Resources, id AgentID) *modelPick {
 	var avail, need Resources
 	for _, fr := range free {
 		avail = avail.Add(fr)
@@ -205,11 +224,23 @@ func pickModel(a *Allocator, tenantAlloc map[string]Resources, fwAlloc map[Frame
 			return nil
 		}
 		var best *framework
+		var bestAmt Resources
 		for _, f := range tn.frameworks {
 			if f.suppressed {
 				continue
 			}
-			if flt, ok := f.filters[id]; ok && flt.blocks(amt, a.alloc.now) {
+			if f.demand.Tasks > 0 && m.count[f.id] >= f.demand.Tasks {
+				continue
+			}
+			fa := amt
+			if f.demand.Task.IsZero() {
+				if m.onAgent[modelKey{f.id, id}] {
+					continue
+				}
+			} else {
+				fa = fa.Min(f.demand.Task)
+			}
+			if flt, ok := f.filters[id]; ok && flt.blocks(fa, a.alloc.now) {
 				continue
 			}
 			sf, sb := 0.0, 0.0
@@ -217,13 +248,13 @@ func pickModel(a *Allocator, tenantAlloc map[string]Resources, fwAlloc map[Frame
 				sf, sb = fwAlloc[f.id].DominantShare(a.total), fwAlloc[best.id].DominantShare(a.total)
 			}
 			if best == nil || sf < sb || (sf == sb && f.seq < best.seq) {
-				best = f
+				best, bestAmt = f, fa
 			}
 		}
 		if best == nil {
 			return nil
 		}
-		return &modelPick{tn, best, amt}
+		return &modelPick{tn, best, bestAmt}
 	}
 	pick := func(quota bool, key func(*tenant) float64) *modelPick {
 		var want *modelPick

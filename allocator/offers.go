@@ -21,9 +21,25 @@ type offerRec struct {
 // is never reused: a stale ID finds a newer generation and misses. Slots
 // are reused last-freed first, so IDs are deterministic.
 type offerTable struct {
-	recs []offerRec
-	free []uint32
-	seq  uint64
+	pages [][]offerRec // fixed-size pages: growing never moves a record
+	n     int          // slots in use or free
+	free  []uint32
+	seq   uint64
+}
+
+const offerPage = 4096
+
+func (t *offerTable) at(slot uint32) *offerRec {
+	return &t.pages[slot/offerPage][slot%offerPage]
+}
+
+// each calls fn for every live offer, in slot order.
+func (t *offerTable) each(fn func(*offerRec)) {
+	for slot := range uint32(t.n) {
+		if r := t.at(slot); r.live {
+			fn(r)
+		}
+	}
 }
 
 func (t *offerTable) add(o Offer, ag *agent, fw *framework, now time.Time) *offerRec {
@@ -32,10 +48,13 @@ func (t *offerTable) add(o Offer, ag *agent, fw *framework, now time.Time) *offe
 		slot = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
-		t.recs = append(t.recs, offerRec{})
-		slot = uint32(len(t.recs) - 1)
+		if t.n%offerPage == 0 {
+			t.pages = append(t.pages, make([]offerRec, offerPage))
+		}
+		slot = uint32(t.n)
+		t.n++
 	}
-	r := &t.recs[slot]
+	r := t.at(slot)
 	t.seq++
 	gen := r.gen + 1
 	o.ID = OfferID(uint64(gen)<<32 | uint64(slot))
@@ -46,10 +65,10 @@ func (t *offerTable) add(o Offer, ag *agent, fw *framework, now time.Time) *offe
 // get is the live offer id names, or nil.
 func (t *offerTable) get(id OfferID) *offerRec {
 	slot := uint64(id) & (1<<32 - 1)
-	if slot >= uint64(len(t.recs)) {
+	if slot >= uint64(t.n) {
 		return nil
 	}
-	r := &t.recs[slot]
+	r := t.at(uint32(slot))
 	if !r.live || r.ID != id {
 		return nil
 	}

@@ -84,28 +84,31 @@ type simTenant struct {
 	spec   TenantSpec
 	placed int
 	valid  bool
+	index  int
 }
 
 func (t *simTenant) wants() bool { return t.valid && (t.spec.Tasks == 0 || t.placed < t.spec.Tasks) }
 
 // Simulate runs offer cycles on s until no tenant can place another task.
-// Each tenant is one framework. Each cycle, Allocate is called, and each
-// offer's framework accepts one task if it fits, and otherwise declines
-// with a filter against offers smaller than its task. Taking one task per
-// offer per cycle keeps DRF's progressive filling exact. It is pure and
-// deterministic.
+// Each tenant is one framework whose demand (SetDemand) is its task and
+// the number it still wants, so that each offer holds one task and counts
+// in shares as one: a cycle is DRF's progressive filling, task by task.
+// Each offer's framework accepts the task if it fits, and otherwise
+// declines with a filter against offers smaller than its task. It is pure
+// and deterministic.
 func Simulate(s Scenario) Result {
-	_, r := simulate(s)
+	_, r := simulate(s, nil)
 	return r
 }
 
-// simulate is Simulate, also returning the allocator for tests to inspect.
-func simulate(s Scenario) (*Allocator, Result) {
+// simulate is Simulate, also returning the allocator for tests to inspect
+// and telling placed, if not nil, where each task of tenant i went.
+func simulate(s Scenario, placed func(i int, ag AgentID)) (*Allocator, Result) {
 	al := New()
 	ts := make([]*simTenant, len(s.Tenants))
 	byFramework := map[FrameworkID]*simTenant{}
 	for i, spec := range s.Tenants {
-		t := &simTenant{spec: spec}
+		t := &simTenant{spec: spec, index: i}
 		ts[i] = t
 		err := al.AddTenant(spec.Name, Tenant{Weight: spec.Weight, Guarantee: spec.Quota.Guarantee, Limit: spec.Quota.Limit})
 		if err != nil || spec.Task.Negative() || spec.Task.IsZero() || spec.Tasks < 0 {
@@ -114,6 +117,7 @@ func simulate(s Scenario) (*Allocator, Result) {
 		t.valid = true
 		fid := FrameworkID(spec.Name)
 		_ = al.AddFramework(fid, spec.Name)
+		_ = al.SetDemand(fid, Demand{Task: spec.Task, Tasks: spec.Tasks})
 		byFramework[fid] = t
 	}
 	for g, spec := range s.Agents {
@@ -135,6 +139,12 @@ func simulate(s Scenario) (*Allocator, Result) {
 			}
 			_ = al.Accept(o.ID, t.spec.Task)
 			t.placed++
+			if t.spec.Tasks > 0 && t.wants() {
+				_ = al.SetDemand(o.Framework, Demand{Task: t.spec.Task, Tasks: t.spec.Tasks - t.placed})
+			}
+			if placed != nil {
+				placed(t.index, o.Agent)
+			}
 			if !t.wants() {
 				al.Suppress(o.Framework)
 			}

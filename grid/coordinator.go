@@ -168,7 +168,13 @@ func (c *coordinator) schedule() {
 			c.finish(j)
 			continue
 		}
-		if j.sched.HasRunnable() && j.err == nil {
+		if n := j.sched.Runnable(); n > 0 && j.err == nil {
+			// Offers of one task each, as many as it can start: shares
+			// count what jobs use, and one agent serves several jobs
+			// in a cycle.
+			if err := c.alloc.SetDemand(allocator.FrameworkID(j.id), allocator.Demand{Task: j.taskRes, Tasks: n}); err != nil {
+				c.logger.Error("set demand", "job", j.id, "err", err)
+			}
 			c.alloc.Revive(allocator.FrameworkID(j.id))
 		} else {
 			c.alloc.Suppress(allocator.FrameworkID(j.id))

@@ -160,21 +160,25 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 }
 
 // HasRunnable reports whether Next would return a task for some agent.
-func (s *Scheduler) HasRunnable() bool {
+func (s *Scheduler) HasRunnable() bool { return s.Runnable() > 0 }
+
+// Runnable is how many tasks Next would return, agents aside.
+func (s *Scheduler) Runnable() int {
 	if s.err != nil {
-		return false
+		return 0
 	}
+	n := 0
 	for _, st := range s.plan.Stages {
 		if !s.ready(st) {
 			continue
 		}
 		for _, t := range s.tasks[st.ID] {
 			if t.state == pending {
-				return true
+				n++
 			}
 		}
 	}
-	return false
+	return n
 }
 
 // current returns the state of key if attempt is its current attempt and it
