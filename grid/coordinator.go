@@ -42,7 +42,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		logger:   logger,
 		metrics:  m,
 		stateDir: stateDir,
-		alloc:    allocator.New(),
+		alloc:    newAllocator(),
 		agents:   map[string]*agent{},
 		jobs:     map[string]*jobRun{},
 		statuses: statuses,
@@ -50,6 +50,16 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		cancels:  make(chan string, 16),
 		stopped:  make(chan struct{}),
 	}
+}
+
+// newAllocator is the coordinator's allocator: one "default" tenant,
+// decline filters on the wall clock.
+func newAllocator() *allocator.Allocator {
+	a, err := allocator.NewWithConfig(allocator.Config{Clock: time.Now})
+	if err != nil {
+		panic(err) // the config is constant and valid
+	}
+	return a
 }
 
 // addAgent registers an agent; only before run.
@@ -67,8 +77,14 @@ func (c *coordinator) addAgent(a *agent) error {
 // running and returns.
 func (c *coordinator) run(ctx context.Context) {
 	defer close(c.stopped)
+	// wake runs a cycle when decline filters lapse: an agent a job
+	// refused may then be offered to it again.
+	wake := time.NewTimer(time.Hour)
+	wake.Stop()
+	defer wake.Stop()
 	for {
 		select {
+		case <-wake.C:
 		case j := <-c.submits:
 			c.start(j)
 		case st := <-c.statuses:
@@ -84,7 +100,9 @@ func (c *coordinator) run(ctx context.Context) {
 			}
 			return
 		}
-		c.schedule()
+		if c.schedule() {
+			wake.Reset(refuseFor)
+		}
 	}
 }
 
@@ -160,26 +178,52 @@ func (c *coordinator) failed(j *jobRun, st taskStatus) {
 	}
 }
 
+// refuseFor is how long a job is not offered an agent it could not use
+// (its only runnable tasks last failed there), as Mesos' refuse_seconds;
+// the coordinator runs a cycle when it lapses.
+const refuseFor = time.Second
+
 // schedule finishes jobs that are over and offers free resources to the
-// jobs that have work.
-func (c *coordinator) schedule() {
+// jobs that have work. It reports whether a job refused an agent, so that
+// the caller runs it again when the refusal lapses.
+func (c *coordinator) schedule() (refused bool) {
 	for _, j := range c.jobs {
 		if j.over() {
 			c.finish(j)
 			continue
 		}
+		id := allocator.FrameworkID(j.id)
 		if n := j.sched.Runnable(); n > 0 && j.err == nil {
 			// Offers of one task each, as many as it can start: shares
 			// count what jobs use, and one agent serves several jobs
 			// in a cycle.
-			if err := c.alloc.SetDemand(allocator.FrameworkID(j.id), allocator.Demand{Task: j.taskRes, Tasks: n}); err != nil {
+			if err := c.alloc.SetDemand(id, allocator.Demand{Task: j.taskRes, Tasks: n}); err != nil {
 				c.logger.Error("set demand", "job", j.id, "err", err)
 			}
-			c.alloc.Revive(allocator.FrameworkID(j.id))
-		} else {
-			c.alloc.Suppress(allocator.FrameworkID(j.id))
+			if j.suppressed {
+				c.alloc.Revive(id)
+				j.suppressed = false
+			}
+		} else if !j.suppressed {
+			c.alloc.Suppress(id)
+			j.suppressed = true
 		}
 	}
+	// An offer a job cannot use is declined with a filter, and the cycle
+	// runs again so that the job is offered another agent now rather than
+	// at the next event. Each round filters out at least one agent.
+	for range len(c.agents) + 1 {
+		if !c.offerRound() {
+			break
+		}
+		refused = true
+	}
+	return refused
+}
+
+// offerRound runs one offer cycle and launches what the offers hold. It
+// reports whether some offer could not be used.
+func (c *coordinator) offerRound() (refused bool) {
 	for _, o := range c.alloc.Allocate() {
 		j := c.jobs[string(o.Framework)]
 		used := allocator.Resources{}
@@ -197,10 +241,21 @@ func (c *coordinator) schedule() {
 			c.agents[string(o.Agent)].launches <- l
 			c.metrics.runningTasks.Inc()
 		}
+		if used.IsZero() && j.sched.HasRunnable() {
+			refused = true
+			if err := c.alloc.DeclineWithFilter(o.ID, allocator.Filter{Duration: refuseFor}); err != nil {
+				c.logger.Error("decline offer", "err", err)
+			}
+			continue
+		}
 		if err := c.alloc.Accept(o.ID, used); err != nil {
 			c.logger.Error("accept offer", "err", err)
 		}
+		if n := j.sched.Runnable(); n > 0 {
+			_ = c.alloc.SetDemand(o.Framework, allocator.Demand{Task: j.taskRes, Tasks: n})
+		}
 	}
+	return refused
 }
 
 // finish ends a job: its result is committed or discarded, its shuffle
@@ -276,9 +331,11 @@ type jobRun struct {
 	sched   *planner.Scheduler
 	modules []moduleBlob
 	taskRes allocator.Resources
-	ctx     context.Context
-	cancel  context.CancelFunc
-	start   time.Time
+	// suppressed: the allocator makes the job no offers (nothing runnable).
+	suppressed bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+	start      time.Time
 
 	recordsIn, recordsOut, bytesIn atomic.Int64
 	attempts, failedAttempts       int
