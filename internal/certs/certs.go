@@ -103,3 +103,102 @@ func serial() *big.Int {
 	}
 	return n
 }
+
+// KeyPEM is the authority's private key, PEM-encoded (keep it secret:
+// whoever has it can issue node certificates).
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// LoadCA reads an authority written by CertPEM and KeyPEM.
+func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certs: load CA: %w", err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certs: load CA: %w", err)
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok || !cert.IsCA {
+		return nil, errors.New("certs: load CA: not an ECDSA certificate authority")
+	}
+	return &CA{CertPEM: certPEM, cert: cert, key: key}, nil
+}
+
+// EncodePEM returns a node certificate and its key in PEM.
+func EncodePEM(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	key, ok := c.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, errors.New("certs: not an ECDSA key")
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: b})...)
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+// Mutual returns TLS 1.3 configurations for a node of the cluster whose
+// authority is caPEM, presenting cert: the server requires a client
+// certificate from the authority, the client accepts only a server
+// certificate from it. Node identity is the certificate's common name,
+// checked by the caller (PeerName); host names are not checked, so that a
+// node may be reached by any of its addresses.
+func Mutual(caPEM []byte, cert tls.Certificate, alpn string) (server, client *tls.Config, err error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, nil, errors.New("certs: no certificate in the CA PEM")
+	}
+	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("certs: the peer presented no certificate")
+		}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return err
+		}
+		inter := x509.NewCertPool()
+		for _, b := range raw[1:] {
+			if c, err := x509.ParseCertificate(b); err == nil {
+				inter.AddCert(c)
+			}
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		if err != nil {
+			return fmt.Errorf("certs: the peer's certificate is not from this cluster's authority: %w", err)
+		}
+		return nil
+	}
+	server = &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   []string{alpn},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	}
+	client = &tls.Config{
+		MinVersion:            tls.VersionTLS13,
+		Certificates:          []tls.Certificate{cert},
+		NextProtos:            []string{alpn},
+		InsecureSkipVerify:    true, // replaced by VerifyPeerCertificate: chain to the CA, any host name
+		VerifyPeerCertificate: verify,
+	}
+	return server, client, nil
+}
+
+// PeerName is the common name of the certificate a TLS peer presented.
+func PeerName(cs tls.ConnectionState) string {
+	if len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	return cs.PeerCertificates[0].Subject.CommonName
+}
