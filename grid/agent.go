@@ -27,6 +27,9 @@ type launch struct {
 	modules    []moduleBlob
 	conf       jobspec.Conf
 	outputFile string
+	// blockServers locates the agents whose blocks the task reads; nil
+	// means the agent's own peers table (an embedded grid).
+	blockServers map[string]string
 }
 
 // taskStatus is an agent's report of a finished attempt.
@@ -219,6 +222,9 @@ func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
 // taskMsg describes a launch for the executor, storing the job's modules
 // in the agent's module directory first.
 func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
+	if l.blockServers == nil {
+		l.blockServers = a.peers.addrs
+	}
 	msg := &executor.TaskMsg{
 		Spec: l.spec,
 		Settings: executor.Settings{
@@ -233,7 +239,7 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 		},
 		Job:          l.job,
 		Token:        l.token,
-		BlockServers: a.peers.addrs,
+		BlockServers: l.blockServers,
 	}
 	a.mu.Lock()
 	a.tokens[l.job] = l.token

@@ -27,12 +27,15 @@ type coordinator struct {
 	metrics  *metrics
 	stateDir string
 	alloc    *allocator.Allocator
-	agents   map[string]*agent
+	agents   map[string]*agentRef
 	names    []string // agent names, sorted
 	jobs     map[string]*jobRun
 	statuses chan taskStatus
 	submits  chan *jobRun
 	cancels  chan string
+	joins    chan *agentRef
+	losses   chan string
+	queries  chan func() // run on the loop: reads of its state for the API
 	stopped  chan struct{} // closed when run returns
 	nextJob  atomic.Uint64
 }
@@ -43,7 +46,10 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		metrics:  m,
 		stateDir: stateDir,
 		alloc:    newAllocator(),
-		agents:   map[string]*agent{},
+		agents:   map[string]*agentRef{},
+		joins:    make(chan *agentRef),
+		losses:   make(chan string),
+		queries:  make(chan func()),
 		jobs:     map[string]*jobRun{},
 		statuses: statuses,
 		submits:  make(chan *jobRun),
@@ -62,15 +68,76 @@ func newAllocator() *allocator.Allocator {
 	return a
 }
 
-// addAgent registers an agent; only before run.
+// agentLink carries the coordinator's orders to one agent: an agent of
+// this process, or a remote one over the control plane.
+type agentLink interface {
+	// launch queues a task attempt; it must not block for long (the
+	// coordinator launches only within the agent's resources).
+	launch(l launch)
+	// removeJob stops the job's attempts on the agent and deletes its
+	// shuffle files.
+	removeJob(job string) error
+}
+
+// agentRef is an agent as the coordinator knows it.
+type agentRef struct {
+	name      string
+	resources allocator.Resources
+	blockAddr string
+	link      agentLink
+	joined    time.Time
+}
+
+// localLink is the link to an agent of this process.
+type localLink struct{ a *agent }
+
+func (l localLink) launch(x launch)            { l.a.launches <- x }
+func (l localLink) removeJob(job string) error { return l.a.removeJob(job) }
+
+// addAgent registers an agent of this process; only before run.
 func (c *coordinator) addAgent(a *agent) error {
-	if err := c.alloc.AddAgent(allocator.AgentID(a.name), a.resources); err != nil {
+	return c.join(&agentRef{name: a.name, resources: a.resources, blockAddr: a.blocks.Addr().String(), link: localLink{a}, joined: time.Now()})
+}
+
+// join adds an agent to the pool.
+func (c *coordinator) join(ref *agentRef) error {
+	if _, ok := c.agents[ref.name]; ok {
+		return fmt.Errorf("grid: agent %s is already registered", ref.name)
+	}
+	if err := c.alloc.AddAgent(allocator.AgentID(ref.name), ref.resources); err != nil {
 		return err
 	}
-	c.agents[a.name] = a
-	c.names = append(c.names, a.name)
+	c.agents[ref.name] = ref
+	c.names = append(c.names, ref.name)
 	slices.Sort(c.names)
+	c.logger.Info("agent joined", "agent", ref.name, "resources", ref.resources.String(), "blocks", ref.blockAddr)
 	return nil
+}
+
+// lose takes a lost agent out: its offers are rescinded, its running
+// attempts reported lost (and rescheduled), its map outputs forgotten
+// (and recomputed from lineage when needed). Its late reports are
+// refused, as it is no longer registered.
+func (c *coordinator) lose(name string) {
+	if _, ok := c.agents[name]; !ok {
+		return
+	}
+	delete(c.agents, name)
+	c.names = slices.DeleteFunc(c.names, func(n string) bool { return n == name })
+	c.alloc.RemoveAgent(allocator.AgentID(name))
+	c.metrics.agentsLost.Inc()
+	for _, j := range c.jobs {
+		for _, t := range j.sched.AgentLost(name) {
+			c.alloc.Recover(allocator.AgentID(name), allocator.FrameworkID(j.id), j.taskRes)
+			c.metrics.runningTasks.Dec()
+			j.sched.Failed(t.Key, t.Attempt, planner.Failure{Kind: planner.Lost, Msg: "agent " + name + " was lost"})
+		}
+		if err := j.sched.Err(); err != nil {
+			j.fail(err)
+		}
+		j.publish()
+	}
+	c.logger.Warn("agent lost", "agent", name)
 }
 
 // run is the coordinator's loop. When ctx ends it fails the jobs still
@@ -89,6 +156,14 @@ func (c *coordinator) run(ctx context.Context) {
 			c.start(j)
 		case st := <-c.statuses:
 			c.handleStatus(st)
+		case ref := <-c.joins:
+			if err := c.join(ref); err != nil {
+				c.logger.Error("agent join", "agent", ref.name, "err", err)
+			}
+		case name := <-c.losses:
+			c.lose(name)
+		case q := <-c.queries:
+			q()
 		case id := <-c.cancels:
 			if j := c.jobs[id]; j != nil {
 				j.fail(errors.New("canceled"))
@@ -108,7 +183,7 @@ func (c *coordinator) run(ctx context.Context) {
 
 func (c *coordinator) start(j *jobRun) {
 	c.jobs[j.id] = j
-	if err := c.alloc.AddFramework(allocator.FrameworkID(j.id), "default"); err != nil {
+	if err := c.alloc.AddFramework(allocator.FrameworkID(j.id), j.tenantName()); err != nil {
 		j.fail(err)
 	}
 	c.logger.Info("job started", "job", j.id, "name", j.req.Spec.Name, "stages", len(j.sched.Plan().Stages))
@@ -119,6 +194,11 @@ func (c *coordinator) start(j *jobRun) {
 func (c *coordinator) handleStatus(st taskStatus) {
 	j := c.jobs[st.job]
 	if j == nil {
+		return
+	}
+	if _, ok := c.agents[st.agent]; !ok {
+		// Declared lost: its attempts were already rescheduled.
+		c.metrics.attempts.WithLabelValues("stale").Inc()
 		return
 	}
 	c.alloc.Recover(allocator.AgentID(st.agent), allocator.FrameworkID(j.id), j.taskRes)
@@ -238,7 +318,8 @@ func (c *coordinator) offerRound() (refused bool) {
 			if spec.Stage.IsResult() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
 			}
-			c.agents[string(o.Agent)].launches <- l
+			l.blockServers = c.blockServers(spec)
+			c.agents[string(o.Agent)].link.launch(l)
 			c.metrics.runningTasks.Inc()
 		}
 		if used.IsZero() && j.sched.HasRunnable() {
@@ -258,6 +339,32 @@ func (c *coordinator) offerRound() (refused bool) {
 	return refused
 }
 
+// blockServers are the block server addresses of the agents whose map
+// outputs spec reads.
+func (c *coordinator) blockServers(spec planner.TaskSpec) map[string]string {
+	m := map[string]string{}
+	for _, in := range spec.Inputs {
+		if ref, ok := c.agents[in.Agent]; ok {
+			m[in.Agent] = ref.blockAddr
+		}
+	}
+	return m
+}
+
+// query runs fn on the coordinator's loop and waits for it.
+func (c *coordinator) query(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case c.queries <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-c.stopped:
+		return errStopped
+	}
+	<-done
+	return nil
+}
+
 // finish ends a job: its result is committed or discarded, its shuffle
 // files deleted, and its waiters told.
 func (c *coordinator) finish(j *jobRun) {
@@ -265,7 +372,7 @@ func (c *coordinator) finish(j *jobRun) {
 	c.alloc.RemoveFramework(allocator.FrameworkID(j.id))
 	j.cancel()
 	for _, name := range c.names {
-		if err := c.agents[name].removeJob(j.id); err != nil {
+		if err := c.agents[name].link.removeJob(j.id); err != nil {
 			c.logger.Warn("remove shuffle files", "job", j.id, "agent", name, "err", err)
 		}
 	}
@@ -382,6 +489,13 @@ func newToken() string {
 }
 
 // fail records the first reason the job fails and stops its tasks.
+func (j *jobRun) tenantName() string {
+	if j.req.Tenant == "" {
+		return "default"
+	}
+	return j.req.Tenant
+}
+
 func (j *jobRun) fail(err error) {
 	if j.err == nil {
 		j.err = err

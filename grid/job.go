@@ -24,6 +24,9 @@ const (
 type JobRequest struct {
 	Spec    *jobspec.Spec
 	Modules map[string][]byte // by the spec's module name
+	// Tenant owns the job and shares the cluster under its weight and
+	// quota; empty means "default".
+	Tenant string
 }
 
 // moduleBlob is a module's bytes with their hash, as agents receive it.

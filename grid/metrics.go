@@ -14,6 +14,7 @@ type metrics struct {
 	bytesIn      prometheus.Counter
 	recordsOut   prometheus.Counter
 	runningTasks prometheus.Gauge
+	agentsLost   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,9 +41,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		runningTasks: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "wasmgrid", Name: "running_tasks", Help: "Task attempts in flight.",
 		}),
+		agentsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "wasmgrid", Name: "agents_lost_total", Help: "Agents declared lost.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.taskSeconds, m.recordsIn, m.bytesIn, m.recordsOut, m.runningTasks)
+		reg.MustRegister(m.jobs, m.attempts, m.taskSeconds, m.recordsIn, m.bytesIn, m.recordsOut, m.runningTasks, m.agentsLost)
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 
@@ -19,6 +20,8 @@ type fetchers struct {
 	mu      sync.Mutex // protects f
 	f       *quicnet.Fetcher
 	caPEM   []byte
+	certPEM []byte // with keyPEM: the node certificate, for mutual TLS
+	keyPEM  []byte
 	initErr error
 }
 
@@ -26,7 +29,7 @@ func (fs *fetchers) get() (*quicnet.Fetcher, error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if fs.f == nil && fs.initErr == nil {
-		tlsCfg, err := certs.ClientConfig(fs.caPEM, ShuffleALPN)
+		tlsCfg, err := fs.tls()
 		if err != nil {
 			fs.initErr = fmt.Errorf("shuffle TLS: %w", err)
 		} else {
@@ -34,6 +37,18 @@ func (fs *fetchers) get() (*quicnet.Fetcher, error) {
 		}
 	}
 	return fs.f, fs.initErr
+}
+
+func (fs *fetchers) tls() (*tls.Config, error) {
+	if len(fs.certPEM) == 0 {
+		return certs.ClientConfig(fs.caPEM, ShuffleALPN)
+	}
+	cert, err := tls.X509KeyPair(fs.certPEM, fs.keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	_, client, err := certs.Mutual(fs.caPEM, cert, ShuffleALPN)
+	return client, err
 }
 
 func (fs *fetchers) close() {

@@ -85,6 +85,10 @@ type Config struct {
 	// ShuffleCA is the PEM certificate authority that the agents' block
 	// servers' certificates come from.
 	ShuffleCA []byte
+	// ShuffleCert and ShuffleKey, if set, are the agent's node certificate
+	// (PEM), presented to block servers that require client certificates
+	// (a cluster's).
+	ShuffleCert, ShuffleKey []byte
 	// Interruptible compiles guests with termination checks: slower
 	// guests, but a deadline stops a loop without killing the process. For
 	// executors that only read manifests.

@@ -64,7 +64,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA}}
+	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
 	defer s.fetchers.close()
 	dec := gob.NewDecoder(in)
 	var wg sync.WaitGroup
