@@ -1,8 +1,10 @@
 package allocator
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Tenant is a share of the cluster: a role in Mesos' terms. Frameworks
@@ -107,4 +109,39 @@ func (a *Allocator) TenantShare(name string) float64 {
 		return 0
 	}
 	return t.allocated.DominantShare(a.total)
+}
+
+// TenantState is a tenant's settings and what it holds.
+type TenantState struct {
+	Tenant
+	Allocated Resources // offers outstanding included
+}
+
+// UnderLimit reports whether task fits under the tenant's limit on top of
+// what it holds.
+func (s TenantState) UnderLimit(task Resources) bool {
+	return task.headroomCap(s.Allocated, s.Limit) == task
+}
+
+// TenantInfo is a tenant's settings and allocation.
+func (a *Allocator) TenantInfo(name string) (TenantState, bool) {
+	t, ok := a.tenants[name]
+	if !ok {
+		return TenantState{}, false
+	}
+	return TenantState{Tenant: t.Tenant, Allocated: t.allocated}, true
+}
+
+// TenantNames lists the tenants in the order they were added.
+func (a *Allocator) TenantNames() []string {
+	ts := make([]*tenant, 0, len(a.tenants))
+	for _, t := range a.tenants {
+		ts = append(ts, t)
+	}
+	slices.SortFunc(ts, func(x, y *tenant) int { return cmp.Compare(x.seq, y.seq) })
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.name
+	}
+	return names
 }

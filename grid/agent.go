@@ -22,6 +22,7 @@ import (
 type launch struct {
 	ctx        context.Context // the job's: canceled when the job ends
 	job        string
+	tenant     string
 	token      string // the job's block token
 	spec       planner.TaskSpec
 	modules    []moduleBlob

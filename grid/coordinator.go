@@ -36,25 +36,29 @@ type coordinator struct {
 	joins    chan *agentRef
 	losses   chan string
 	queries  chan func() // run on the loop: reads of its state for the API
-	stopped  chan struct{} // closed when run returns
-	nextJob  atomic.Uint64
+	lost     []string    // agents declared lost, for the API
+	// taskSeconds is the task time each tenant's attempts have used.
+	taskSeconds map[string]float64
+	stopped     chan struct{} // closed when run returns
+	nextJob     atomic.Uint64
 }
 
 func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) *coordinator {
 	return &coordinator{
-		logger:   logger,
-		metrics:  m,
-		stateDir: stateDir,
-		alloc:    newAllocator(),
-		agents:   map[string]*agentRef{},
-		joins:    make(chan *agentRef),
-		losses:   make(chan string),
-		queries:  make(chan func()),
-		jobs:     map[string]*jobRun{},
-		statuses: statuses,
-		submits:  make(chan *jobRun),
-		cancels:  make(chan string, 16),
-		stopped:  make(chan struct{}),
+		logger:      logger,
+		metrics:     m,
+		stateDir:    stateDir,
+		alloc:       newAllocator(),
+		agents:      map[string]*agentRef{},
+		joins:       make(chan *agentRef),
+		losses:      make(chan string),
+		queries:     make(chan func()),
+		taskSeconds: map[string]float64{},
+		jobs:        map[string]*jobRun{},
+		statuses:    statuses,
+		submits:     make(chan *jobRun),
+		cancels:     make(chan string, 16),
+		stopped:     make(chan struct{}),
 	}
 }
 
@@ -108,6 +112,7 @@ func (c *coordinator) join(ref *agentRef) error {
 		return err
 	}
 	c.agents[ref.name] = ref
+	c.lost = slices.DeleteFunc(c.lost, func(n string) bool { return n == ref.name })
 	c.names = append(c.names, ref.name)
 	slices.Sort(c.names)
 	c.logger.Info("agent joined", "agent", ref.name, "resources", ref.resources.String(), "blocks", ref.blockAddr)
@@ -124,6 +129,9 @@ func (c *coordinator) lose(name string) {
 	}
 	delete(c.agents, name)
 	c.names = slices.DeleteFunc(c.names, func(n string) bool { return n == name })
+	if !slices.Contains(c.lost, name) {
+		c.lost = append(c.lost, name)
+	}
 	c.alloc.RemoveAgent(allocator.AgentID(name))
 	c.metrics.agentsLost.Inc()
 	for _, j := range c.jobs {
@@ -208,6 +216,7 @@ func (c *coordinator) handleStatus(st taskStatus) {
 		kind = "result"
 	}
 	c.metrics.taskSeconds.WithLabelValues(kind).Observe(st.elapsed.Seconds())
+	c.taskSeconds[j.tenantName()] += st.elapsed.Seconds()
 	if st.err == nil {
 		c.succeeded(j, st)
 	} else {
@@ -314,7 +323,7 @@ func (c *coordinator) offerRound() (refused bool) {
 			}
 			used = used.Add(j.taskRes)
 			j.attempts++
-			l := launch{ctx: j.ctx, job: j.id, token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
+			l := launch{ctx: j.ctx, job: j.id, tenant: j.tenantName(), token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
 			if spec.Stage.IsResult() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
 			}
@@ -479,11 +488,12 @@ func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]m
 	}
 }
 
-// newToken is a job's secret for reading its shuffle blocks.
+// newToken is a secret: a job's for reading its shuffle blocks, or an
+// API bearer token.
 func newToken() string {
-	b := make([]byte, 16)
+	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		panic(fmt.Sprintf("grid: no randomness for a job token: %v", err))
+		panic(fmt.Sprintf("grid: no randomness for a token: %v", err))
 	}
 	return hex.EncodeToString(b)
 }

@@ -256,23 +256,36 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 		return nil, errStopped
 	default:
 	}
-	plan, blobs, err := prepare(ctx, g.insp, req, g.cfg.Slots)
+	var agents []allocator.Resources
+	for _, a := range g.agents {
+		agents = append(agents, a.resources)
+	}
+	return admit(ctx, g.coord, g.insp, req, g.cfg.Slots, agents)
+}
+
+// admit validates a job against its modules, inputs and the agents'
+// sizes, plans it and hands it to the coordinator.
+func admit(ctx context.Context, coord *coordinator, insp *inspector, req JobRequest, slots int, agents []allocator.Resources) (*Job, error) {
+	plan, blobs, err := prepare(ctx, insp, req, slots)
 	if err != nil {
 		return nil, err
 	}
 	taskRes := allocator.Resources{CPU: 1000, Mem: int64(req.Spec.Conf.TaskMemory) >> 20}
 	fits := false
 	var largest allocator.Resources
-	for _, a := range g.agents {
-		fits = fits || a.resources.Contains(taskRes)
-		if a.resources.Mem > largest.Mem {
-			largest = a.resources
+	for _, a := range agents {
+		fits = fits || a.Contains(taskRes)
+		if a.Mem > largest.Mem {
+			largest = a
 		}
 	}
 	if !fits {
+		if len(agents) == 0 {
+			return nil, fmt.Errorf("%s: the grid has no agents yet: start one (grid agent --join) and submit again", req.Spec.Display())
+		}
 		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", req.Spec.Display(), taskRes.Mem, largest.Mem)
 	}
-	return g.coord.submit(ctx, req, plan, blobs, taskRes)
+	return coord.submit(ctx, req, plan, blobs, taskRes)
 }
 
 // freeBytes is the space available to unprivileged users under dir, or 0

@@ -159,6 +159,16 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 	return TaskSpec{}, false
 }
 
+// StageDone reports whether every task of stage id has succeeded.
+func (s *Scheduler) StageDone(id int) bool {
+	for _, t := range s.tasks[id] {
+		if t.state != done {
+			return false
+		}
+	}
+	return true
+}
+
 // HasRunnable reports whether Next would return a task for some agent.
 func (s *Scheduler) HasRunnable() bool { return s.Runnable() > 0 }
 

@@ -18,6 +18,9 @@ import (
 type Job struct {
 	Spec    *jobspec.Spec
 	Modules map[string][]byte
+	// Params and Conf are what the spec was loaded with; a remote grid
+	// parses the spec again with them.
+	Params, Conf map[string]string
 }
 
 // LoadJob reads the job spec at path with its parameters and settings,
@@ -30,7 +33,7 @@ func LoadJob(ctx context.Context, path string, params, conf map[string]string) (
 	if err := spec.Check(); err != nil {
 		return nil, err
 	}
-	job := &Job{Spec: spec, Modules: map[string][]byte{}}
+	job := &Job{Spec: spec, Modules: map[string][]byte{}, Params: params, Conf: conf}
 	for _, m := range spec.Modules {
 		path, goDir := m.Path, m.GoDir
 		if m.Dir != "" {

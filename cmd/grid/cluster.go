@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/wasmgrid/wasmgrid/grid"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	var agents int
+	var tenants []string
+	cmd := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Create a cluster's authority, node certificates, gossip key, tokens and configs",
+		Long: `init writes into DIR the cluster's certificate authority (ca.pem, ca-key.pem:
+keep the key secret), a certificate and config for the coordinator and for
+each agent, the gossip key, and prints the admin token and one token per
+tenant. Only their hashes are stored.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := os.Stat(filepath.Join(args[0], "ca.pem")); err == nil {
+				return fmt.Errorf("%s already holds a cluster (ca.pem): choose another directory", args[0])
+			}
+			res, err := grid.InitCluster(grid.InitOptions{Dir: args[0], Agents: agents, Tenants: tenants})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "cluster files in %s\ncoordinator config: %s\n", args[0], res.Coordinator)
+			for _, a := range res.Agents {
+				fmt.Fprintf(g.stdout, "agent config: %s\n", a)
+			}
+			fmt.Fprintf(g.stdout, "admin token: %s\n", res.AdminToken)
+			for _, t := range tenants {
+				fmt.Fprintf(g.stdout, "tenant %s token: %s\n", t, res.TenantTokens[t])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&agents, "agents", 1, "agent certificates and configs to make")
+	cmd.Flags().StringArrayVar(&tenants, "tenant", nil, "a tenant to create with a token (repeatable)")
+	return cmd
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Cluster configuration"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "example",
+		Short: "Print a commented configuration with every default",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprint(g.stdout, grid.ExampleConfig)
+			return err
+		},
+	})
+	return cmd
+}
+
+func newCoordinatorCmd(g *globals) *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:   "coordinator --config FILE",
+		Short: "Run a cluster's coordinator: API, schedulers, allocator",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := grid.LoadCoordinatorConfig(config)
+			if err != nil {
+				return err
+			}
+			c, err := grid.NewCoordinator(*cfg, logger, nil)
+			if err != nil {
+				return err
+			}
+			path, err := c.WriteAddresses()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "coordinator: api %s, control %s, gossip %s (in %s)\n", c.APIAddr(), c.ControlAddr(), c.GossipAddr(), path)
+			return c.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "coordinator.toml", "the coordinator's config (grid init writes one)")
+	return cmd
+}
+
+func newAgentCmd(g *globals) *cobra.Command {
+	var config string
+	var join []string
+	cmd := &cobra.Command{
+		Use:   "agent --config FILE [--join HOST:PORT]",
+		Short: "Run an agent: joins the cluster and runs its tasks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			cfg, err := grid.LoadAgentConfig(config)
+			if err != nil {
+				return err
+			}
+			if len(join) > 0 {
+				cfg.Join = join
+			}
+			a, err := grid.NewAgent(*cfg, logger)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "agent %s: blocks %s, gossip %s, joining %s\n", cfg.Name, a.BlockAddr(), a.GossipAddr(), strings.Join(cfg.Join, ","))
+			return a.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "agent.toml", "the agent's config (grid init writes one)")
+	cmd.Flags().StringArrayVar(&join, "join", nil, "gossip address of the coordinator or any node (overrides the config)")
+	return cmd
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var agents int
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "up [--agents N]",
+		Short: "Run a coordinator and N agents as child processes on loopback",
+		Long: `up starts a whole cluster on this machine: a coordinator and N agents, each
+its own process, talking over real QUIC and serf on loopback with ports
+chosen by the system. It prints the API address and the admin token and
+writes them to grid.env in the state directory (". grid.env" points the
+CLI at it). Ctrl-C stops them all.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return up(cmd.Context(), g, agents, stateDir)
+		},
+	}
+	cmd.Flags().IntVar(&agents, "agents", 3, "agents to start")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "grid-state", "where the cluster's files live")
+	return cmd
+}
+
+// up runs a cluster of child processes until ctx ends.
+func up(ctx context.Context, g *globals, agents int, stateDir string) error {
+	if agents < 1 {
+		return errors.New("--agents must be at least 1")
+	}
+	dir, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	// A fresh cluster each time: certificates, keys and tokens are cheap.
+	if err := os.RemoveAll(filepath.Join(dir, "cluster")); err != nil {
+		return err
+	}
+	res, err := grid.InitCluster(grid.InitOptions{
+		Dir: filepath.Join(dir, "cluster"), Agents: agents,
+		APIAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+	})
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	type child struct {
+		cmd  *exec.Cmd
+		done chan struct{} // closed when it has exited
+	}
+	var children []child
+	died := make(chan string, agents+1)
+	defer func() {
+		for _, c := range children {
+			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range children {
+			select {
+			case <-c.done:
+			case <-time.After(10 * time.Second):
+				_ = c.cmd.Process.Kill()
+				<-c.done
+			}
+		}
+	}()
+	start := func(args ...string) error {
+		c := exec.Command(exe, append(args, "--log-level", g.logLevel)...)
+		c.Stdout, c.Stderr = g.stderr, g.stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+		if err := c.Start(); err != nil {
+			return err
+		}
+		ch := child{cmd: c, done: make(chan struct{})}
+		children = append(children, ch)
+		go func() {
+			err := c.Wait()
+			close(ch.done)
+			died <- fmt.Sprintf("%s %s exited: %v", args[0], args[2], err)
+		}()
+		return nil
+	}
+	addrFile := filepath.Join(dir, "cluster", "coordinator-state", "addresses.json")
+	if err := start("coordinator", "--config", res.Coordinator); err != nil {
+		return err
+	}
+	var addrs grid.Addresses
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if b, err := os.ReadFile(addrFile); err == nil && json.Unmarshal(b, &addrs) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the coordinator did not start within 30 s; see its log above")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	for _, cfg := range res.Agents {
+		if err := start("agent", "--config", cfg, "--join", addrs.Gossip); err != nil {
+			return err
+		}
+	}
+	env := fmt.Sprintf("GRID_ADDR=%s\nGRID_TOKEN=%s\nexport GRID_ADDR GRID_TOKEN\n", addrs.API, res.AdminToken)
+	envPath := filepath.Join(dir, "grid.env")
+	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "grid up: coordinator and %d agents\nGRID_ADDR=%s\nGRID_TOKEN=%s\n(. %s points the CLI at it; Ctrl-C stops the grid)\n", agents, addrs.API, res.AdminToken, envPath)
+	// Run until interrupted. A dead agent is reported and left dead (the
+	// coordinator declares it lost and the cluster carries on); a dead
+	// coordinator ends the grid.
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(g.stdout, "grid up: stopping")
+			return nil
+		case msg := <-died:
+			fmt.Fprintf(g.stderr, "grid up: %s\n", msg)
+			if strings.HasPrefix(msg, "coordinator") {
+				return errors.New(msg)
+			}
+		}
+	}
+}

@@ -1,0 +1,518 @@
+package grid
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/certs"
+	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/wire"
+	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
+)
+
+// Version is the release this build is; agents advertise it in gossip
+// and in Register.
+var Version = "dev"
+
+// Coordinator is the `grid coordinator` process: the API, the planner's
+// job schedulers, the allocator and the task tracker, with agents that
+// join over serf and the QUIC control plane.
+type Coordinator struct {
+	cfg     CoordinatorConfig
+	logger  *slog.Logger
+	coord   *coordinator
+	insp    *inspector
+	gossip  *gossip
+	control *quicnet.ControlListener
+	api     net.Listener
+	epoch   uint64
+	auth    *authz
+	// agentTLS is the control plane's server side.
+	modulesDir string
+
+	mu     sync.Mutex             // protects links and graces
+	links  map[string]*remoteLink // the current control connection of each agent
+	graces map[string]*time.Timer // agents that are gone and may come back
+	events *eventLog
+}
+
+// NewCoordinator binds the coordinator's listeners (API, control plane,
+// gossip) so that their addresses are known; Run serves them.
+func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	serverTLS, _, err := loadNodeTLS(cfg.TLS, cfg.Name, quicnet.ControlALPN)
+	if err != nil {
+		return nil, err
+	}
+	key, err := LoadKeyring(cfg.GossipKey)
+	if err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
+	}
+	cacheDir := defaultCacheDir(cfg.CacheDir)
+	c := &Coordinator{
+		cfg:        cfg,
+		logger:     logger,
+		epoch:      uint64(time.Now().UnixNano()),
+		auth:       newAuthz(cfg),
+		links:      map[string]*remoteLink{},
+		graces:     map[string]*time.Timer{},
+		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
+		events:     newEventLog(),
+	}
+	c.insp = &inspector{
+		argv:           []string{exe},
+		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true},
+		dir:            c.modulesDir,
+		loadTimeout:    10 * time.Second,
+		compileTimeout: compileAllowance,
+		initTimeout:    15 * time.Second,
+		logger:         logger.With("role", "inspector"),
+	}
+	c.coord = newCoordinator(logger, newMetrics(reg), make(chan taskStatus, 1024), cfg.StateDir)
+	for _, t := range cfg.Tenants {
+		if err := c.coord.alloc.AddTenant(t.Name, allocator.Tenant{Weight: t.Weight, Guarantee: t.Guarantee.resources(), Limit: t.Limit.resources()}); err != nil {
+			return nil, fmt.Errorf("grid: tenant %q: %w", t.Name, err)
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	if c.control, err = quicnet.ListenControl(cfg.ControlAddr, serverTLS, controlIdle); err != nil {
+		return nil, err
+	}
+	if c.api, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("grid: API listener: %w", err)
+	}
+	c.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
+		tagRole:    "coordinator",
+		tagControl: c.control.Addr().String(),
+		tagAPI:     c.api.Addr().String(),
+		tagVersion: Version,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
+
+// controlIdle is how long a silent control connection lives: the peers
+// send keep-alives well within it.
+const controlIdle = 10 * time.Second
+
+func (c *Coordinator) close() {
+	if c.gossip != nil {
+		c.gossip.close()
+	}
+	if c.control != nil {
+		c.control.Close()
+	}
+	if c.api != nil {
+		c.api.Close()
+	}
+}
+
+// APIAddr, ControlAddr and GossipAddr are where the coordinator listens.
+func (c *Coordinator) APIAddr() string     { return c.api.Addr().String() }
+func (c *Coordinator) ControlAddr() string { return c.control.Addr().String() }
+func (c *Coordinator) GossipAddr() string  { return c.gossip.addr }
+
+// Run serves until ctx ends, then stops everything it started.
+func (c *Coordinator) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.close()
+	wg.Go(func() { c.coord.run(ctx) })
+	wg.Go(func() { c.acceptAgents(ctx) })
+	wg.Go(func() { c.watchGossip(ctx) })
+	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	wg.Go(func() {
+		<-ctx.Done()
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+	})
+	c.logger.Info("coordinator serving", "api", c.APIAddr(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
+	if err := srv.Serve(c.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("grid: API: %w", err)
+	}
+	<-ctx.Done()
+	c.mu.Lock()
+	for _, t := range c.graces {
+		t.Stop()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// acceptAgents serves agents' control connections.
+func (c *Coordinator) acceptAgents(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		conn, err := c.control.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.logger.Error("control accept", "err", err)
+			}
+			return
+		}
+		wg.Go(func() { c.serveAgent(ctx, conn) })
+	}
+}
+
+// serveAgent registers an agent and carries its control stream until the
+// connection ends.
+func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn) {
+	defer conn.Close("bye")
+	// Reads do not watch ctx: closing the connection ends them.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close("coordinator stopping") })
+	defer stop()
+	peer := certs.PeerName(conn.TLS())
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := conn.AcceptStream(sctx)
+	cancel()
+	if err != nil {
+		return
+	}
+	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	var reg wire.Register
+	if err := wire.Expect(st, wire.TypeRegister, &reg); err != nil {
+		c.logger.Warn("agent registration", "peer", peer, "addr", conn.RemoteAddr(), "err", err)
+		return
+	}
+	if reg.Agent != peer {
+		msg := fmt.Sprintf("agent registers as %q but its certificate names %q: an agent's name must be its certificate's common name", reg.Agent, peer)
+		_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: msg})
+		c.logger.Warn("agent refused", "reason", msg)
+		return
+	}
+	if reg.Version != Version {
+		c.logger.Warn("agent runs another release", "agent", reg.Agent, "agent_version", reg.Version, "version", Version)
+	}
+	link := &remoteLink{name: reg.Agent, epoch: c.epoch, out: make(chan frame, 4096), done: make(chan struct{}), conn: conn}
+	c.mu.Lock()
+	old := c.links[reg.Agent]
+	c.links[reg.Agent] = link
+	if t := c.graces[reg.Agent]; t != nil {
+		t.Stop()
+		delete(c.graces, reg.Agent)
+	}
+	c.mu.Unlock()
+	// A registration replaces whatever the coordinator knew of the agent:
+	// the old one's attempts are lost and rescheduled, and the agent kills
+	// the attempts it still runs, which nobody waits for any more.
+	if old != nil {
+		send(ctx, c.coord.losses, reg.Agent)
+	}
+	if err := wire.Write(st, wire.TypeRegistered, &wire.Registered{Epoch: c.epoch, Kill: reg.Running}); err != nil {
+		return
+	}
+	_ = st.SetDeadline(time.Time{})
+	ref := &agentRef{
+		name:      reg.Agent,
+		resources: allocator.Resources{CPU: reg.Resources.CPU, Mem: reg.Resources.Mem, Disk: reg.Resources.Disk},
+		blockAddr: reg.BlockAddr,
+		link:      link,
+		joined:    time.Now(),
+	}
+	if !send(ctx, c.coord.joins, ref) {
+		return
+	}
+	c.events.add("agent_joined", reg.Agent, "")
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	wg.Go(func() { link.write(lctx, st) })
+	wg.Go(func() { c.serveModules(lctx, conn) })
+	err = c.readStatuses(lctx, reg.Agent, st)
+	lcancel()
+	close(link.done)
+	if ctx.Err() != nil {
+		return
+	}
+	c.logger.Warn("agent control connection ended", "agent", reg.Agent, "err", err)
+	c.startGrace(ctx, reg.Agent, link)
+}
+
+// readStatuses forwards an agent's reports to the coordinator's loop.
+func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet.Stream) error {
+	for {
+		env, err := wire.Read(st)
+		if err != nil {
+			return err
+		}
+		switch env.Type {
+		case wire.TypeStatus:
+			var s wire.Status
+			if err := env.Decode(&s); err != nil {
+				return err
+			}
+			if s.Epoch != c.epoch {
+				c.logger.Warn("status of another epoch refused", "agent", agent, "epoch", s.Epoch)
+				continue
+			}
+			ts := taskStatus{job: s.Attempt.Job, agent: agent, key: s.Attempt.Task, attempt: s.Attempt.Attempt, elapsed: time.Duration(s.ElapsedNS)}
+			if s.Failure != nil {
+				ts.err = &executor.Error{Failure: *s.Failure, Err: errors.New(s.Err), Log: s.Log}
+			} else {
+				var res executor.Result
+				if err := gob.NewDecoder(bytes.NewReader(s.Result)).Decode(&res); err != nil {
+					ts.err = fmt.Errorf("agent %s sent an unreadable result: %w", agent, err)
+				} else {
+					ts.res = &res
+				}
+			}
+			if !send(ctx, c.coord.statuses, ts) {
+				return ctx.Err()
+			}
+		case wire.TypeHeartbeat:
+		default:
+			return fmt.Errorf("unexpected %s message on the control stream", env.Type)
+		}
+	}
+}
+
+// startGrace declares agent lost after the grace period, unless it has
+// registered again by then.
+func (c *Coordinator) startGrace(ctx context.Context, agent string, link *remoteLink) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if link != nil && c.links[agent] != link {
+		return // already replaced
+	}
+	if c.graces[agent] != nil {
+		return
+	}
+	grace := time.Duration(c.cfg.AgentGrace)
+	c.graces[agent] = time.AfterFunc(grace, func() {
+		c.mu.Lock()
+		if c.graces[agent] == nil {
+			c.mu.Unlock()
+			return
+		}
+		delete(c.graces, agent)
+		cur := c.links[agent]
+		if link == nil || cur == link {
+			delete(c.links, agent)
+		}
+		c.mu.Unlock()
+		if cur != nil {
+			cur.close()
+		}
+		if send(ctx, c.coord.losses, agent) {
+			c.events.add("agent_lost", agent, fmt.Sprintf("gone for %s", grace))
+		}
+	})
+}
+
+// watchGossip starts the grace period of agents that leave or fail in
+// serf membership.
+func (c *Coordinator) watchGossip(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-c.gossip.events:
+			me, ok := e.(serf.MemberEvent)
+			if !ok {
+				continue
+			}
+			for _, m := range me.Members {
+				if m.Tags[tagRole] != "agent" {
+					continue
+				}
+				switch me.Type {
+				case serf.EventMemberFailed, serf.EventMemberLeave:
+					c.logger.Warn("agent left gossip", "agent", m.Name, "event", me.Type.String())
+					c.mu.Lock()
+					link := c.links[m.Name]
+					c.mu.Unlock()
+					if link != nil {
+						c.startGrace(ctx, m.Name, link)
+					}
+				}
+			}
+		}
+	}
+}
+
+// serveModules answers an agent's module fetches, one per stream.
+func (c *Coordinator) serveModules(ctx context.Context, conn *quicnet.ControlConn) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			defer st.Close()
+			_ = st.SetDeadline(time.Now().Add(time.Minute))
+			var req wire.FetchModule
+			if err := wire.Expect(st, wire.TypeFetchModule, &req); err != nil {
+				return
+			}
+			path := filepath.Join(c.modulesDir, req.Hash+".wasm")
+			if !validHash(req.Hash) {
+				_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: "not a module hash: " + req.Hash})
+				return
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: "no module " + req.Hash})
+				return
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				return
+			}
+			if err := wire.Write(st, wire.TypeModule, &wire.Module{Hash: req.Hash, Size: fi.Size()}); err != nil {
+				return
+			}
+			_, _ = io.Copy(st, f)
+		})
+	}
+}
+
+// send delivers v on ch unless ctx ends first.
+func send[T any](ctx context.Context, ch chan<- T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// frame is one control message on its way to an agent.
+type frame struct {
+	typ  string
+	body any
+}
+
+// remoteLink is the coordinator's link to an agent over its control
+// stream. Messages queue in out and are written in order by write.
+type remoteLink struct {
+	name  string
+	epoch uint64
+	out   chan frame
+	done  chan struct{} // closed when the stream's reader stops
+
+	conn *quicnet.ControlConn
+}
+
+// close ends the agent's connection: it was declared lost.
+func (l *remoteLink) close() { _ = l.conn.Close("declared lost") }
+
+func (l *remoteLink) enqueue(f frame) {
+	select {
+	case l.out <- f:
+	case <-l.done:
+	default:
+		// The queue holds far more than an agent's slots; a full one
+		// means the agent stopped reading, and it will be declared lost.
+	}
+}
+
+func (l *remoteLink) launch(x launch) {
+	msg := &wire.Launch{
+		Epoch:        l.epoch,
+		Job:          x.job,
+		Tenant:       x.tenant,
+		Token:        x.token,
+		Spec:         x.spec,
+		Conf:         x.conf,
+		OutputFile:   x.outputFile,
+		BlockServers: x.blockServers,
+	}
+	// The stage's other splits are not this task's business.
+	st := *x.spec.Stage
+	st.Splits = nil
+	msg.Spec.Stage = &st
+	for _, b := range x.modules {
+		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: int64(len(b.Bytes))})
+	}
+	l.enqueue(frame{wire.TypeLaunch, msg})
+}
+
+func (l *remoteLink) removeJob(job string) error {
+	l.enqueue(frame{wire.TypeRemoveJob, &wire.RemoveJob{Epoch: l.epoch, Job: job}})
+	return nil
+}
+
+// write sends queued messages until ctx ends.
+func (l *remoteLink) write(ctx context.Context, w io.Writer) {
+	for {
+		select {
+		case f := <-l.out:
+			if err := wire.Write(w, f.typ, f.body); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// loadNodeTLS reads a node's authority, certificate and key, checks that
+// the certificate names the node, and returns its mutual TLS configs.
+func loadNodeTLS(files TLSFiles, name, alpn string) (server, client *tls.Config, err error) {
+	caPEM, err := os.ReadFile(files.CA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grid: cluster CA: %w", err)
+	}
+	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grid: node certificate: %w", err)
+	}
+	if cert.Leaf != nil && cert.Leaf.Subject.CommonName != name {
+		return nil, nil, fmt.Errorf("grid: the certificate %s names %q, but this node is %q: issue one for it (grid init) or change name", files.Cert, cert.Leaf.Subject.CommonName, name)
+	}
+	return certs.Mutual(caPEM, cert, alpn)
+}
+
+func defaultCacheDir(dir string) string {
+	switch dir {
+	case "off":
+		return ""
+	case "":
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "wasmgrid", "wazero")
+		}
+	}
+	return dir
+}

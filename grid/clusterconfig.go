@@ -1,0 +1,310 @@
+package grid
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+)
+
+// TLSFiles names a node's PEM files: the cluster's authority, and the
+// node's certificate and key, whose common name is the node's name.
+type TLSFiles struct {
+	CA   string `toml:"ca"`
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// ResourceSpec is an amount of resources in a config file.
+type ResourceSpec struct {
+	CPUs float64      `toml:"cpus"`
+	Mem  jobspec.Size `toml:"mem"`
+	Disk jobspec.Size `toml:"disk"`
+}
+
+func (r ResourceSpec) resources() allocator.Resources {
+	return allocator.Resources{CPU: int64(r.CPUs * 1000), Mem: int64(r.Mem) >> 20, Disk: int64(r.Disk) >> 20}
+}
+
+// TenantConfig is a tenant of the cluster.
+type TenantConfig struct {
+	Name string `toml:"name"`
+	// TokenSHA256 is the hex sha256 of the tenant's bearer token: the
+	// coordinator never stores the token itself (grid init prints one).
+	TokenSHA256 string       `toml:"token_sha256"`
+	Weight      float64      `toml:"weight"`
+	Guarantee   ResourceSpec `toml:"guarantee"`
+	Limit       ResourceSpec `toml:"limit"`
+}
+
+// CoordinatorConfig configures `grid coordinator`. Zero fields take the
+// defaults that `grid config example` prints.
+type CoordinatorConfig struct {
+	Name        string `toml:"name"`
+	StateDir    string `toml:"state_dir"`
+	APIAddr     string `toml:"api_addr"`
+	ControlAddr string `toml:"control_addr"`
+	GossipAddr  string `toml:"gossip_addr"`
+	// GossipKey is a file holding the serf keyring's key (base64).
+	GossipKey string   `toml:"gossip_key"`
+	TLS       TLSFiles `toml:"tls"`
+	// AdminTokenSHA256 is the hex sha256 of the admin token, which sees
+	// and cancels everything.
+	AdminTokenSHA256 string `toml:"admin_token_sha256"`
+	// AgentGrace is how long an agent that left gossip or lost its
+	// control connection has to come back before it is declared lost.
+	AgentGrace jobspec.Duration `toml:"agent_grace"`
+	CacheDir   string           `toml:"cache_dir"`
+	Tenants    []TenantConfig   `toml:"tenants"`
+}
+
+// AgentConfig configures `grid agent`.
+type AgentConfig struct {
+	// Name must be the common name of the agent's certificate.
+	Name       string   `toml:"name"`
+	StateDir   string   `toml:"state_dir"`
+	Join       []string `toml:"join"`
+	GossipAddr string   `toml:"gossip_addr"`
+	GossipKey  string   `toml:"gossip_key"`
+	BlockAddr  string   `toml:"block_addr"`
+	TLS        TLSFiles `toml:"tls"`
+	CPUs       float64  `toml:"cpus"`
+	// Memory and Disk are what the agent offers; zero means the machine's
+	// memory divided by 2, and the free disk under the state directory.
+	Memory   jobspec.Size `toml:"memory"`
+	Disk     jobspec.Size `toml:"disk"`
+	CacheDir string       `toml:"cache_dir"`
+}
+
+// Defaults of the cluster configuration.
+const (
+	DefaultAPIAddr     = "127.0.0.1:7070"
+	DefaultControlAddr = "127.0.0.1:7071"
+	DefaultGossipAddr  = "127.0.0.1:7946"
+	DefaultAgentGrace  = 5 * time.Second
+)
+
+func (c *CoordinatorConfig) setDefaults() {
+	if c.Name == "" {
+		c.Name = "coordinator"
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.ControlAddr == "" {
+		c.ControlAddr = DefaultControlAddr
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = DefaultGossipAddr
+	}
+	if c.AgentGrace <= 0 {
+		c.AgentGrace = jobspec.Duration(DefaultAgentGrace)
+	}
+}
+
+func (c *AgentConfig) setDefaults() {
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:0"
+	}
+	if c.BlockAddr == "" {
+		c.BlockAddr = "127.0.0.1:0"
+	}
+}
+
+// Validate says what is missing or wrong in a coordinator config.
+func (c *CoordinatorConfig) Validate() error {
+	var errs []error
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("state_dir is required"))
+	}
+	errs = append(errs, c.TLS.validate()...)
+	if c.GossipKey == "" {
+		errs = append(errs, errors.New("gossip_key is required: a file with the serf keyring's key (grid init writes one)"))
+	}
+	if c.AdminTokenSHA256 == "" && len(c.Tenants) == 0 {
+		errs = append(errs, errors.New("no admin_token_sha256 and no tenants: nobody could use the API"))
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tenants {
+		switch {
+		case t.Name == "":
+			errs = append(errs, fmt.Errorf("tenants[%d] has no name", i))
+		case seen[t.Name]:
+			errs = append(errs, fmt.Errorf("tenant %q is listed twice", t.Name))
+		case !validHash(t.TokenSHA256):
+			errs = append(errs, fmt.Errorf("tenant %q: token_sha256 must be 64 hex digits (the sha256 of its token, as grid init prints)", t.Name))
+		}
+		seen[t.Name] = true
+	}
+	if c.AdminTokenSHA256 != "" && !validHash(c.AdminTokenSHA256) {
+		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate says what is missing or wrong in an agent config.
+func (c *AgentConfig) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name is required, and must be the common name of the agent's certificate"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, errors.New("state_dir is required"))
+	}
+	if len(c.Join) == 0 {
+		errs = append(errs, errors.New("join is required: the gossip address of the coordinator (or of any node)"))
+	}
+	if c.GossipKey == "" {
+		errs = append(errs, errors.New("gossip_key is required"))
+	}
+	errs = append(errs, c.TLS.validate()...)
+	if c.CPUs < 0 || c.Memory < 0 || c.Disk < 0 {
+		errs = append(errs, errors.New("cpus, memory and disk cannot be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (t TLSFiles) validate() []error {
+	if t.CA == "" || t.Cert == "" || t.Key == "" {
+		return []error{errors.New("tls.ca, tls.cert and tls.key are required (grid init makes them)")}
+	}
+	return nil
+}
+
+func validHash(h string) bool {
+	b, err := hex.DecodeString(h)
+	return err == nil && len(b) == sha256.Size
+}
+
+// HashToken is the hex sha256 of a bearer token, as configs store it.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// LoadCoordinatorConfig reads a coordinator config file; relative paths
+// in it are relative to the file.
+func LoadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
+	var c CoordinatorConfig
+	if err := decodeConfig(path, &c); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir} {
+		*p = relTo(dir, *p)
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// LoadAgentConfig reads an agent config file.
+func LoadAgentConfig(path string) (*AgentConfig, error) {
+	var c AgentConfig
+	if err := decodeConfig(path, &c); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for _, p := range []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir} {
+		*p = relTo(dir, *p)
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func decodeConfig(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
+		}
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) {
+			return fmt.Errorf("%s: %s", path, sme.String())
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+func relTo(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// WriteConfig writes a config as TOML.
+func WriteConfig(path string, v any) error {
+	b, err := toml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// ExampleConfig is the commented configuration `grid config example`
+// prints: every setting with its default.
+const ExampleConfig = `# wasmgrid cluster configuration. "grid coordinator --config FILE" reads
+# the [coordinator] part of a file like this one, "grid agent --config FILE"
+# an agent file. Relative paths are relative to the file. "grid init DIR"
+# writes the authority, certificates, gossip key, tokens and both files.
+
+# ---- coordinator.toml ----
+name = "coordinator"           # must be the common name of tls.cert
+state_dir = "state"            # jobs' results and the coordinator's files
+api_addr = "127.0.0.1:7070"    # HTTP API; port 0 picks a free one (printed)
+control_addr = "127.0.0.1:7071" # QUIC control plane (UDP); port 0 picks one
+gossip_addr = "127.0.0.1:7946" # serf (TCP and UDP); port 0 picks one
+gossip_key = "gossip.key"      # base64 of 32 bytes: encrypts gossip
+agent_grace = "5s"             # an agent gone this long is declared lost
+admin_token_sha256 = ""        # sha256 (hex) of the admin token
+cache_dir = ""                 # compiled modules; default: the user cache
+
+[tls]
+ca = "ca.pem"                  # the cluster's authority: only nodes with
+cert = "coordinator.pem"       # certificates from it may join
+key = "coordinator-key.pem"
+
+[[tenants]]
+name = "analytics"
+token_sha256 = "..."           # sha256 (hex) of the tenant's token
+weight = 1                     # DRF weight (default 1)
+guarantee = { cpus = 0, mem = "0B" }   # quota guarantee
+limit = { cpus = 0, mem = "0B" }       # quota limit; 0 = none
+
+# ---- agent.toml ----
+# name = "agent-1"             # must be the common name of tls.cert
+# state_dir = "agent-1"        # shuffle files, modules
+# join = ["127.0.0.1:7946"]    # gossip address of the coordinator or any node
+# gossip_addr = "127.0.0.1:0"
+# gossip_key = "gossip.key"
+# block_addr = "127.0.0.1:0"   # QUIC block server (UDP)
+# cpus = 0                     # 0: the machine's CPUs
+# memory = "0B"                # 0: half the machine's memory
+# disk = "0B"                  # 0: 80% of the free disk under state_dir
+# [tls]
+# ca = "ca.pem"
+# cert = "agent-1.pem"
+# key = "agent-1-key.pem"
+`

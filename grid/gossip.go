@@ -1,0 +1,107 @@
+package grid
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+)
+
+// Serf tags a node advertises.
+const (
+	tagRole    = "role" // "coordinator" or "agent"
+	tagControl = "control"
+	tagAPI     = "api"
+	tagBlocks  = "blocks"
+	tagCPU     = "cpu_millis"
+	tagMem     = "mem_mib"
+	tagDisk    = "disk_mib"
+	tagVersion = "version"
+)
+
+// gossip is a node's serf membership.
+type gossip struct {
+	s      *serf.Serf
+	events chan serf.Event
+	addr   string
+}
+
+// startGossip joins nothing yet: it starts this node's serf agent on
+// bindAddr (port 0 picks one) with an encrypted keyring.
+func startGossip(name, bindAddr string, key []byte, tags map[string]string, logger *slog.Logger) (*gossip, error) {
+	host, portStr, err := net.SplitHostPort(bindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("grid: gossip address %q: %w", bindAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("grid: gossip port %q: %w", portStr, err)
+	}
+	cfg := serf.DefaultConfig()
+	cfg.NodeName = name
+	cfg.Tags = tags
+	ml := memberlist.DefaultLocalConfig()
+	ml.BindAddr, ml.BindPort = host, port
+	ml.AdvertiseAddr, ml.AdvertisePort = "", 0
+	ml.RetransmitMult = 4 // field notes: clean convergence of simultaneous joins on loopback
+	ml.SecretKey = key
+	ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	// serf and memberlist log through the standard logger; keep them
+	// quiet and route what they say to slog at debug level.
+	std := log.New(slogWriter{logger}, "", 0)
+	ml.Logger = std
+	cfg.Logger = std
+	cfg.MemberlistConfig = ml
+	events := make(chan serf.Event, 256)
+	cfg.EventCh = events
+	// A node that comes back under the same name replaces its old self.
+	cfg.ReconnectTimeout = 0
+	cfg.TombstoneTimeout = 0
+	s, err := serf.Create(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("grid: start gossip on %s: %w", bindAddr, err)
+	}
+	addr := net.JoinHostPort(host, strconv.Itoa(ml.BindPort))
+	return &gossip{s: s, events: events, addr: addr}, nil
+}
+
+func (g *gossip) close() {
+	_ = g.s.Leave()
+	_ = g.s.Shutdown()
+}
+
+// slogWriter turns standard-logger lines into debug records.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)), "from", "serf")
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
+
+// LoadKeyring reads a gossip key: base64 of 16, 24 or 32 bytes, alone in
+// the file (grid init writes one).
+func LoadKeyring(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("grid: gossip key: %w", err)
+	}
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("grid: gossip key %s is not base64: %w", path, err)
+	}
+	switch len(key) {
+	case 16, 24, 32:
+		return key, nil
+	}
+	return nil, fmt.Errorf("grid: gossip key %s has %d bytes; it must have 16, 24 or 32 (grid init makes one)", path, len(key))
+}

@@ -1,0 +1,609 @@
+package grid
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/planner"
+)
+
+// principal is who a request's bearer token names.
+type principal struct {
+	tenant string // "" for the admin
+	admin  bool
+}
+
+// authz maps token hashes to principals, and remembers who owns what.
+type authz struct {
+	tokens map[string]principal // sha256 hex of the token
+
+	mu      sync.Mutex
+	modules map[string]map[string]bool // module hash -> owning tenants
+	jobs    map[string]*apiJob
+	order   []string // job ids in submission order
+}
+
+type apiJob struct {
+	job    *Job
+	tenant string
+	name   string
+	submit time.Time
+}
+
+func newAuthz(cfg CoordinatorConfig) *authz {
+	a := &authz{tokens: map[string]principal{}, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}}
+	if cfg.AdminTokenSHA256 != "" {
+		a.tokens[strings.ToLower(cfg.AdminTokenSHA256)] = principal{admin: true}
+	}
+	for _, t := range cfg.Tenants {
+		a.tokens[strings.ToLower(t.TokenSHA256)] = principal{tenant: t.Name}
+	}
+	return a
+}
+
+// who authenticates a request: a wrong or missing token is nobody.
+func (a *authz) who(r *http.Request) (principal, bool) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return principal{}, false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	h := hex.EncodeToString(sum[:])
+	for k, p := range a.tokens {
+		if subtle.ConstantTimeCompare([]byte(k), []byte(h)) == 1 {
+			return p, true
+		}
+	}
+	return principal{}, false
+}
+
+// sees reports whether p may see something owned by tenant.
+func (p principal) sees(tenant string) bool { return p.admin || p.tenant == tenant }
+
+// JobInfo is a job as the API lists it.
+type JobInfo struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Tenant    string     `json:"tenant"`
+	State     string     `json:"state"` // running, succeeded, failed
+	Error     string     `json:"error,omitempty"`
+	Submitted time.Time  `json:"submitted"`
+	Stages    []StageAPI `json:"stages,omitempty"`
+	Summary   *Summary   `json:"summary,omitempty"`
+}
+
+// StageAPI is one stage's progress, and why its waiting tasks wait.
+type StageAPI struct {
+	ID      int    `json:"id"`
+	Name    string `json:"name"`
+	Tasks   int    `json:"tasks"`
+	Running int    `json:"running"`
+	Done    int    `json:"done"`
+	Pending int    `json:"pending"`
+	// Why says why its pending tasks are not running.
+	Why string `json:"why,omitempty"`
+}
+
+// AgentInfo is an agent as the API lists it.
+type AgentInfo struct {
+	ID        string    `json:"id"`
+	Addr      string    `json:"addr"`
+	Status    string    `json:"status"` // alive, lost
+	CPUMillis int64     `json:"cpu_millis"`
+	MemMiB    int64     `json:"mem_mib"`
+	FreeCPU   int64     `json:"free_cpu_millis"`
+	FreeMem   int64     `json:"free_mem_mib"`
+	Joined    time.Time `json:"joined"`
+}
+
+// TenantInfo is a tenant's share of the cluster.
+type TenantInfo struct {
+	Name          string  `json:"name"`
+	Weight        float64 `json:"weight"`
+	CPUMillis     int64   `json:"cpu_millis"`
+	MemMiB        int64   `json:"mem_mib"`
+	DominantShare float64 `json:"dominant_share"`
+	TaskSeconds   float64 `json:"task_seconds"`
+	Jobs          int     `json:"jobs"`
+}
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	// Spec is the job spec's TOML text; File is its path on the client,
+	// against which relative input paths resolve (inputs are read by the
+	// agents, so they must be visible to them).
+	Spec   string            `json:"spec"`
+	File   string            `json:"file"`
+	Params map[string]string `json:"params,omitempty"`
+	Conf   map[string]string `json:"conf,omitempty"`
+	// Modules maps the spec's module names to hashes uploaded with
+	// PUT /v1/modules.
+	Modules map[string]string `json:"modules"`
+	// Tenant is the tenant an admin submits for (default "default").
+	Tenant string `json:"tenant,omitempty"`
+}
+
+// maxModuleUpload bounds PUT /v1/modules.
+const maxModuleUpload = 256 << 20
+
+func (c *Coordinator) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/modules", c.authed(c.putModule))
+	mux.HandleFunc("GET /v1/modules", c.authed(c.listModules))
+	mux.HandleFunc("POST /v1/jobs", c.authed(c.postJob))
+	mux.HandleFunc("GET /v1/jobs", c.authed(c.listJobs))
+	mux.HandleFunc("GET /v1/jobs/{id}", c.authed(c.getJob))
+	mux.HandleFunc("POST /v1/jobs/{id}/cancel", c.authed(c.cancelJob))
+	mux.HandleFunc("GET /v1/jobs/{id}/result", c.authed(c.jobResult))
+	mux.HandleFunc("GET /v1/jobs/{id}/events", c.authed(c.jobEvents))
+	mux.HandleFunc("GET /v1/agents", c.authed(c.listAgents))
+	mux.HandleFunc("GET /v1/tenants", c.authed(c.listTenants))
+	mux.HandleFunc("GET /v1/events", c.authed(c.clusterEvents))
+	return mux
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
+
+func (c *Coordinator) authed(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := c.auth.who(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmgrid"`)
+			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p principal) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxModuleUpload))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("module over %d bytes: %v", maxModuleUpload, err))
+		return
+	}
+	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+		httpError(w, http.StatusBadRequest, "not a WebAssembly module (no \\0asm header)")
+		return
+	}
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:])
+	if _, err := writeModule(c.modulesDir, moduleBlob{Name: hash[:12], Hash: hash, Bytes: b}); err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	c.auth.mu.Lock()
+	if c.auth.modules[hash] == nil {
+		c.auth.modules[hash] = map[string]bool{}
+	}
+	c.auth.modules[hash][p.tenant] = true
+	c.auth.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": len(b)})
+}
+
+func (c *Coordinator) listModules(w http.ResponseWriter, r *http.Request, p principal) {
+	type mod struct {
+		Hash string `json:"hash"`
+		Size int64  `json:"size"`
+	}
+	out := []mod{}
+	c.auth.mu.Lock()
+	for hash, owners := range c.auth.modules {
+		if p.admin || owners[p.tenant] {
+			var size int64
+			if fi, err := os.Stat(filepath.Join(c.modulesDir, hash+".wasm")); err == nil {
+				size = fi.Size()
+			}
+			out = append(out, mod{hash, size})
+		}
+	}
+	c.auth.mu.Unlock()
+	slices.SortFunc(out, func(a, b mod) int { return strings.Compare(a.Hash, b.Hash) })
+	writeJSON(w, http.StatusOK, map[string]any{"modules": out})
+}
+
+func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {
+	var req SubmitRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "malformed submission: "+err.Error())
+		return
+	}
+	tenant := p.tenant
+	if p.admin {
+		tenant = req.Tenant
+		if tenant == "" {
+			tenant = "default"
+		}
+	}
+	spec, err := jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
+	if err == nil {
+		err = spec.Check()
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	jr := JobRequest{Spec: spec, Modules: map[string][]byte{}, Tenant: tenant}
+	for _, m := range spec.Modules {
+		hash, ok := req.Modules[m.Name]
+		if !ok {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name))
+			return
+		}
+		c.auth.mu.Lock()
+		owned := p.admin || c.auth.modules[hash][p.tenant]
+		c.auth.mu.Unlock()
+		b, err := os.ReadFile(filepath.Join(c.modulesDir, hash+".wasm"))
+		if !owned || !validHash(hash) || err != nil {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash))
+			return
+		}
+		jr.Modules[m.Name] = b
+	}
+	var agents []allocator.Resources
+	slots := 0
+	if err := c.coord.query(r.Context(), func() {
+		for _, ref := range c.coord.agents {
+			agents = append(agents, ref.resources)
+			slots += int(ref.resources.CPU / 1000)
+		}
+	}); err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	job, err := admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	c.auth.mu.Lock()
+	c.auth.jobs[job.ID()] = &apiJob{job: job, tenant: tenant, name: spec.Name, submit: time.Now()}
+	c.auth.order = append(c.auth.order, job.ID())
+	c.auth.mu.Unlock()
+	c.events.add("job_submitted", job.ID(), tenant)
+	writeJSON(w, http.StatusCreated, map[string]string{"id": job.ID()})
+}
+
+// findJob is the job id names if p may see it; someone else's job is
+// not found, with no hint that it exists.
+func (c *Coordinator) findJob(w http.ResponseWriter, r *http.Request, p principal) *apiJob {
+	c.auth.mu.Lock()
+	j := c.auth.jobs[r.PathValue("id")]
+	c.auth.mu.Unlock()
+	if j == nil || !p.sees(j.tenant) {
+		httpError(w, http.StatusNotFound, "no such job")
+		return nil
+	}
+	return j
+}
+
+func (c *Coordinator) listJobs(w http.ResponseWriter, r *http.Request, p principal) {
+	c.auth.mu.Lock()
+	var js []*apiJob
+	for _, id := range c.auth.order {
+		if j := c.auth.jobs[id]; p.sees(j.tenant) {
+			js = append(js, j)
+		}
+	}
+	c.auth.mu.Unlock()
+	out := []JobInfo{}
+	for _, j := range js {
+		out = append(out, c.jobInfo(r.Context(), j, false))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (c *Coordinator) getJob(w http.ResponseWriter, r *http.Request, p principal) {
+	if j := c.findJob(w, r, p); j != nil {
+		writeJSON(w, http.StatusOK, c.jobInfo(r.Context(), j, true))
+	}
+}
+
+// jobInfo describes a job; with detail, its stages and why they wait.
+func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) JobInfo {
+	info := JobInfo{ID: j.job.ID(), Name: j.name, Tenant: j.tenant, State: "running", Submitted: j.submit}
+	select {
+	case <-j.job.Done():
+		info.State, info.Summary = "succeeded", j.job.run.summary
+		if j.job.run.err != nil {
+			info.State, info.Error = "failed", j.job.run.err.Error()
+		}
+		if !detail {
+			info.Summary = nil
+		}
+		return info
+	default:
+	}
+	if !detail {
+		return info
+	}
+	_ = c.coord.query(ctx, func() {
+		if _, running := c.coord.jobs[j.job.ID()]; !running {
+			return
+		}
+		info.Stages = c.coord.stages(j.job.run)
+	})
+	return info
+}
+
+// stages is a running job's stages with the reason its pending tasks
+// wait; on the coordinator's loop.
+func (c *coordinator) stages(j *jobRun) []StageAPI {
+	snap := j.snapshot()
+	plan := j.sched.Plan()
+	var out []StageAPI
+	for _, sp := range snap.Stages {
+		st := StageAPI{ID: sp.ID, Name: sp.Name, Tasks: sp.Tasks, Running: sp.Running, Done: sp.Done, Pending: sp.Tasks - sp.Running - sp.Done}
+		if st.Pending > 0 {
+			st.Why = c.whyPending(j, plan.Stages[sp.ID])
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// whyPending says why a stage's pending tasks do not run.
+func (c *coordinator) whyPending(j *jobRun, st *planner.Stage) string {
+	for _, parent := range st.Parents {
+		if !j.sched.StageDone(parent) {
+			return fmt.Sprintf("parent stage %d is not done", parent)
+		}
+	}
+	fits := false
+	var largest int64
+	for _, ref := range c.agents {
+		fits = fits || ref.resources.Contains(j.taskRes)
+		largest = max(largest, ref.resources.Mem)
+	}
+	if !fits {
+		return fmt.Sprintf("no agent has %d MiB of memory for a task (task.memory); the largest has %d MiB", j.taskRes.Mem, largest)
+	}
+	tenant := j.tenantName()
+	info, _ := c.alloc.TenantInfo(tenant)
+	if !info.UnderLimit(j.taskRes) {
+		return fmt.Sprintf("quota reached: tenant %s holds %s, its limit is %s", tenant, info.Allocated, info.Limit)
+	}
+	var others []string
+	for _, name := range c.alloc.TenantNames() {
+		if name == tenant {
+			continue
+		}
+		if s := c.alloc.TenantShare(name); s > 0 {
+			others = append(others, fmt.Sprintf("%s %.2f", name, s))
+		}
+	}
+	msg := fmt.Sprintf("waiting for free resources: tenant %s holds a dominant share of %.2f (weight %g)", tenant, c.alloc.TenantShare(tenant), info.Weight)
+	if len(others) > 0 {
+		msg += "; others: " + strings.Join(others, ", ")
+	}
+	return msg
+}
+
+func (c *Coordinator) cancelJob(w http.ResponseWriter, r *http.Request, p principal) {
+	if j := c.findJob(w, r, p); j != nil {
+		j.job.Cancel()
+		c.events.add("job_canceled", j.job.ID(), j.tenant)
+		writeJSON(w, http.StatusAccepted, map[string]string{"id": j.job.ID(), "state": "canceling"})
+	}
+}
+
+func (c *Coordinator) jobResult(w http.ResponseWriter, r *http.Request, p principal) {
+	j := c.findJob(w, r, p)
+	if j == nil {
+		return
+	}
+	select {
+	case <-j.job.Done():
+	default:
+		httpError(w, http.StatusConflict, "the job has not finished")
+		return
+	}
+	if err := j.job.run.err; err != nil {
+		httpError(w, http.StatusConflict, "the job failed: "+err.Error())
+		return
+	}
+	parts, err := j.job.ResultParts()
+	if err != nil {
+		httpError(w, http.StatusGone, "the result is gone: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	for _, path := range parts {
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// jobEvents streams a job's progress as server-sent events until it ends.
+func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p principal) {
+	j := c.findJob(w, r, p)
+	if j == nil {
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	var last string
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := false
+		select {
+		case <-j.job.Done():
+			done = true
+		case <-tick.C:
+		case <-r.Context().Done():
+			return
+		}
+		info := c.jobInfo(r.Context(), j, true)
+		b, _ := json.Marshal(info)
+		if s := string(b); s != last || done {
+			last = s
+			kind := "progress"
+			if done {
+				kind = "done"
+			}
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if done {
+			return
+		}
+	}
+}
+
+func (c *Coordinator) listAgents(w http.ResponseWriter, r *http.Request, p principal) {
+	out := []AgentInfo{}
+	err := c.coord.query(r.Context(), func() {
+		for _, name := range c.coord.names {
+			ref := c.coord.agents[name]
+			free, _ := c.coord.alloc.Free(allocator.AgentID(name))
+			out = append(out, AgentInfo{ID: name, Addr: ref.blockAddr, Status: "alive", CPUMillis: ref.resources.CPU, MemMiB: ref.resources.Mem, FreeCPU: free.CPU, FreeMem: free.Mem, Joined: ref.joined})
+		}
+		for _, name := range c.coord.lost {
+			out = append(out, AgentInfo{ID: name, Status: "lost"})
+		}
+	})
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+}
+
+func (c *Coordinator) listTenants(w http.ResponseWriter, r *http.Request, p principal) {
+	out := []TenantInfo{}
+	jobs := map[string]int{}
+	c.auth.mu.Lock()
+	for _, j := range c.auth.jobs {
+		select {
+		case <-j.job.Done():
+		default:
+			jobs[j.tenant]++
+		}
+	}
+	c.auth.mu.Unlock()
+	err := c.coord.query(r.Context(), func() {
+		for _, name := range c.coord.alloc.TenantNames() {
+			if !p.sees(name) {
+				continue
+			}
+			info, _ := c.coord.alloc.TenantInfo(name)
+			out = append(out, TenantInfo{
+				Name: name, Weight: info.Weight, CPUMillis: info.Allocated.CPU, MemMiB: info.Allocated.Mem,
+				DominantShare: c.coord.alloc.TenantShare(name), TaskSeconds: c.coord.taskSeconds[name], Jobs: jobs[name],
+			})
+		}
+	})
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+}
+
+// eventLog keeps the cluster's recent events for GET /v1/events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []ClusterEvent
+	next   int64
+}
+
+// ClusterEvent is something that happened to the cluster.
+type ClusterEvent struct {
+	Seq     int64     `json:"seq"`
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+func newEventLog() *eventLog { return &eventLog{} }
+
+func (l *eventLog) add(kind, subject, detail string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.next++
+	l.events = append(l.events, ClusterEvent{Seq: l.next, Time: time.Now(), Kind: kind, Subject: subject, Detail: detail})
+	if len(l.events) > 1000 {
+		l.events = slices.Delete(l.events, 0, len(l.events)-1000)
+	}
+}
+
+func (l *eventLog) since(seq int64) []ClusterEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []ClusterEvent
+	for _, e := range l.events {
+		if e.Seq > seq {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// clusterEvents streams the cluster's events (admin only) as server-sent
+// events.
+func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p principal) {
+	if !p.admin {
+		httpError(w, http.StatusForbidden, "cluster events are for the admin token")
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	var seq int64
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, e := range c.events.since(seq) {
+			b, _ := json.Marshal(e)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Kind, b)
+			seq = e.Seq
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
