@@ -19,6 +19,7 @@ import (
 func newInitCmd(g *globals) *cobra.Command {
 	var agents int
 	var tenants []string
+	var opts grid.InitOptions
 	cmd := &cobra.Command{
 		Use:   "init DIR",
 		Short: "Create a cluster's authority, node certificates, gossip key, tokens and configs",
@@ -31,7 +32,8 @@ tenant. Only their hashes are stored.`,
 			if _, err := os.Stat(filepath.Join(args[0], "ca.pem")); err == nil {
 				return fmt.Errorf("%s already holds a cluster (ca.pem): choose another directory", args[0])
 			}
-			res, err := grid.InitCluster(grid.InitOptions{Dir: args[0], Agents: agents, Tenants: tenants})
+			opts.Dir, opts.Agents, opts.Tenants = args[0], agents, tenants
+			res, err := grid.InitCluster(opts)
 			if err != nil {
 				return err
 			}
@@ -48,6 +50,9 @@ tenant. Only their hashes are stored.`,
 	}
 	cmd.Flags().IntVar(&agents, "agents", 1, "agent certificates and configs to make")
 	cmd.Flags().StringArrayVar(&tenants, "tenant", nil, "a tenant to create with a token (repeatable)")
+	cmd.Flags().StringVar(&opts.APIAddr, "api-addr", grid.DefaultAPIAddr, "the coordinator's API address (port 0: any)")
+	cmd.Flags().StringVar(&opts.ControlAddr, "control-addr", grid.DefaultControlAddr, "the coordinator's control-plane address")
+	cmd.Flags().StringVar(&opts.GossipAddr, "gossip-addr", grid.DefaultGossipAddr, "the coordinator's gossip address")
 	return cmd
 }
 

@@ -1,0 +1,316 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/grid"
+)
+
+var (
+	gridBinOnce sync.Once
+	gridBin     string
+	gridBinErr  error
+)
+
+// buildGrid builds the grid command once per test binary.
+func buildGrid(t *testing.T) string {
+	t.Helper()
+	gridBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "wasmgrid-bin-")
+		if err != nil {
+			gridBinErr = err
+			return
+		}
+		gridBin = filepath.Join(dir, "grid")
+		out, err := exec.Command("go", "build", "-o", gridBin, repoPath("cmd/grid")).CombinedOutput()
+		if err != nil {
+			gridBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if gridBinErr != nil {
+		t.Fatal(gridBinErr)
+	}
+	return gridBin
+}
+
+// cluster is a coordinator and agents, each a process of the grid binary,
+// started as an operator would: grid init, grid coordinator, grid agent.
+type cluster struct {
+	t      *testing.T
+	bin    string
+	dir    string
+	addr   string
+	admin  string
+	tokens map[string]string // tenant -> token
+	gossip string
+	procs  map[string]*exec.Cmd
+	logs   map[string]*bytes.Buffer
+	mu     sync.Mutex
+}
+
+func startCluster(t *testing.T, agents int, tenants ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
+	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
+	for _, tn := range tenants {
+		args = append(args, "--tenant", tn)
+	}
+	out, err := exec.Command(c.bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("grid init: %v\n%s", err, out)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if tok, ok := strings.CutPrefix(line, "admin token: "); ok {
+			c.admin = tok
+		}
+		if rest, ok := strings.CutPrefix(line, "tenant "); ok {
+			name, tok, _ := strings.Cut(rest, " token: ")
+			c.tokens[name] = tok
+		}
+	}
+	if c.admin == "" {
+		t.Fatalf("grid init printed no admin token:\n%s", out)
+	}
+	// Tenants' weights, as an operator would edit them.
+	if err := c.editCoordinator(func(cfg *grid.CoordinatorConfig) {
+		cfg.AgentGrace = 2e9
+		for i := range cfg.Tenants {
+			if cfg.Tenants[i].Name == "heavy" {
+				cfg.Tenants[i].Weight = 3
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	c.start("coordinator", "coordinator", "--config", filepath.Join(c.dir, "coordinator.toml"))
+	var addrs grid.Addresses
+	waitFor(t, 30*time.Second, "the coordinator's addresses", func() bool {
+		b, err := os.ReadFile(filepath.Join(c.dir, "coordinator-state", "addresses.json"))
+		return err == nil && json.Unmarshal(b, &addrs) == nil
+	})
+	c.addr, c.gossip = addrs.API, addrs.Gossip
+	for i := range agents {
+		c.startAgent(fmt.Sprintf("agent-%d", i+1))
+	}
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d alive agents", agents), func() bool {
+		return c.countAgents("alive") == agents
+	})
+	return c
+}
+
+func (c *cluster) editCoordinator(fn func(*grid.CoordinatorConfig)) error {
+	path := filepath.Join(c.dir, "coordinator.toml")
+	cfg, err := grid.LoadCoordinatorConfig(path)
+	if err != nil {
+		return err
+	}
+	fn(cfg)
+	// Loading made the paths absolute; that is fine to write back.
+	return grid.WriteConfig(path, cfg)
+}
+
+func (c *cluster) startAgent(name string) {
+	c.start(name, "agent", "--config", filepath.Join(c.dir, name+".toml"), "--join", c.gossip)
+}
+
+func (c *cluster) start(name string, args ...string) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, append(args, "--log-level", "info")...)
+	buf := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &c.mu, w: buf}, &lockedWriter{mu: &c.mu, w: buf}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[name], c.logs[name] = cmd, buf
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// kill9 kills a process the hard way.
+func (c *cluster) kill9(name string) {
+	p := c.procs[name]
+	_ = p.Process.Kill()
+	_ = p.Wait()
+	delete(c.procs, name)
+}
+
+func (c *cluster) stop() {
+	for _, p := range c.procs {
+		_ = p.Process.Signal(syscall.SIGTERM)
+	}
+	for name, p := range c.procs {
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			c.t.Errorf("%s did not stop within 15 s of SIGTERM", name)
+			_ = p.Process.Kill()
+			<-done
+		}
+	}
+	if c.t.Failed() {
+		c.mu.Lock()
+		for name, b := range c.logs {
+			c.t.Logf("---- %s ----\n%s", name, lastLines(b.String(), 40))
+		}
+		c.mu.Unlock()
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// cli runs the grid command against the cluster with token.
+func (c *cluster) cli(token string, args ...string) (string, error) {
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = append(os.Environ(), "GRID_ADDR="+c.addr, "GRID_TOKEN="+token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("grid %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func (c *cluster) agents() []grid.AgentInfo {
+	out, err := c.cli(c.admin, "agents", "-o", "json")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var res struct{ Agents []grid.AgentInfo }
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		c.t.Fatalf("grid agents -o json printed %q: %v", out, err)
+	}
+	return res.Agents
+}
+
+func (c *cluster) countAgents(status string) int {
+	n := 0
+	for _, a := range c.agents() {
+		if a.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes; the deadline
+// is a bound on a hang, not a measurement.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("waited %s for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func parseCounts(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	counts := map[string]int64{}
+	for line := range strings.Lines(out) {
+		word, n, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t")
+		if !ok {
+			t.Fatalf("line %q is not word<TAB>count", line)
+		}
+		v, err := strconv.ParseInt(n, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[word] += v
+	}
+	return counts
+}
+
+func sameCounts(t *testing.T, got, want map[string]int64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d distinct words, want %d", len(got), len(want))
+	}
+	bad := 0
+	for w, n := range want {
+		if got[w] != n && bad < 5 {
+			t.Errorf("count of %q = %d, want %d", w, got[w], n)
+			bad++
+		}
+	}
+}
+
+// TestClusterWordCount runs a coordinator and three agent processes,
+// counts words with the CLI, kills an agent with SIGKILL, sees it
+// declared lost, and counts again on the two left.
+func TestClusterWordCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	c := startCluster(t, 3)
+	if got := c.agents(); len(got) != 3 {
+		t.Fatalf("grid agents -o json lists %d agents: %+v", len(got), got)
+	}
+	input := filepath.Join(t.TempDir(), "corpus.txt")
+	if err := writeCorpus(input, 4<<20, 7); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceCounts(t, input)
+	count := func() {
+		t.Helper()
+		out, err := c.cli(c.admin, "submit", repoPath("examples/wordcount/job.toml"), "--param", "input="+input, "--wait", "--progress", "none", "--conf", "source.split_size=512KiB")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameCounts(t, parseCounts(t, out), want)
+	}
+	count()
+
+	c.kill9("agent-2")
+	waitFor(t, 60*time.Second, "agent-2 to be declared lost", func() bool {
+		for _, a := range c.agents() {
+			if a.ID == "agent-2" {
+				return a.Status == "lost"
+			}
+		}
+		return false
+	})
+	if n := c.countAgents("alive"); n != 2 {
+		t.Fatalf("%d agents alive after one of three was killed", n)
+	}
+	count()
+
+	// A wrong token is 401; a tenant cannot see the admin's jobs.
+	if _, err := c.cli("not-a-token", "jobs"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a wrong token: %v, want HTTP 401", err)
+	}
+}
