@@ -155,9 +155,10 @@ func (a *agent) process() (*executor.Process, error) {
 	return p, nil
 }
 
-func (a *agent) runTask(agentCtx context.Context, l launch) taskStatus {
+func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 	start := time.Now()
-	st := taskStatus{job: l.job, agent: a.name, key: l.spec.Key, attempt: l.spec.Attempt}
+	st = taskStatus{job: l.job, agent: a.name, key: l.spec.Key, attempt: l.spec.Attempt}
+	// A named result, so that the deferred assignment reaches the caller.
 	defer func() { st.elapsed = time.Since(start) }()
 	if a.beforeTask != nil {
 		a.beforeTask(l)

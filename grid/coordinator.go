@@ -37,8 +37,9 @@ type coordinator struct {
 	losses   chan string
 	queries  chan func() // run on the loop: reads of its state for the API
 	lost     []string    // agents declared lost, for the API
-	// taskSeconds is the task time each tenant's attempts have used.
-	taskSeconds map[string]float64
+	// usage is the slot time each tenant's attempts have held, from
+	// launch to report.
+	usage map[string]*usage
 	stopped     chan struct{} // closed when run returns
 	nextJob     atomic.Uint64
 }
@@ -53,7 +54,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		joins:       make(chan *agentRef),
 		losses:      make(chan string),
 		queries:     make(chan func()),
-		taskSeconds: map[string]float64{},
+		usage:       map[string]*usage{},
 		jobs:        map[string]*jobRun{},
 		statuses:    statuses,
 		submits:     make(chan *jobRun),
@@ -138,6 +139,7 @@ func (c *coordinator) lose(name string) {
 		for _, t := range j.sched.AgentLost(name) {
 			c.alloc.Recover(allocator.AgentID(name), allocator.FrameworkID(j.id), j.taskRes)
 			c.metrics.runningTasks.Dec()
+			c.use(j.tenantName(), -1)
 			j.sched.Failed(t.Key, t.Attempt, planner.Failure{Kind: planner.Lost, Msg: "agent " + name + " was lost"})
 		}
 		if err := j.sched.Err(); err != nil {
@@ -211,12 +213,12 @@ func (c *coordinator) handleStatus(st taskStatus) {
 	}
 	c.alloc.Recover(allocator.AgentID(st.agent), allocator.FrameworkID(j.id), j.taskRes)
 	c.metrics.runningTasks.Dec()
+	c.use(j.tenantName(), -1)
 	kind := "map"
 	if j.sched.Plan().Stages[st.key.Stage].IsResult() {
 		kind = "result"
 	}
 	c.metrics.taskSeconds.WithLabelValues(kind).Observe(st.elapsed.Seconds())
-	c.taskSeconds[j.tenantName()] += st.elapsed.Seconds()
 	if st.err == nil {
 		c.succeeded(j, st)
 	} else {
@@ -330,6 +332,7 @@ func (c *coordinator) offerRound() (refused bool) {
 			l.blockServers = c.blockServers(spec)
 			c.agents[string(o.Agent)].link.launch(l)
 			c.metrics.runningTasks.Inc()
+			c.use(j.tenantName(), +1)
 		}
 		if used.IsZero() && j.sched.HasRunnable() {
 			refused = true
@@ -346,6 +349,36 @@ func (c *coordinator) offerRound() (refused bool) {
 		}
 	}
 	return refused
+}
+
+// usage integrates a tenant's running attempts over time.
+type usage struct {
+	seconds float64 // up to since
+	running int
+	since   time.Time
+}
+
+// use records that a tenant's running attempts changed by delta.
+func (c *coordinator) use(tenant string, delta int) {
+	u := c.usage[tenant]
+	if u == nil {
+		u = &usage{since: time.Now()}
+		c.usage[tenant] = u
+	}
+	now := time.Now()
+	u.seconds += float64(u.running) * now.Sub(u.since).Seconds()
+	u.running += delta
+	u.since = now
+}
+
+// taskSeconds is the slot time a tenant's attempts have held, running
+// ones up to now.
+func (c *coordinator) taskSeconds(tenant string) float64 {
+	u := c.usage[tenant]
+	if u == nil {
+		return 0
+	}
+	return u.seconds + float64(u.running)*time.Since(u.since).Seconds()
 }
 
 // blockServers are the block server addresses of the agents whose map

@@ -527,7 +527,7 @@ func (c *Coordinator) listTenants(w http.ResponseWriter, r *http.Request, p prin
 			info, _ := c.coord.alloc.TenantInfo(name)
 			out = append(out, TenantInfo{
 				Name: name, Weight: info.Weight, CPUMillis: info.Allocated.CPU, MemMiB: info.Allocated.Mem,
-				DominantShare: c.coord.alloc.TenantShare(name), TaskSeconds: c.coord.taskSeconds[name], Jobs: jobs[name],
+				DominantShare: c.coord.alloc.TenantShare(name), TaskSeconds: c.coord.taskSeconds(name), Jobs: jobs[name],
 			})
 		}
 	})

@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
 var (
@@ -62,6 +64,11 @@ type cluster struct {
 
 func startCluster(t *testing.T, agents int, tenants ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, agents, nil, tenants...)
+}
+
+func startClusterWith(t *testing.T, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
 	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
 	for _, tn := range tenants {
@@ -95,6 +102,19 @@ func startCluster(t *testing.T, agents int, tenants ...string) *cluster {
 		}
 	}); err != nil {
 		t.Fatal(err)
+	}
+	if agentCfg != nil {
+		for i := range agents {
+			path := filepath.Join(c.dir, fmt.Sprintf("agent-%d.toml", i+1))
+			cfg, err := grid.LoadAgentConfig(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agentCfg(cfg)
+			if err := grid.WriteConfig(path, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	t.Cleanup(c.stop)
 	c.start("coordinator", "coordinator", "--config", filepath.Join(c.dir, "coordinator.toml"))
@@ -312,5 +332,107 @@ func TestClusterWordCount(t *testing.T) {
 	// A wrong token is 401; a tenant cannot see the admin's jobs.
 	if _, err := c.cli("not-a-token", "jobs"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("a wrong token: %v, want HTTP 401", err)
+	}
+}
+
+// busy reports whether a job still has tasks waiting in a stage that can
+// run, so that its tenant wants more than it gets.
+func busy(j grid.JobInfo) bool {
+	if j.State != "running" {
+		return false
+	}
+	for _, s := range j.Stages {
+		if s.Pending > 0 && !strings.HasPrefix(s.Why, "parent stage") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestClusterWeightedTenants submits the same long job for two tenants of
+// weights 1 and 3 at once and reads from the API the task-seconds each
+// got while both had work waiting: within 10% of 1:3.
+func TestClusterWeightedTenants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	// 3 agents of 4 CPUs: 12 slots, which DRF splits 9:3.
+	c := startClusterWith(t, 3, func(cfg *grid.AgentConfig) { cfg.CPUs = 4 }, "light", "heavy")
+	input := filepath.Join(t.TempDir(), "corpus.txt")
+	if err := writeCorpus(input, 32<<20, 11); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(tenant string) string {
+		out, err := c.cli(c.tokens[tenant], "submit", repoPath("examples/wordcount/job.toml"),
+			"--param", "input="+input, "--param", "output="+filepath.Join(t.TempDir(), "out"),
+			"--conf", "source.split_size=256KiB", "--conf", "task.memory=128MiB")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	ids := map[string]string{"light": submit("light"), "heavy": submit("heavy")}
+	ctx := context.Background()
+	api := map[string]*sdk.Remote{"light": sdk.Connect(c.addr, c.tokens["light"]), "heavy": sdk.Connect(c.addr, c.tokens["heavy"]), "admin": sdk.Connect(c.addr, c.admin)}
+	status := func(tn string) grid.JobInfo {
+		j, err := api[tn].Job(ctx, ids[tn])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	tenants := func() map[string]grid.TenantInfo {
+		ts, err := api["admin"].Tenants(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]grid.TenantInfo{}
+		for _, tn := range ts {
+			m[tn.Name] = tn
+		}
+		return m
+	}
+	var first, last map[string]grid.TenantInfo
+	samples := 0
+	for {
+		jl, jh := status("light"), status("heavy")
+		if !busy(jl) || !busy(jh) {
+			if jl.State == "failed" || jh.State == "failed" {
+				t.Fatalf("a job failed: %s %s", jl.Error, jh.Error)
+			}
+			if first != nil {
+				break
+			}
+			if jl.State != "running" || jh.State != "running" {
+				t.Fatalf("a job ended before both were busy: light %s, heavy %s", jl.State, jh.State)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		// Without preemption, shares converge as tasks end: the window
+		// opens once each job has finished a wave of tasks (as many as
+		// the cluster's 12 slots), which also puts the guest's compile
+		// behind both.
+		if jl.Stages[0].Done < 12 || jh.Stages[0].Done < 12 {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		snap := tenants()
+		if first == nil {
+			first = snap
+		}
+		last = snap
+		samples++
+		time.Sleep(100 * time.Millisecond)
+	}
+	light := last["light"].TaskSeconds - first["light"].TaskSeconds
+	heavy := last["heavy"].TaskSeconds - first["heavy"].TaskSeconds
+	t.Logf("while both were busy (%d samples): light %.1f task-seconds, heavy %.1f: ratio 1:%.2f", samples, light, heavy, heavy/light)
+	if light <= 0 || heavy/light < 3*0.9 || heavy/light > 3*1.1 {
+		t.Errorf("task-seconds light %.1f, heavy %.1f: ratio 1:%.2f, want 1:3 within 10%%", light, heavy, heavy/light)
+	}
+	// Wait for both, so that the cluster stops idle.
+	for _, tn := range []string{"light", "heavy"} {
+		waitFor(t, 5*time.Minute, tn+"'s job to end", func() bool { return status(tn).State != "running" })
 	}
 }
