@@ -39,27 +39,27 @@ type coordinator struct {
 	lost     []string    // agents declared lost, for the API
 	// usage is the slot time each tenant's attempts have held, from
 	// launch to report.
-	usage map[string]*usage
-	stopped     chan struct{} // closed when run returns
-	nextJob     atomic.Uint64
+	usage   map[string]*usage
+	stopped chan struct{} // closed when run returns
+	nextJob atomic.Uint64
 }
 
 func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) *coordinator {
 	return &coordinator{
-		logger:      logger,
-		metrics:     m,
-		stateDir:    stateDir,
-		alloc:       newAllocator(),
-		agents:      map[string]*agentRef{},
-		joins:       make(chan *agentRef),
-		losses:      make(chan string),
-		queries:     make(chan func()),
-		usage:       map[string]*usage{},
-		jobs:        map[string]*jobRun{},
-		statuses:    statuses,
-		submits:     make(chan *jobRun),
-		cancels:     make(chan string, 16),
-		stopped:     make(chan struct{}),
+		logger:   logger,
+		metrics:  m,
+		stateDir: stateDir,
+		alloc:    newAllocator(),
+		agents:   map[string]*agentRef{},
+		joins:    make(chan *agentRef),
+		losses:   make(chan string),
+		queries:  make(chan func()),
+		usage:    map[string]*usage{},
+		jobs:     map[string]*jobRun{},
+		statuses: statuses,
+		submits:  make(chan *jobRun),
+		cancels:  make(chan string, 16),
+		stopped:  make(chan struct{}),
 	}
 }
 
