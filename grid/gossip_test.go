@@ -1,0 +1,59 @@
+package grid
+
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// TestGossipNeedsTheKey: a node without the cluster's gossip key cannot
+// join, and its messages do not make it a member; a node with the key
+// joins.
+func TestGossipNeedsTheKey(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	wrong := bytes.Repeat([]byte{9}, 32)
+	log := slog.New(slog.DiscardHandler)
+	a, err := startGossip("coordinator", "127.0.0.1:0", key, map[string]string{tagRole: "coordinator"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	stranger, err := startGossip("stranger", "127.0.0.1:0", wrong, map[string]string{tagRole: "agent"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.close()
+	if n, err := stranger.s.Join([]string{a.addr}, true); err == nil && n > 0 {
+		t.Errorf("a node with another key joined %d nodes", n)
+	}
+	member, err := startGossip("agent-1", "127.0.0.1:0", key, map[string]string{tagRole: "agent"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.close()
+	if _, err := member.s.Join([]string{a.addr}, true); err != nil {
+		t.Fatalf("a node with the key could not join: %v", err)
+	}
+	// Membership converges within a few gossip rounds; the bound only
+	// stops a hang.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		names := map[string]bool{}
+		for _, m := range a.s.Members() {
+			if m.Status.String() == "alive" {
+				names[m.Name] = true
+			}
+		}
+		if names["stranger"] {
+			t.Fatal("the node without the key is a member")
+		}
+		if names["agent-1"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent-1 never became a member: %v", names)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
