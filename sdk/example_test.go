@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"strings"
 
+	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -38,4 +40,43 @@ func Example() {
 	// jabberwock	3
 	// tyger	4
 	// 153 distinct words in 4 tasks
+}
+
+// ExampleConnect runs the same job on a running grid (grid up, or a
+// cluster), with the address and token the CLI uses.
+func ExampleConnect() {
+	ctx := context.Background()
+	job, err := sdk.LoadJob(ctx, "../examples/wordcount/job.toml", nil, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	remote := sdk.Connect(os.Getenv("GRID_ADDR"), os.Getenv("GRID_TOKEN"))
+	info, err := remote.Run(ctx, job, os.Stdout)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stderr, "%s %s\n", info.ID, info.State)
+}
+
+// ExampleRemote_Watch follows a submitted job's stages, and why its
+// waiting tasks wait.
+func ExampleRemote_Watch() {
+	ctx := context.Background()
+	r := sdk.Connect(os.Getenv("GRID_ADDR"), os.Getenv("GRID_TOKEN"))
+	job, err := sdk.LoadJob(ctx, "../examples/wordcount/job.toml", map[string]string{"output": "/tmp/counts"}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, err := r.Submit(ctx, job, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = r.Watch(ctx, id, func(info grid.JobInfo) {
+		for _, s := range info.Stages {
+			fmt.Printf("stage %d: %d/%d done %s\n", s.ID, s.Done, s.Tasks, s.Why)
+		}
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 }
