@@ -98,6 +98,9 @@ type Summary struct {
 	Output                         string // the result directory
 	Stdout                         bool   // the result goes to standard output
 	Plan                           string // the physical plan, as a tree
+	// RoundTripP50 and RoundTripP99 are quantiles of the time from a
+	// task attempt's launch to its report reaching the coordinator.
+	RoundTripP50, RoundTripP99 time.Duration
 }
 
 // Plan is the job's physical plan, as a tree of stages.

@@ -214,6 +214,12 @@ func (c *coordinator) handleStatus(st taskStatus) {
 	c.alloc.Recover(allocator.AgentID(st.agent), allocator.FrameworkID(j.id), j.taskRes)
 	c.metrics.runningTasks.Dec()
 	c.use(j.tenantName(), -1)
+	if t, ok := j.launched[attemptKey{st.key, st.attempt}]; ok {
+		rt := time.Since(t)
+		j.roundTrips = append(j.roundTrips, rt)
+		c.metrics.roundTrip.Observe(rt.Seconds())
+		delete(j.launched, attemptKey{st.key, st.attempt})
+	}
 	kind := "map"
 	if j.sched.Plan().Stages[st.key.Stage].IsResult() {
 		kind = "result"
@@ -232,6 +238,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 	if !j.sched.Succeeded(st.key, st.attempt) {
 		// A stale or duplicate attempt: its output is never used.
 		c.metrics.attempts.WithLabelValues("stale").Inc()
+		j.logAttempt(st, "stale")
 		if st.res != nil && st.res.OutputFile != "" {
 			os.Remove(st.res.OutputFile)
 		}
@@ -252,6 +259,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 		c.metrics.bytesIn.Add(float64(st.res.BytesIn))
 	}
 	c.metrics.attempts.WithLabelValues("succeeded").Inc()
+	j.logAttempt(st, "succeeded")
 	j.peakRSS = max(j.peakRSS, st.res.PeakRSS)
 }
 
@@ -259,9 +267,11 @@ func (c *coordinator) failed(j *jobRun, st taskStatus) {
 	f := executor.FailureOf(st.err)
 	if !j.sched.Failed(st.key, st.attempt, f) {
 		c.metrics.attempts.WithLabelValues("stale").Inc()
+		j.logAttempt(st, "stale")
 		return
 	}
 	c.metrics.attempts.WithLabelValues(failureLabel(f.Kind)).Inc()
+	j.logAttempt(st, failureLabel(f.Kind))
 	j.failedAttempts++
 	c.logger.Warn("task attempt failed", "job", j.id, "task", st.key.String(), "attempt", st.attempt, "agent", st.agent, "kind", f.Kind, "err", st.err)
 	if err := j.sched.Err(); err != nil {
@@ -333,6 +343,7 @@ func (c *coordinator) offerRound() (refused bool) {
 			c.agents[string(o.Agent)].link.launch(l)
 			c.metrics.runningTasks.Inc()
 			c.use(j.tenantName(), +1)
+			j.launched[attemptKey{spec.Key, spec.Attempt}] = time.Now()
 		}
 		if used.IsZero() && j.sched.HasRunnable() {
 			refused = true
@@ -490,6 +501,13 @@ type jobRun struct {
 	attempts, failedAttempts       int
 	peakRSS                        int64 // the largest executor peak RSS its tasks reported
 
+	// launched is when each attempt in flight was launched; roundTrips
+	// the launch-to-report times of those that reported; logs the
+	// attempts' outcomes, newest last (at most maxTaskLogs).
+	launched   map[attemptKey]time.Time
+	roundTrips []time.Duration
+	logs       []TaskLog
+
 	outputDir  string
 	createdOut bool
 	stdout     bool
@@ -518,7 +536,52 @@ func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]m
 		start:    time.Now(),
 		progress: make(chan Progress, 1),
 		done:     make(chan struct{}),
+		launched: map[attemptKey]time.Time{},
 	}
+}
+
+// attemptKey names one attempt of one task of a job.
+type attemptKey struct {
+	key     planner.TaskKey
+	attempt int
+}
+
+// TaskLog is how one task attempt ended.
+type TaskLog struct {
+	Time    time.Time     `json:"time"`
+	Task    string        `json:"task"` // stage.partition
+	Attempt int           `json:"attempt"`
+	Agent   string        `json:"agent"`
+	Outcome string        `json:"outcome"` // succeeded, failed, lost, fetch_failed, fatal, stale
+	Elapsed time.Duration `json:"elapsed_ns"`
+	Error   string        `json:"error,omitempty"`
+	Log     string        `json:"log,omitempty"` // the guest's output, a tail
+}
+
+const maxTaskLogs = 5000
+
+func (j *jobRun) logAttempt(st taskStatus, outcome string) {
+	l := TaskLog{Time: time.Now(), Task: st.key.String(), Attempt: st.attempt, Agent: st.agent, Outcome: outcome, Elapsed: st.elapsed}
+	if st.err != nil {
+		l.Error = st.err.Error()
+		var e *executor.Error
+		if errors.As(st.err, &e) {
+			l.Log = e.Log
+		}
+	}
+	if len(j.logs) >= maxTaskLogs {
+		j.logs = slices.Delete(j.logs, 0, len(j.logs)-maxTaskLogs+1)
+	}
+	j.logs = append(j.logs, l)
+}
+
+// percentile is the q-quantile of ds (sorted in place), or 0.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
 }
 
 // newToken is a secret: a job's for reading its shuffle blocks, or an
@@ -623,6 +686,8 @@ func (j *jobRun) summarize() *Summary {
 		Partitions:      plan.Result().Partitions,
 		ExecutorPeakRSS: j.peakRSS,
 		Plan:            plan.String(),
+		RoundTripP50:    percentile(j.roundTrips, 0.50),
+		RoundTripP99:    percentile(j.roundTrips, 0.99),
 	}
 }
 

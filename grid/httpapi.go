@@ -150,6 +150,7 @@ func (c *Coordinator) handler() http.Handler {
 	mux.HandleFunc("POST /v1/jobs/{id}/cancel", c.authed(c.cancelJob))
 	mux.HandleFunc("GET /v1/jobs/{id}/result", c.authed(c.jobResult))
 	mux.HandleFunc("GET /v1/jobs/{id}/events", c.authed(c.jobEvents))
+	mux.HandleFunc("GET /v1/jobs/{id}/logs", c.authed(c.jobLogs))
 	mux.HandleFunc("GET /v1/agents", c.authed(c.listAgents))
 	mux.HandleFunc("GET /v1/tenants", c.authed(c.listTenants))
 	mux.HandleFunc("GET /v1/events", c.authed(c.clusterEvents))
@@ -403,6 +404,37 @@ func (c *coordinator) whyPending(j *jobRun, st *planner.Stage) string {
 		msg += "; others: " + strings.Join(others, ", ")
 	}
 	return msg
+}
+
+// jobLogs lists how a job's task attempts ended (?task=STAGE.PARTITION
+// for one task's).
+func (c *Coordinator) jobLogs(w http.ResponseWriter, r *http.Request, p principal) {
+	j := c.findJob(w, r, p)
+	if j == nil {
+		return
+	}
+	task := r.URL.Query().Get("task")
+	var logs []TaskLog
+	collect := func() {
+		for _, l := range j.job.run.logs {
+			if task == "" || l.Task == task {
+				logs = append(logs, l)
+			}
+		}
+	}
+	select {
+	case <-j.job.Done():
+		collect()
+	default:
+		if err := c.coord.query(r.Context(), collect); err != nil {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	if logs == nil {
+		logs = []TaskLog{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
 }
 
 func (c *Coordinator) cancelJob(w http.ResponseWriter, r *http.Request, p principal) {

@@ -15,6 +15,7 @@ type metrics struct {
 	recordsOut   prometheus.Counter
 	runningTasks prometheus.Gauge
 	agentsLost   prometheus.Counter
+	roundTrip    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,9 +45,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		agentsLost: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "wasmgrid", Name: "agents_lost_total", Help: "Agents declared lost.",
 		}),
+		roundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "wasmgrid", Name: "task_round_trip_seconds", Help: "Time from a task attempt's launch to its report reaching the coordinator.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.attempts, m.taskSeconds, m.recordsIn, m.bytesIn, m.recordsOut, m.runningTasks, m.agentsLost)
+		reg.MustRegister(m.jobs, m.attempts, m.taskSeconds, m.recordsIn, m.bytesIn, m.recordsOut, m.runningTasks, m.agentsLost, m.roundTrip)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,6 +142,18 @@ func (r *Remote) Cancel(ctx context.Context, id string) error {
 // Result copies a finished job's result to w.
 func (r *Remote) Result(ctx context.Context, id string, w io.Writer) error {
 	return r.do(ctx, http.MethodGet, "/v1/jobs/"+id+"/result", nil, w)
+}
+
+// Logs lists how a job's task attempts ended; task ("STAGE.PARTITION")
+// narrows it to one task.
+func (r *Remote) Logs(ctx context.Context, id, task string) ([]grid.TaskLog, error) {
+	var out struct{ Logs []grid.TaskLog }
+	path := "/v1/jobs/" + id + "/logs"
+	if task != "" {
+		path += "?task=" + url.QueryEscape(task)
+	}
+	err := r.do(ctx, http.MethodGet, path, nil, &out)
+	return out.Logs, err
 }
 
 // Agents lists the grid's agents, alive and lost.

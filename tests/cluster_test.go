@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ var (
 )
 
 // buildGrid builds the grid command once per test binary.
-func buildGrid(t *testing.T) string {
+func buildGrid(t testing.TB) string {
 	t.Helper()
 	gridBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "wasmgrid-bin-")
@@ -50,7 +51,7 @@ func buildGrid(t *testing.T) string {
 // cluster is a coordinator and agents, each a process of the grid binary,
 // started as an operator would: grid init, grid coordinator, grid agent.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	dir    string
 	addr   string
@@ -62,12 +63,12 @@ type cluster struct {
 	mu     sync.Mutex
 }
 
-func startCluster(t *testing.T, agents int, tenants ...string) *cluster {
+func startCluster(t testing.TB, agents int, tenants ...string) *cluster {
 	t.Helper()
 	return startClusterWith(t, agents, nil, tenants...)
 }
 
-func startClusterWith(t *testing.T, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
+func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
 	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
@@ -248,7 +249,7 @@ func (c *cluster) countAgents(status string) int {
 
 // waitFor polls cond until it holds or the deadline passes; the deadline
 // is a bound on a hang, not a measurement.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for end := time.Now().Add(d); !cond(); {
 		if time.Now().After(end) {
@@ -258,7 +259,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func parseCounts(t *testing.T, out string) map[string]int64 {
+func parseCounts(t testing.TB, out string) map[string]int64 {
 	t.Helper()
 	counts := map[string]int64{}
 	for line := range strings.Lines(out) {
@@ -275,7 +276,7 @@ func parseCounts(t *testing.T, out string) map[string]int64 {
 	return counts
 }
 
-func sameCounts(t *testing.T, got, want map[string]int64) {
+func sameCounts(t testing.TB, got, want map[string]int64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%d distinct words, want %d", len(got), len(want))
@@ -435,4 +436,61 @@ func TestClusterWeightedTenants(t *testing.T) {
 	for _, tn := range []string{"light", "heavy"} {
 		waitFor(t, 5*time.Minute, tn+"'s job to end", func() bool { return status(tn).State != "running" })
 	}
+}
+
+// BenchmarkClusterTinyTasks measures tiny tasks through a coordinator and
+// three agent processes on loopback: tasks per second over a job of many
+// one-line splits, and the time from a task's launch to its report at the
+// coordinator (p50, p99). The same job on an embedded grid, measured in
+// the same run, is the baseline.
+func BenchmarkClusterTinyTasks(b *testing.B) {
+	const files = 300
+	dir := b.TempDir()
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d.txt", i)), []byte("the quick brown fox\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	job, err := sdk.LoadJob(context.Background(), repoPath("examples/wordcount/job.toml"),
+		map[string]string{"input": filepath.Join(dir, "*.txt"), "guest": "c"}, map[string]string{"partitions": "3"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tasks := files + 3
+	run := func(b *testing.B, runJob func() *grid.Summary) {
+		var p50, p99 time.Duration
+		var elapsed time.Duration
+		for b.Loop() {
+			s := runJob()
+			p50, p99, elapsed = s.RoundTripP50, s.RoundTripP99, elapsed+s.Duration
+		}
+		b.ReportMetric(float64(tasks*b.N)/elapsed.Seconds(), "tasks/s")
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	}
+	b.Run("cluster", func(b *testing.B) {
+		c := startCluster(b, 3)
+		r := sdk.Connect(c.addr, c.admin)
+		run(b, func() *grid.Summary {
+			info, err := r.Run(context.Background(), job, io.Discard)
+			if err != nil || info.Summary == nil {
+				b.Fatal(err)
+			}
+			return info.Summary
+		})
+	})
+	b.Run("embedded", func(b *testing.B) {
+		l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 3, Slots: 6})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		run(b, func() *grid.Summary {
+			s, err := l.Run(context.Background(), job, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return s
+		})
+	})
 }

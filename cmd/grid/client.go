@@ -56,7 +56,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newClientCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g)}
+	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g)}
 }
 
 func newSubmitCmd(g *globals) *cobra.Command {
@@ -232,6 +232,44 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%d\t%d\t%s\n", s.ID, s.Name, s.Done, s.Tasks, s.Running, s.Pending, s.Why)
 			}
 			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "logs JOB [TASK]",
+		Short: "Show how a job's task attempts ended (TASK is STAGE.PARTITION)",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.remote()
+			if err != nil {
+				return err
+			}
+			task := ""
+			if len(args) == 2 {
+				task = args[1]
+			}
+			logs, err := r.Logs(cmd.Context(), args[0], task)
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printJSON(g.stdout, map[string]any{"logs": logs})
+			}
+			for _, l := range logs {
+				fmt.Fprintf(g.stdout, "%s task %s attempt %d on %s: %s in %s\n", l.Time.Format("15:04:05.000"), l.Task, l.Attempt, l.Agent, l.Outcome, l.Elapsed.Round(time.Millisecond))
+				if l.Error != "" {
+					fmt.Fprintf(g.stdout, "  error: %s\n", l.Error)
+				}
+				for line := range strings.Lines(l.Log) {
+					fmt.Fprintf(g.stdout, "  | %s", line)
+				}
+			}
+			return nil
 		},
 	}
 	f.add(cmd)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/wasmgrid/wasmgrid/planner"
@@ -17,6 +18,11 @@ import (
 func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (bytesRead int64, err error) {
 	f, err := os.Open(sp.Path)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			// The coordinator found the file when it planned the job; the
+			// agent running the task reads it, and cannot.
+			return 0, &inputError{fmt.Errorf("open input: %w: inputs are read by the agents, so every agent must see the same path (one host, or a shared file system)", err)}
+		}
 		return 0, &inputError{fmt.Errorf("open input: %w", err)}
 	}
 	defer f.Close()
