@@ -494,3 +494,57 @@ func BenchmarkClusterTinyTasks(b *testing.B) {
 		})
 	})
 }
+
+// TestGridUp starts `grid up`, points the CLI at it through grid.env,
+// and stops the whole cluster with one SIGINT.
+func TestGridUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	bin := buildGrid(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "up", "--agents", "2", "--state-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &sync.Mutex{}, w: &out}, io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+	env := map[string]string{}
+	waitFor(t, 30*time.Second, "grid.env", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "grid.env"))
+		if err != nil {
+			return false
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.HasPrefix(k, "GRID_") {
+				env[k] = v
+			}
+		}
+		return env["GRID_ADDR"] != "" && env["GRID_TOKEN"] != ""
+	})
+	c := &cluster{t: t, bin: bin, addr: env["GRID_ADDR"], admin: env["GRID_TOKEN"]}
+	waitFor(t, 30*time.Second, "two alive agents", func() bool { return c.countAgents("alive") == 2 })
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("grid up after SIGINT: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("grid up did not stop within 30 s of SIGINT")
+	}
+	if _, err := c.cli(c.admin, "agents"); err == nil {
+		t.Error("the coordinator still answers after grid up stopped")
+	}
+	if !strings.Contains(out.String(), "GRID_ADDR="+env["GRID_ADDR"]) {
+		t.Errorf("grid up did not print the API address:\n%s", out.String())
+	}
+}
