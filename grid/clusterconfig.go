@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -233,14 +234,19 @@ func decodeConfig(path string, v any) error {
 	dec := toml.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) {
+			var keys []string
+			for _, e := range sme.Errors {
+				row, _ := e.Position()
+				keys = append(keys, fmt.Sprintf("%s:%d: unknown setting %q", path, row, strings.Join(e.Key(), ".")))
+			}
+			return fmt.Errorf("%s (grid config example lists every setting)", strings.Join(keys, "; "))
+		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
 			return fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
-		}
-		var sme *toml.StrictMissingError
-		if errors.As(err, &sme) {
-			return fmt.Errorf("%s: %s", path, sme.String())
 		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
