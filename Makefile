@@ -26,6 +26,13 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzBlockDecoder -fuzztime 20s ./shuffle/
 	$(GO) test -run XXX -fuzz FuzzReadIndex -fuzztime 20s ./shuffle/
 	$(GO) test -run XXX -fuzz FuzzMerge -fuzztime 20s ./shuffle/
+	$(GO) test -run XXX -fuzz FuzzRead -fuzztime 20s ./internal/wire/
+	$(GO) test -run XXX -fuzz FuzzRequest -fuzztime 20s ./shuffle/quicnet/
+	$(GO) test -run XXX -fuzz FuzzSpill -fuzztime 20s ./shuffle/
+	$(GO) test -run XXX -fuzz FuzzCheckModule -fuzztime 20s ./wasmexec/
+	$(GO) test -run XXX -fuzz FuzzParamValue -fuzztime 20s ./internal/jobspec/
+	$(GO) test -run XXX -fuzz FuzzScan -fuzztime 20s ./internal/batch/
+	$(GO) test -run XXX -fuzz FuzzLoadConfig -fuzztime 20s ./grid/
 
 guests: ## rebuild the prebuilt guest modules (examples) from their Rust, C and AssemblyScript sources
 	for lang in rust c assemblyscript; do \

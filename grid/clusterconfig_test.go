@@ -64,3 +64,18 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func FuzzLoadConfig(f *testing.F) {
+	f.Add([]byte(ExampleConfig))
+	f.Add([]byte("name = \"a\"\njoin = [\"x:1\"]\ncpus = 2.5\nmemory = \"1GiB\"\n"))
+	f.Add([]byte("[[tenants]]\nname = 1\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Skip()
+		}
+		_, _ = LoadCoordinatorConfig(path)
+		_, _ = LoadAgentConfig(path)
+	})
+}
