@@ -148,10 +148,12 @@ func (c *Coordinator) GossipAddr() string  { return c.gossip.addr }
 // Run serves until ctx ends, then stops everything it started.
 func (c *Coordinator) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer c.close()
+	defer func() {
+		cancel()
+		wg.Wait()
+		c.close()
+	}()
 	wg.Go(func() { c.coord.run(ctx) })
 	wg.Go(func() { c.acceptAgents(ctx) })
 	wg.Go(func() { c.watchGossip(ctx) })

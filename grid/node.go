@@ -162,10 +162,12 @@ func (n *Agent) GossipAddr() string { return n.gossip.addr }
 // coordinator when the control connection breaks.
 func (n *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer n.gossip.close()
+	defer func() {
+		cancel()
+		wg.Wait()
+		n.gossip.close()
+	}()
 	wg.Go(func() { n.a.run(ctx) })
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
