@@ -319,6 +319,7 @@ func (c *Coordinator) startGrace(ctx context.Context, agent string, link *remote
 		return
 	}
 	grace := time.Duration(c.cfg.AgentGrace)
+	go send(ctx, c.coord.suspects, agent)
 	c.graces[agent] = time.AfterFunc(grace, func() {
 		c.mu.Lock()
 		if c.graces[agent] == nil {

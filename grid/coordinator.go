@@ -35,6 +35,7 @@ type coordinator struct {
 	cancels  chan string
 	joins    chan *agentRef
 	losses   chan string
+	suspects chan string // agents that may be gone: offer them no more
 	queries  chan func() // run on the loop: reads of its state for the API
 	lost     []string    // agents declared lost, for the API
 	// usage is the slot time each tenant's attempts have held, from
@@ -53,6 +54,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		agents:   map[string]*agentRef{},
 		joins:    make(chan *agentRef),
 		losses:   make(chan string),
+		suspects: make(chan string),
 		queries:  make(chan func()),
 		usage:    map[string]*usage{},
 		jobs:     map[string]*jobRun{},
@@ -91,6 +93,7 @@ type agentRef struct {
 	blockAddr string
 	link      agentLink
 	joined    time.Time
+	suspect   bool // gone from gossip or the control plane; offered no more
 }
 
 // localLink is the link to an agent of this process.
@@ -118,6 +121,21 @@ func (c *coordinator) join(ref *agentRef) error {
 	slices.Sort(c.names)
 	c.logger.Info("agent joined", "agent", ref.name, "resources", ref.resources.String(), "blocks", ref.blockAddr)
 	return nil
+}
+
+// suspect stops offering an agent that left gossip or lost its control
+// connection: it has its grace period to come back (as a new
+// registration) before it is declared lost, and launching tasks on it
+// meanwhile would only make them wait for that. Its running attempts
+// keep their resources until they report or are lost.
+func (c *coordinator) suspect(name string) {
+	ref, ok := c.agents[name]
+	if !ok || ref.suspect {
+		return
+	}
+	ref.suspect = true
+	c.alloc.RemoveAgent(allocator.AgentID(name))
+	c.logger.Warn("agent suspect: no more offers", "agent", name)
 }
 
 // lose takes a lost agent out: its offers are rescinded, its running
@@ -172,6 +190,8 @@ func (c *coordinator) run(ctx context.Context) {
 			}
 		case name := <-c.losses:
 			c.lose(name)
+		case name := <-c.suspects:
+			c.suspect(name)
 		case q := <-c.queries:
 			q()
 		case id := <-c.cancels:

@@ -102,7 +102,7 @@ type StageAPI struct {
 type AgentInfo struct {
 	ID        string    `json:"id"`
 	Addr      string    `json:"addr"`
-	Status    string    `json:"status"` // alive, lost
+	Status    string    `json:"status"` // alive, suspect (gone, within its grace period), lost
 	CPUMillis int64     `json:"cpu_millis"`
 	MemMiB    int64     `json:"mem_mib"`
 	FreeCPU   int64     `json:"free_cpu_millis"`
@@ -526,7 +526,11 @@ func (c *Coordinator) listAgents(w http.ResponseWriter, r *http.Request, p princ
 		for _, name := range c.coord.names {
 			ref := c.coord.agents[name]
 			free, _ := c.coord.alloc.Free(allocator.AgentID(name))
-			out = append(out, AgentInfo{ID: name, Addr: ref.blockAddr, Status: "alive", CPUMillis: ref.resources.CPU, MemMiB: ref.resources.Mem, FreeCPU: free.CPU, FreeMem: free.Mem, Joined: ref.joined})
+			status := "alive"
+			if ref.suspect {
+				status = "suspect"
+			}
+			out = append(out, AgentInfo{ID: name, Addr: ref.blockAddr, Status: status, CPUMillis: ref.resources.CPU, MemMiB: ref.resources.Mem, FreeCPU: free.CPU, FreeMem: free.Mem, Joined: ref.joined})
 		}
 		for _, name := range c.coord.lost {
 			out = append(out, AgentInfo{ID: name, Status: "lost"})
