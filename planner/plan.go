@@ -3,6 +3,7 @@ package planner
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -16,6 +17,10 @@ const (
 	OpFlatMap     Op = "flat_map"
 	OpFilter      Op = "filter"
 	OpReduceByKey Op = "reduce_by_key"
+	// OpSortByKey sorts by key across partitions: a range partitioner
+	// whose bounds come from a sample of the keys, so that partitions are
+	// balanced and reading them in order reads every key in order.
+	OpSortByKey Op = "sort_by_key"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -68,6 +73,17 @@ type ShuffleDep struct {
 	// Combine, if set, folds equal keys on the map side (and is the reduce
 	// function on the reduce side).
 	Combine *FuncRef
+	// Range partitions by key ranges instead of hashes, with bounds the
+	// scheduler computes from a sample stage (TaskSpec.Bounds).
+	Range bool
+}
+
+// SampleSpec makes a stage a sample stage: it runs the pipeline of the
+// stage it samples for and returns up to Keys of its output's keys, from
+// which the scheduler computes the range bounds of shuffle Shuffle.
+type SampleSpec struct {
+	Shuffle int
+	Keys    int
 }
 
 // Stage is a set of tasks, one per partition, that run the same pipeline.
@@ -81,13 +97,27 @@ type Stage struct {
 	Reduce *FuncRef
 	Steps  []Step
 	// ShuffleOut is the map output of a shuffle map stage; nil for the
-	// result stage.
+	// result stage and sample stages.
 	ShuffleOut *ShuffleDep
+	// Sample, if set, makes this a sample stage (see SampleSpec).
+	Sample     *SampleSpec
 	Partitions int
+	// After lists stages that must finish before this one starts without
+	// it reading their output: the sample stage of a range shuffle.
+	After []int
 }
 
 // IsResult reports whether the stage produces the job's result.
-func (s *Stage) IsResult() bool { return s.ShuffleOut == nil }
+func (s *Stage) IsResult() bool { return s.ShuffleOut == nil && s.Sample == nil }
+
+// Sampling bounds for range shuffles: at most maxSampleTasks tasks of a
+// source stage sample it (spread over its splits), and all of them
+// together return about sampleKeysPerPartition keys per output partition
+// (Spark's RangePartitioner takes 20, oversampled 3 times).
+const (
+	maxSampleTasks         = 16
+	sampleKeysPerPartition = 60
+)
 
 // Plan is the physical plan of a job. It is immutable once built; the
 // progress of a run lives in a Scheduler.
@@ -124,6 +154,24 @@ func Build(job Job) (*Plan, error) {
 		switch {
 		case d.Op.Narrow():
 			cur.Steps = append(cur.Steps, Step{Op: d.Op, Func: d.Func})
+		case d.Op == OpSortByKey:
+			if d.Partitions < 1 {
+				return nil, fmt.Errorf("planner: dataset %d: sort_by_key needs at least one partition", i)
+			}
+			// The stage so far runs twice: first as a sample stage, whose
+			// keys give the range bounds, then as the map stage.
+			sample := &Stage{ID: cur.ID, Parents: cur.Parents, ShuffleIn: cur.ShuffleIn, Reduce: cur.Reduce, Steps: slices.Clone(cur.Steps), Partitions: cur.Partitions}
+			if cur.Splits != nil {
+				sample.Splits = spread(cur.Splits, maxSampleTasks)
+				sample.Partitions = len(sample.Splits)
+			}
+			cur.ID++
+			cur.After = []int{sample.ID}
+			sample.Sample = &SampleSpec{Shuffle: cur.ID, Keys: min(10000, max(10, (sampleKeysPerPartition*d.Partitions+sample.Partitions-1)/sample.Partitions))}
+			dep := &ShuffleDep{ID: cur.ID, Partitions: d.Partitions, Range: true}
+			cur.ShuffleOut = dep
+			p.Stages = append(p.Stages, sample, cur)
+			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpReduceByKey:
 			if d.Partitions < 1 {
 				return nil, fmt.Errorf("planner: dataset %d: reduce_by_key needs at least one partition", i)
@@ -141,6 +189,18 @@ func Build(job Job) (*Plan, error) {
 	return p, nil
 }
 
+// spread picks at most n of splits, evenly spaced.
+func spread(splits []Split, n int) []Split {
+	if len(splits) <= n {
+		return slices.Clone(splits)
+	}
+	out := make([]Split, n)
+	for i := range n {
+		out[i] = splits[i*len(splits)/n]
+	}
+	return out
+}
+
 // String renders the plan as a tree, result stage first:
 //
 //	stage 1 (4 tasks): shuffle 0 → reduce wc.sum → result
@@ -152,9 +212,10 @@ func (p *Plan) String() string {
 		b.WriteString(prefix)
 		b.WriteString(s.describe())
 		b.WriteByte('\n')
-		for i, id := range s.Parents {
+		deps := append(slices.Clone(s.Parents), s.After...)
+		for i, id := range deps {
 			branch, next := "├─ ", "│  "
-			if i == len(s.Parents)-1 {
+			if i == len(deps)-1 {
 				branch, next = "└─ ", "   "
 			}
 			walk(p.Stages[id], indent+branch, indent+next)
@@ -177,13 +238,19 @@ func (s *Stage) describe() string {
 	for _, st := range s.Steps {
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
 	}
-	if s.ShuffleOut != nil {
+	switch {
+	case s.ShuffleOut != nil:
 		out := fmt.Sprintf("shuffle %d (%d partitions", s.ShuffleOut.ID, s.ShuffleOut.Partitions)
 		if s.ShuffleOut.Combine != nil {
 			out += ", combine " + s.ShuffleOut.Combine.String()
 		}
+		if s.ShuffleOut.Range {
+			out += ", by key range"
+		}
 		parts = append(parts, out+")")
-	} else {
+	case s.Sample != nil:
+		parts = append(parts, fmt.Sprintf("sample %d keys for the bounds of shuffle %d", s.Sample.Keys, s.Sample.Shuffle))
+	default:
 		parts = append(parts, "result")
 	}
 	return fmt.Sprintf("stage %d (%d tasks): %s", s.ID, s.Partitions, strings.Join(parts, " → "))

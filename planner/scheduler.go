@@ -1,7 +1,9 @@
 package planner
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 )
 
 // Config tunes a Scheduler. Zero fields mean the defaults.
@@ -37,6 +39,9 @@ type TaskSpec struct {
 	Stage   *Stage
 	Split   *Split         // the input of a source stage's task
 	Inputs  []MapOutputLoc // the map outputs a shuffle-reading task reads its partition from
+	// Bounds are the range bounds of the stage's shuffle output, when it
+	// is partitioned by key range: Stage.ShuffleOut.Partitions-1 keys.
+	Bounds [][]byte
 }
 
 // FailureKind says why a task attempt failed.
@@ -88,6 +93,8 @@ type Scheduler struct {
 	outputs       map[int][]*MapOutputLoc // shuffle ID -> map index -> location
 	fetchFailures int
 	err           error
+	samples       map[TaskKey][][]byte // of sample tasks that succeeded
+	bounds        map[int][][]byte     // shuffle ID -> range bounds
 }
 
 // NewScheduler prepares the run of a plan.
@@ -98,7 +105,7 @@ func NewScheduler(plan *Plan, cfg Config) *Scheduler {
 	if cfg.MaxFetchFailures <= 0 {
 		cfg.MaxFetchFailures = 8
 	}
-	s := &Scheduler{plan: plan, cfg: cfg, outputs: map[int][]*MapOutputLoc{}}
+	s := &Scheduler{plan: plan, cfg: cfg, outputs: map[int][]*MapOutputLoc{}, samples: map[TaskKey][][]byte{}, bounds: map[int][][]byte{}}
 	for _, st := range plan.Stages {
 		ts := make([]taskState, st.Partitions)
 		for i := range ts {
@@ -117,6 +124,11 @@ func (s *Scheduler) Plan() *Plan { return s.plan }
 
 // ready reports whether a stage's inputs all exist.
 func (s *Scheduler) ready(st *Stage) bool {
+	for _, id := range st.After {
+		if !s.StageDone(id) {
+			return false
+		}
+	}
 	if st.ShuffleIn == nil {
 		return true
 	}
@@ -146,6 +158,9 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 			t.state, t.agent = running, agent
 			t.attempt++
 			spec := TaskSpec{Key: TaskKey{st.ID, p}, Attempt: t.attempt, Stage: st}
+			if st.ShuffleOut != nil && st.ShuffleOut.Range {
+				spec.Bounds = s.bounds[st.ShuffleOut.ID]
+			}
 			if st.Splits != nil {
 				spec.Split = &st.Splits[p]
 			} else {
@@ -204,6 +219,16 @@ func (s *Scheduler) current(key TaskKey, attempt int) *taskState {
 	return t
 }
 
+// RecordSamples keeps the keys a sample task's attempt returned; call it
+// before Succeeded. It returns false for a stale attempt.
+func (s *Scheduler) RecordSamples(key TaskKey, attempt int, keys [][]byte) bool {
+	if s.current(key, attempt) == nil || s.plan.Stages[key.Stage].Sample == nil {
+		return false
+	}
+	s.samples[key] = keys
+	return true
+}
+
 // Succeeded records a successful attempt. It returns false, and changes
 // nothing, for a stale or duplicate attempt: its output must not be used.
 func (s *Scheduler) Succeeded(key TaskKey, attempt int) bool {
@@ -216,7 +241,37 @@ func (s *Scheduler) Succeeded(key TaskKey, attempt int) bool {
 	if st.ShuffleOut != nil {
 		s.outputs[st.ShuffleOut.ID][key.Partition] = &MapOutputLoc{MapIndex: key.Partition, Attempt: attempt, Agent: t.agent}
 	}
+	if st.Sample != nil && s.StageDone(st.ID) {
+		var keys [][]byte
+		for p := range st.Partitions {
+			keys = append(keys, s.samples[TaskKey{st.ID, p}]...)
+		}
+		s.bounds[st.Sample.Shuffle] = RangeBounds(keys, s.plan.Stages[st.Sample.Shuffle].ShuffleOut.Partitions)
+	}
 	return true
+}
+
+// RangeBounds picks partitions-1 strictly increasing bounds that split
+// the sampled keys into equal parts. Where the samples repeat a key (a
+// skewed key cannot be split), the next bound is the smallest key above
+// the previous one, so that a partition is left empty rather than a key
+// split.
+func RangeBounds(keys [][]byte, partitions int) [][]byte {
+	slices.SortFunc(keys, bytes.Compare)
+	bounds := make([][]byte, 0, max(partitions-1, 0))
+	var prev []byte
+	for i := 1; i < partitions; i++ {
+		var b []byte
+		if len(keys) > 0 {
+			b = keys[i*len(keys)/partitions]
+		}
+		if i > 1 && bytes.Compare(b, prev) <= 0 || i == 1 && len(keys) == 0 {
+			b = append(slices.Clone(prev), 0) // the successor of prev
+		}
+		bounds = append(bounds, b)
+		prev = b
+	}
+	return bounds
 }
 
 // Failed records a failed attempt and decides what follows: a retry, a

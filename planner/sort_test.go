@@ -1,0 +1,126 @@
+package planner
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// sortJob counts words, then sorts the counts by key over partitions.
+func sortJob(splits, partitions int) Job {
+	job := Job{Datasets: []Dataset{
+		{ID: 0, Op: OpSource},
+		{ID: 1, Op: OpFlatMap, Parents: []int{0}, Func: FuncRef{"wc", "split"}},
+		{ID: 2, Op: OpReduceByKey, Parents: []int{1}, Func: FuncRef{"wc", "sum"}, Partitions: 3},
+		{ID: 3, Op: OpMap, Parents: []int{2}, Func: FuncRef{"wc", "by_count"}},
+		{ID: 4, Op: OpSortByKey, Parents: []int{3}, Partitions: partitions},
+		{ID: 5, Op: OpMap, Parents: []int{4}, Func: FuncRef{"wc", "format"}},
+	}}
+	for i := range splits {
+		job.Splits = append(job.Splits, Split{Path: "in.txt", Offset: int64(i) * 10, Length: 10})
+	}
+	return job
+}
+
+func TestBuildSortSamplesFirst(t *testing.T) {
+	p, err := Build(sortJob(40, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `stage 3 (4 tasks): shuffle 2 → map wc.format → result
+└─ stage 2 (3 tasks): shuffle 0 → reduce wc.sum → map wc.by_count → shuffle 2 (4 partitions, by key range)
+   ├─ stage 0 (40 tasks): source (40 splits) → flat_map wc.split → shuffle 0 (3 partitions, combine wc.sum)
+   └─ stage 1 (3 tasks): shuffle 0 → reduce wc.sum → map wc.by_count → sample 80 keys for the bounds of shuffle 2
+      └─ stage 0 (40 tasks): source (40 splits) → flat_map wc.split → shuffle 0 (3 partitions, combine wc.sum)
+`
+	if got := p.String(); got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	// Sorting a source samples at most maxSampleTasks of its splits.
+	job := sortJob(40, 4)
+	job.Datasets = []Dataset{{ID: 0, Op: OpSource}, {ID: 1, Op: OpSortByKey, Parents: []int{0}, Partitions: 4}}
+	p, err = Build(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stages[0]; s.Sample == nil || s.Partitions != maxSampleTasks || s.Splits[1] != job.Splits[40/maxSampleTasks] {
+		t.Fatalf("sample stage %+v", s)
+	}
+}
+
+func TestSortSchedulesSampleThenRangeMaps(t *testing.T) {
+	p, err := Build(Job{
+		Datasets: []Dataset{{ID: 0, Op: OpSource}, {ID: 1, Op: OpSortByKey, Parents: []int{0}, Partitions: 3}},
+		Splits:   []Split{{Path: "a"}, {Path: "b"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewScheduler(p, Config{})
+	var samples []TaskSpec
+	for {
+		spec, ok := s.Next("a1", true)
+		if !ok {
+			break
+		}
+		samples = append(samples, spec)
+	}
+	if len(samples) != 2 || samples[0].Stage.Sample == nil {
+		t.Fatalf("first wave %+v, want the two sample tasks only", samples)
+	}
+	for i, spec := range samples {
+		var keys [][]byte
+		for k := range 50 {
+			keys = append(keys, fmt.Appendf(nil, "k%03d", i*50+k))
+		}
+		if !s.RecordSamples(spec.Key, spec.Attempt, keys) || !s.Succeeded(spec.Key, spec.Attempt) {
+			t.Fatal("sample task refused")
+		}
+	}
+	m, ok := s.Next("a1", true)
+	if !ok || m.Stage.ShuffleOut == nil || !m.Stage.ShuffleOut.Range {
+		t.Fatalf("after sampling: %+v", m)
+	}
+	want := [][]byte{[]byte("k033"), []byte("k066")}
+	if len(m.Bounds) != 2 || !bytes.Equal(m.Bounds[0], want[0]) || !bytes.Equal(m.Bounds[1], want[1]) {
+		t.Fatalf("bounds %q, want %q", m.Bounds, want)
+	}
+	if s.RecordSamples(m.Key, m.Attempt, nil) {
+		t.Error("a map task recorded samples")
+	}
+}
+
+func TestRangeBounds(t *testing.T) {
+	k := func(ss ...string) [][]byte {
+		var out [][]byte
+		for _, s := range ss {
+			out = append(out, []byte(s))
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		keys  [][]byte
+		parts int
+		want  [][]byte
+	}{
+		{"even", k("a", "b", "c", "d", "e", "f"), 3, k("c", "e")},
+		{"one partition", k("a", "b"), 1, k()},
+		{"no samples", nil, 3, k("\x00", "\x00\x00")},
+		{"one skewed key", k("x", "x", "x", "x", "y", "z"), 3, k("x", "y")},
+		{"skew repeats a bound", k("a", "x", "x", "x", "x", "x"), 3, k("x", "x\x00")},
+		{"all equal", k("q", "q", "q"), 4, k("q", "q\x00", "q\x00\x00")},
+		{"unsorted binary", k("\xff", "\x00", "\x80", "\x01"), 2, k("\x80")},
+	}
+	for _, tt := range tests {
+		got := RangeBounds(tt.keys, tt.parts)
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+		for i := 1; i < len(got); i++ {
+			if bytes.Compare(got[i-1], got[i]) >= 0 {
+				t.Errorf("%s: bounds not increasing: %q", tt.name, got)
+			}
+		}
+	}
+}
