@@ -1,11 +1,13 @@
 package grid
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -255,6 +257,9 @@ func (c *coordinator) handleStatus(st taskStatus) {
 
 func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 	stage := j.sched.Plan().Stages[st.key.Stage]
+	if stage.Sample != nil && st.res != nil {
+		j.sched.RecordSamples(st.key, st.attempt, st.res.Samples)
+	}
 	if !j.sched.Succeeded(st.key, st.attempt) {
 		// A stale or duplicate attempt: its output is never used.
 		c.metrics.attempts.WithLabelValues("stale").Inc()
@@ -272,7 +277,7 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 		j.recordsOut.Add(st.res.RecordsOut)
 		c.metrics.recordsOut.Add(float64(st.res.RecordsOut))
 	}
-	if stage.Splits != nil {
+	if stage.Splits != nil && stage.Sample == nil {
 		j.recordsIn.Add(st.res.RecordsIn)
 		j.bytesIn.Add(st.res.BytesIn)
 		c.metrics.recordsIn.Add(float64(st.res.RecordsIn))
@@ -760,6 +765,11 @@ func (j *jobRun) commitOutput() error {
 	if err := os.RemoveAll(filepath.Join(j.outputDir, "_temporary")); err != nil {
 		return err
 	}
+	if n := j.req.Spec.Sink.Take; n > 0 {
+		if err := j.take(n); err != nil {
+			return fmt.Errorf("sink.take: %w", err)
+		}
+	}
 	f, err := os.Create(filepath.Join(j.outputDir, "_SUCCESS"))
 	if err != nil {
 		return err
@@ -768,6 +778,47 @@ func (j *jobRun) commitOutput() error {
 		return err
 	}
 	return syncDir(j.outputDir)
+}
+
+// take keeps the first n records (lines) of the result's parts, in
+// partition order, cutting the part where the n-th ends and emptying the
+// parts after it.
+func (j *jobRun) take(n int64) error {
+	if j.recordsOut.Load() > n {
+		j.recordsOut.Store(n)
+	}
+	for p := range j.sched.Plan().Result().Partitions {
+		path := j.partPath(p)
+		if n == 0 {
+			if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		end := 0
+		for n > 0 && end < len(b) {
+			i := bytes.IndexByte(b[end:], '\n')
+			if i < 0 {
+				end = len(b)
+			} else {
+				end += i + 1
+			}
+			n--
+		}
+		if end < len(b) {
+			if err := os.Truncate(path, int64(end)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // discardOutput removes what a failed job wrote.

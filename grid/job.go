@@ -70,6 +70,14 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 	}
 	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
 	for i, st := range spec.Steps {
+		if st.Op == jobspec.OpSortByKey {
+			n := st.Partitions
+			if n == 0 {
+				n = partitions
+			}
+			job.Datasets = append(job.Datasets, planner.Dataset{ID: i + 1, Op: planner.OpSortByKey, Parents: []int{i}, Partitions: n})
+			continue
+		}
 		mod := mods[st.Module]
 		if mod == nil {
 			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", spec.Display(), st.Line, st.Op, st.Module)

@@ -2,9 +2,11 @@ package executor
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +74,7 @@ type Result struct {
 	BytesOut              int64              // bytes of records the pipeline produced
 	MapOutput             *shuffle.MapOutput // a map task's output
 	OutputFile            string             // a result task's attempt file
+	Samples               [][]byte           // a sample task's keys
 	Log                   string             // the tail of the guests' stdout and stderr
 	// PeakRSS is the executor process's peak resident memory so far, in
 	// bytes, as the kernel counts it (0 where unknown).
@@ -329,6 +332,9 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	if st.ShuffleOut != nil {
 		return r.openShuffleOutput(ctx)
 	}
+	if st.Sample != nil {
+		return r.openSampleOutput()
+	}
 	if err := os.MkdirAll(filepath.Dir(r.t.OutputFile), 0o755); err != nil {
 		return nil, nil, nil, err
 	}
@@ -368,6 +374,38 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	return sink, commit, abort, nil
 }
 
+// openSampleOutput keeps a uniform sample of the output's keys
+// (reservoir sampling, seeded by the task so that every attempt samples
+// the same keys) for the range bounds of a sort.
+func (r *runner) openSampleOutput() (sink func([]byte) error, commit func() error, abort func(), err error) {
+	spec := r.t.Spec
+	want := spec.Stage.Sample.Keys
+	rng := rand.New(rand.NewPCG(uint64(spec.Key.Stage), uint64(spec.Key.Partition)))
+	var keys [][]byte
+	seen := 0
+	sink = func(b []byte) error {
+		it := batch.Checked(b)
+		for it.Next() {
+			seen++
+			switch {
+			case len(keys) < want:
+				keys = append(keys, bytes.Clone(it.Key()))
+			default:
+				if j := rng.IntN(seen); j < want {
+					keys[j] = bytes.Clone(it.Key())
+				}
+			}
+		}
+		r.res.RecordsOut += int64(batch.Count(b))
+		return nil
+	}
+	commit = func() error {
+		r.res.Samples = keys
+		return nil
+	}
+	return sink, commit, func() {}, nil
+}
+
 func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error, commit func() error, abort func(), err error) {
 	st, spec := r.t.Spec.Stage, r.t.Spec
 	cfg := shuffle.WriterConfig{
@@ -376,6 +414,12 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		Partitions: st.ShuffleOut.Partitions,
 		Level:      r.t.CompressionLevel,
 		Memory:     r.t.ShuffleMemory,
+	}
+	if st.ShuffleOut.Range {
+		if len(spec.Bounds) != st.ShuffleOut.Partitions-1 {
+			return nil, nil, nil, fmt.Errorf("%s: %d range bounds for %d partitions", r.label(), len(spec.Bounds), st.ShuffleOut.Partitions)
+		}
+		cfg.Partition = shuffle.RangePartitioner(spec.Bounds)
 	}
 	var combiner *wasmexec.Reducer
 	if st.ShuffleOut.Combine != nil {

@@ -187,6 +187,9 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		}
 		return Step{}, p.errorf(line, "unknown operator %q; operators are %s%s", op, strings.Join(ops(), ", "), hint)
 	}
+	if Op(op) == OpSortByKey {
+		return p.sortStep(v, line)
+	}
 	s, ok := v.(string)
 	if !ok {
 		return Step{}, p.errorf(line, "%s must be a string \"module.function\", not %s", op, tomlKind(v))
@@ -210,6 +213,30 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		return Step{}, p.errorf(line, "module %q is not defined; modules are: %s%s", mod, strings.Join(modules, ", "), hint)
 	}
 	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
+}
+
+// sortStep checks sort_by_key = true or sort_by_key = { partitions = N }.
+func (p *parser) sortStep(v any, line int) (Step, error) {
+	st := Step{Op: OpSortByKey, Line: line}
+	switch v := v.(type) {
+	case bool:
+		if v {
+			return st, nil
+		}
+	case map[string]any:
+		for k, x := range v {
+			if k != "partitions" {
+				return Step{}, p.errorf(line, "sort_by_key has no setting %q; it takes { partitions = N }", k)
+			}
+			n, ok := x.(int64)
+			if !ok || n < 1 || n > 100000 {
+				return Step{}, p.errorf(line, "sort_by_key partitions must be a whole number from 1 to 100000, not %v", x)
+			}
+			st.Partitions = int(n)
+		}
+		return st, nil
+	}
+	return Step{}, p.errorf(line, "sort_by_key takes no function: write sort_by_key = true, or sort_by_key = { partitions = N }")
 }
 
 func isOp(s string) bool { return slices.Contains(ops(), s) }
@@ -238,6 +265,22 @@ func (p *parser) sink(d *sinkDoc) (Sink, error) {
 	if d == nil {
 		return Sink{}, p.errorf(0, "missing [sink]: add a [sink] table with text = \"<output directory>\", or text = \"-\" for standard output")
 	}
+	sk, err := p.sinkOutput(d)
+	if err != nil {
+		return Sink{}, err
+	}
+	if d.Take != nil {
+		n, ok := d.Take.(int64)
+		if !ok || n < 1 {
+			return Sink{}, p.errorf(p.idx.line("sink", "take"), "sink.take must be a whole number of records, 1 or more, not %v", d.Take)
+		}
+		sk.Take = n
+	}
+	return sk, nil
+}
+
+func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
+	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output"
 	line := p.idx.line("sink", "text")
 	switch v := d.Text.(type) {
 	case nil:

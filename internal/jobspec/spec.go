@@ -59,25 +59,33 @@ const (
 	OpFlatMap     Op = "flat_map"
 	OpFilter      Op = "filter"
 	OpReduceByKey Op = "reduce_by_key"
+	// OpSortByKey sorts records by key (bytes order) over all partitions;
+	// it takes no function: sort_by_key = true, or { partitions = N }.
+	OpSortByKey Op = "sort_by_key"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey)}
 }
 
 // Step is one operator of the job's chain, applying Module's Function.
 type Step struct {
 	Op       Op
-	Module   string
+	Module   string // "" for sort_by_key
 	Function string
-	Line     int
+	// Partitions of a sort_by_key; 0 means the job's partitions setting.
+	Partitions int
+	Line       int
 }
 
 // Sink is the job's output.
 type Sink struct {
 	Kind string // "text" (a directory of part-NNNNN files) or "stdout"
 	Path string // absolute directory for "text", "" for "stdout"
+	// Take, if not zero, keeps only the first Take records of the result,
+	// in partition order (Spark's take: the top N after a sort).
+	Take int64
 	Line int
 }
 
@@ -106,6 +114,7 @@ type sourceDoc struct {
 
 type sinkDoc struct {
 	Text any `toml:"text"`
+	Take any `toml:"take"`
 }
 
 type confDoc struct {
