@@ -363,6 +363,7 @@ func (c *coordinator) offerRound() (refused bool) {
 			l := launch{ctx: j.ctx, job: j.id, tenant: j.tenantName(), token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
 			if spec.Stage.IsResult() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
+				l.outputRecords = j.req.Spec.Sink.Kind == "records"
 			}
 			l.blockServers = c.blockServers(spec)
 			c.agents[string(o.Agent)].link.launch(l)

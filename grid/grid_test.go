@@ -189,7 +189,7 @@ func TestSplitInputs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a.txt"), make([]byte, 25), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.txt"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, "c.txt"), make([]byte, 10), 0o644)
-	splits, err := splitInputs([]string{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")}, 10, 2)
+	splits, err := splitInputs(jobspec.Source{Globs: []string{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")}}, 10, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestSplitInputs(t *testing.T) {
 	if strings.Join(got, " ") != "a.txt:0+10 a.txt:10+10 a.txt:20+5 c.txt:0+10" {
 		t.Fatalf("splits %v", got)
 	}
-	if _, err := splitInputs([]string{filepath.Join(dir, "none*")}, 10, 2); err == nil || !strings.Contains(err.Error(), "no file matches") {
+	if _, err := splitInputs(jobspec.Source{Globs: []string{filepath.Join(dir, "none*")}}, 10, 2); err == nil || !strings.Contains(err.Error(), "no file matches") {
 		t.Fatalf("no match: %v", err)
 	}
 }

@@ -95,7 +95,7 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		}
 		job.Datasets = append(job.Datasets, d)
 	}
-	splits, err := splitInputs(spec.Source.Globs, int64(spec.Conf.SplitSize), defaultPartitions)
+	splits, err := splitInputs(spec.Source, int64(spec.Conf.SplitSize), defaultPartitions)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s:%d: source: %w", spec.Display(), spec.Source.Line, err)
 	}
@@ -111,9 +111,9 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 // A size of 0 sizes splits to the grid: the total input over twice the
 // slots, so that every slot has work and a straggler costs little, within
 // [minAutoSplit, maxAutoSplit].
-func splitInputs(globs []string, size int64, slots int) ([]planner.Split, error) {
+func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, error) {
 	var files []string
-	for _, g := range globs {
+	for _, g := range src.Globs {
 		m, err := filepath.Glob(g)
 		if err != nil {
 			return nil, fmt.Errorf("bad pattern %q: %w", g, err)
@@ -138,20 +138,28 @@ func splitInputs(globs []string, size int64, slots int) ([]planner.Split, error)
 	if size <= 0 {
 		size = min(max(total/int64(2*max(slots, 1)), minAutoSplit), maxAutoSplit)
 	}
+	rec := int64(src.RecordSize)
+	if rec > 0 {
+		// Splits hold whole records.
+		size = max(size/rec, 1) * rec
+	}
 	var splits []planner.Split
 	for i, f := range files {
 		fi := infos[i]
 		if !fi.Mode().IsRegular() {
 			continue
 		}
+		if rec > 0 && fi.Size()%rec != 0 {
+			return nil, fmt.Errorf("%s is %d bytes, not a whole number of %d-byte records (source.record_size): it ends with %d bytes of a partial record", f, fi.Size(), rec, fi.Size()%rec)
+		}
 		for off := int64(0); off < fi.Size(); off += size {
-			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off)})
+			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off), RecordSize: src.RecordSize, KeySize: src.KeySize})
 		}
 	}
 	if len(splits) == 0 {
 		// Only empty files: one task reads nothing, so the job still runs
 		// its stages and writes an empty result.
-		splits = append(splits, planner.Split{Path: files[0]})
+		splits = append(splits, planner.Split{Path: files[0], RecordSize: src.RecordSize, KeySize: src.KeySize})
 	}
 	return splits, nil
 }

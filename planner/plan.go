@@ -50,6 +50,10 @@ type Split struct {
 	Path   string
 	Offset int64
 	Length int64
+	// RecordSize, if not zero, makes the file one of fixed-length binary
+	// records (Offset and Length are whole records), each keyed by its
+	// first KeySize bytes; otherwise it is text, one record per line.
+	RecordSize, KeySize int
 }
 
 // Job is a logical DAG. Datasets are in topological order (parents before

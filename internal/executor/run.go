@@ -40,6 +40,9 @@ type Settings struct {
 	// OutputFile is where a result task writes its text part (an attempt
 	// file; the coordinator commits it).
 	OutputFile string
+	// OutputRecords writes a result task's records raw (key then value,
+	// no separators: a records sink) instead of as text lines.
+	OutputRecords bool
 }
 
 func (s Settings) limits() wasmexec.Limits { return wasmexec.Limits{MemoryBytes: s.MemoryBytes} }
@@ -183,6 +186,20 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		err := push(b.Bytes())
 		b.Reset()
 		return err
+	}
+	if spec.Split != nil && spec.Split.RecordSize > 0 {
+		n, err := readRecords(*spec.Split, func(key, value []byte) error {
+			b.Add(key, value)
+			if b.Full() {
+				return flush()
+			}
+			return nil
+		})
+		r.res.BytesIn = n
+		if err != nil {
+			return err
+		}
+		return flush()
 	}
 	if spec.Split != nil {
 		n, err := readSplit(*spec.Split, r.t.MaxRecord, func(line []byte) error {
@@ -348,6 +365,14 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	sink = func(b []byte) error {
 		it := batch.Checked(b)
 		for it.Next() {
+			if r.t.OutputRecords {
+				// Raw records: key and value as they are, no separators.
+				w.Write(it.Key())
+				if _, err := w.Write(it.Value()); err != nil {
+					return err
+				}
+				continue
+			}
 			if k := it.Key(); len(k) > 0 {
 				w.Write(k)
 				w.WriteByte('\t')

@@ -107,3 +107,30 @@ type inputError struct{ err error }
 
 func (e *inputError) Error() string { return e.err.Error() }
 func (e *inputError) Unwrap() error { return e.err }
+
+// readRecords reads a split of fixed-length binary records and calls fn
+// with each record's key (its first KeySize bytes) and value (the rest).
+// The slices are valid only during the call.
+func readRecords(sp planner.Split, fn func(key, value []byte) error) (bytesRead int64, err error) {
+	f, err := os.Open(sp.Path)
+	if err != nil {
+		return 0, &inputError{fmt.Errorf("open input: %w: inputs are read by the agents, so every agent must see the same path (one host, or a shared file system)", err)}
+	}
+	defer f.Close()
+	size := int64(sp.RecordSize)
+	if sp.Offset%size != 0 || sp.Length%size != 0 {
+		return 0, &inputError{fmt.Errorf("%s: split at %d of %d bytes does not hold whole %d-byte records", sp.Path, sp.Offset, sp.Length, size)}
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, sp.Offset, sp.Length), 1<<20)
+	rec := make([]byte, size)
+	for bytesRead < sp.Length {
+		if _, err := io.ReadFull(r, rec); err != nil {
+			return bytesRead, &inputError{fmt.Errorf("%s: the record at byte %d: %w (the file changed after the job was planned?)", sp.Path, sp.Offset+bytesRead, err)}
+		}
+		bytesRead += size
+		if err := fn(rec[:sp.KeySize], rec[sp.KeySize:]); err != nil {
+			return bytesRead, err
+		}
+	}
+	return bytesRead, nil
+}

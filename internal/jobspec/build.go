@@ -105,42 +105,67 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 	if d == nil {
 		return Source{}, p.errorf(0, "missing [source]: add a [source] table with text = \"<glob>\" (or an array of globs)")
 	}
-	line := p.idx.line("source", "text")
+	kind, field, v := "text", "text", d.Text
+	switch {
+	case d.Text != nil && d.Records != nil:
+		return Source{}, p.errorf(p.idx.line("source", "records"), "[source] has both text and records: a job reads one kind of input")
+	case d.Records != nil:
+		kind, field, v = "records", "records", d.Records
+	case d.RecordSize != nil || d.KeySize != nil:
+		return Source{}, p.errorf(p.idx.line("source"), "record_size and key_size go with records = \"<glob>\" (fixed-length binary records), not text")
+	}
+	line := p.idx.line("source", field)
 	var globs []string
-	switch v := d.Text.(type) {
+	switch v := v.(type) {
 	case nil:
 		return Source{}, p.errorf(p.idx.line("source"), "[source] has no input: add text = \"<glob>\" (or an array of globs)")
 	case string:
 		globs = []string{v}
 	case []any:
 		if len(v) == 0 {
-			return Source{}, p.errorf(line, "source.text is an empty array: give at least one glob")
+			return Source{}, p.errorf(line, "source.%s is an empty array: give at least one glob", field)
 		}
 		for i, el := range v {
 			s, ok := el.(string)
 			if !ok {
-				return Source{}, p.errorf(p.idx.line("source", "text", strconv.Itoa(i)),
-					"source.text[%d] must be a string, not %s", i, tomlKind(el))
+				return Source{}, p.errorf(p.idx.line("source", field, strconv.Itoa(i)),
+					"source.%s[%d] must be a string, not %s", field, i, tomlKind(el))
 			}
 			globs = append(globs, s)
 		}
 	default:
-		return Source{}, p.errorf(line, "source.text must be a glob or an array of globs, not %s", tomlKind(v))
+		return Source{}, p.errorf(line, "source.%s must be a glob or an array of globs, not %s", field, tomlKind(v))
+	}
+	src := Source{Kind: kind, Line: line}
+	if kind == "records" {
+		size, ok := d.RecordSize.(int64)
+		if !ok || size < 1 || size > 1<<20 {
+			return Source{}, p.errorf(p.idx.line("source", "record_size"), "source.record_size must be the length of a record in bytes, 1 to 1048576 (like 100), not %v", d.RecordSize)
+		}
+		key, ok := d.KeySize.(int64)
+		if d.KeySize == nil {
+			key, ok = 0, true
+		}
+		if !ok || key < 0 || key > size {
+			return Source{}, p.errorf(p.idx.line("source", "key_size"), "source.key_size must be 0 to record_size (%d) bytes, not %v", size, d.KeySize)
+		}
+		src.RecordSize, src.KeySize = int(size), int(key)
 	}
 	for i, g := range globs {
 		if g == "" {
-			return Source{}, p.errorf(line, "source.text has an empty glob: give a pattern like \"data/*.txt\"")
+			return Source{}, p.errorf(line, "source.%s has an empty glob: give a pattern like \"data/*.txt\"", field)
 		}
 		if _, err := filepath.Match(g, ""); err != nil {
-			return Source{}, p.errorf(line, "source.text: %q is not a valid glob (%v): escape a literal *, ?, [ or \\ with \\", g, err)
+			return Source{}, p.errorf(line, "source.%s: %q is not a valid glob (%v): escape a literal *, ?, [ or \\ with \\", field, g, err)
 		}
 		abs, err := filepath.Abs(g)
 		if err != nil {
-			return Source{}, p.errorf(line, "source.text: cannot make %q absolute: %v", g, err)
+			return Source{}, p.errorf(line, "source.%s: cannot make %q absolute: %v", field, g, err)
 		}
 		globs[i] = abs
 	}
-	return Source{Kind: "text", Globs: globs, Line: line}, nil
+	src.Globs = globs
+	return src, nil
 }
 
 // steps checks the chain of operators.
@@ -269,6 +294,9 @@ func (p *parser) sink(d *sinkDoc) (Sink, error) {
 	if err != nil {
 		return Sink{}, err
 	}
+	if d.Take != nil && sk.Kind == "records" {
+		return Sink{}, p.errorf(p.idx.line("sink", "take"), "sink.take counts lines of text output; a records sink has no lines")
+	}
 	if d.Take != nil {
 		n, ok := d.Take.(int64)
 		if !ok || n < 1 {
@@ -281,6 +309,21 @@ func (p *parser) sink(d *sinkDoc) (Sink, error) {
 
 func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
 	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output"
+	if d.Records != nil {
+		line := p.idx.line("sink", "records")
+		if d.Text != nil {
+			return Sink{}, p.errorf(line, "[sink] has both text and records: a job writes one kind of output")
+		}
+		v, ok := d.Records.(string)
+		if !ok || v == "" || v == "-" {
+			return Sink{}, p.errorf(line, "sink.records must be an output directory for part files of raw records (not standard output), not %v", d.Records)
+		}
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return Sink{}, p.errorf(line, "sink.records: cannot make %q absolute: %v", v, err)
+		}
+		return Sink{Kind: "records", Path: abs, Line: line}, nil
+	}
 	line := p.idx.line("sink", "text")
 	switch v := d.Text.(type) {
 	case nil:

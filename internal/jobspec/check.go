@@ -43,9 +43,9 @@ func (s *Spec) Check() error {
 			}
 		}
 	}
-	if s.Sink.Kind == "text" {
+	if s.Sink.Kind == "text" || s.Sink.Kind == "records" {
 		if err := checkSink(s.Sink.Path, s.Conf.SinkOverwrite); err != nil {
-			errs = append(errs, s.errorf(s.Sink.Line, err, "sink.text: %v", err))
+			errs = append(errs, s.errorf(s.Sink.Line, err, "sink.%s: %v", s.Sink.Kind, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -45,9 +45,12 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind  string   // "text": text files, one record per line
+	Kind  string   // "text": text files, one record per line; "records": fixed-length binary records
 	Globs []string // absolute glob patterns
-	Line  int
+	// RecordSize and KeySize, for "records": each record is RecordSize
+	// bytes, of which the first KeySize are its key and the rest its value.
+	RecordSize, KeySize int
+	Line                int
 }
 
 // Op is the operator of a step.
@@ -81,7 +84,7 @@ type Step struct {
 
 // Sink is the job's output.
 type Sink struct {
-	Kind string // "text" (a directory of part-NNNNN files) or "stdout"
+	Kind string // "text" (a directory of part-NNNNN files), "records" (part files of raw key‖value records) or "stdout"
 	Path string // absolute directory for "text", "" for "stdout"
 	// Take, if not zero, keeps only the first Take records of the result,
 	// in partition order (Spark's take: the top N after a sort).
@@ -109,12 +112,16 @@ type moduleDoc struct {
 }
 
 type sourceDoc struct {
-	Text any `toml:"text"`
+	Text       any `toml:"text"`
+	Records    any `toml:"records"`
+	RecordSize any `toml:"record_size"`
+	KeySize    any `toml:"key_size"`
 }
 
 type sinkDoc struct {
-	Text any `toml:"text"`
-	Take any `toml:"take"`
+	Text    any `toml:"text"`
+	Records any `toml:"records"`
+	Take    any `toml:"take"`
 }
 
 type confDoc struct {
