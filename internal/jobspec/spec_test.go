@@ -454,3 +454,50 @@ func TestExample(t *testing.T) {
 		t.Errorf("spec = %+v", s)
 	}
 }
+
+func TestRecordsAndSortSteps(t *testing.T) {
+	const spec = `name = "tera"
+[source]
+records = "/in/*"
+record_size = 100
+key_size = 10
+[[steps]]
+sort_by_key = { partitions = 7 }
+[[steps]]
+sort_by_key = true
+[sink]
+records = "/out"
+`
+	s, err := Parse([]byte(spec), "/jobs/job.toml", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Source.Kind != "records" || s.Source.RecordSize != 100 || s.Source.KeySize != 10 || s.Source.Globs[0] != "/in/*" {
+		t.Errorf("source %+v", s.Source)
+	}
+	if len(s.Steps) != 2 || s.Steps[0].Op != OpSortByKey || s.Steps[0].Partitions != 7 || s.Steps[1].Partitions != 0 {
+		t.Errorf("steps %+v", s.Steps)
+	}
+	if s.Sink.Kind != "records" || s.Sink.Path != "/out" {
+		t.Errorf("sink %+v", s.Sink)
+	}
+	bad := []struct{ old, new, want string }{
+		{"record_size = 100", "record_size = 0", "source.record_size must be the length of a record"},
+		{"key_size = 10", "key_size = 101", "source.key_size must be 0 to record_size (100) bytes"},
+		{`records = "/in/*"`, "records = \"/in/*\"\ntext = \"/x\"", "both text and records"},
+		{"sort_by_key = true", `sort_by_key = "m.f"`, "sort_by_key takes no function"},
+		{"sort_by_key = { partitions = 7 }", "sort_by_key = { parts = 7 }", `sort_by_key has no setting "parts"`},
+		{"sort_by_key = { partitions = 7 }", "sort_by_key = { partitions = 0 }", "sort_by_key partitions must be a whole number from 1 to 100000"},
+		{`records = "/out"`, `records = "-"`, "sink.records must be an output directory"},
+		{`records = "/out"`, "records = \"/out\"\ntake = 5", "sink.take counts lines of text output"},
+	}
+	for _, b := range bad {
+		if !strings.Contains(spec, b.old) {
+			t.Fatalf("%q not in the spec", b.old)
+		}
+		_, err := Parse([]byte(strings.Replace(spec, b.old, b.new, 1)), "/jobs/job.toml", nil, nil)
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%s → %v, want an error with %q", b.new, err, b.want)
+		}
+	}
+}
