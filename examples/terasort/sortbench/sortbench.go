@@ -33,8 +33,8 @@
 // Nyberg (http://sortbenchmark.org), the Sort Benchmark's input generator and
 // output validator, for binary records (gensort without -a or -s). It was
 // ported from the "Special BSD version 1.5" sources, which carry a
-// three-clause BSD licence (the GPL 1.5 release generates the same records);
-// the copyright notice is kept at the top of sortbench.go.
+// three-clause BSD licence; its copyright notice is kept at the top of
+// sortbench.go.
 package sortbench
 
 import (
@@ -224,8 +224,12 @@ type Summary struct {
 // which says "there must be at least one record to be validated".
 var ErrNoRecords = errors.New("sortbench: there must be at least one record to be validated")
 
-// valChunk is the number of records Validate reads at a time: about 4 MB.
-const valChunk = 40000
+// Validate reads valFirst records at first, so that a small input costs
+// little, then twice as many at each read, up to valChunk (about 4 MB).
+const (
+	valFirst = 64
+	valChunk = 40000
+)
 
 // Validate reads records from r (a multiple of RecordSize bytes, else an error naming the offset) and summarizes them as valsort does.
 //
@@ -237,7 +241,7 @@ const valChunk = 40000
 func Validate(r io.Reader) (Summary, error) {
 	var s Summary
 	var prev [KeySize]byte
-	buf := make([]byte, valChunk*RecordSize)
+	buf := make([]byte, valFirst*RecordSize)
 	for {
 		n, err := io.ReadFull(r, buf)
 		full := n - n%RecordSize
@@ -271,6 +275,9 @@ func Validate(r io.Reader) (Summary, error) {
 		case err != nil:
 			return s, fmt.Errorf("sortbench: record read error at offset %d: %w",
 				s.Records*RecordSize+uint64(n-full), err)
+		}
+		if len(buf) < valChunk*RecordSize {
+			buf = make([]byte, min(2*len(buf), valChunk*RecordSize))
 		}
 	}
 }
