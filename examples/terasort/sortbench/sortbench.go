@@ -31,10 +31,10 @@
 
 // Package sortbench is a Go port of gensort and valsort version 1.5 by Chris
 // Nyberg (http://sortbenchmark.org), the Sort Benchmark's input generator and
-// output validator, for binary records (gensort without -a or -s). It was
-// ported from the "Special BSD version 1.5" sources, which carry a
-// three-clause BSD licence; its copyright notice is kept at the top of
-// sortbench.go.
+// output validator, for binary records (gensort without -a or -s) and ASCII
+// records (gensort -a, without -s). It was ported from the "Special BSD
+// version 1.5" sources, which carry a three-clause BSD licence; its copyright
+// notice is kept at the top of sortbench.go.
 package sortbench
 
 import (
@@ -156,6 +156,45 @@ func genRec(rec []byte, q []Uint128) {
 	}
 }
 
+// genASCIIRec is gensort.c's gen_ascii_rec, the record of `gensort -a`
+// (unchanged since version 1.3). Record i is made from one random number, r =
+// X(i+1), and from i itself:
+//
+//	bytes  0-7   key: the 8 lowest base-95 digits of r.Hi, least significant
+//	             first, each as ' ' + digit (so ' ' .. '~')
+//	bytes  8-9   key: the 2 lowest base-95 digits of r.Lo, likewise
+//	bytes 10-11  "  "
+//	bytes 12-43  i as 32 uppercase hexadecimal digits
+//	bytes 44-45  "  "
+//	bytes 46-97  the 13 low hexadecimal digits of r.Lo (bits 51..0; the C
+//	             comment says "low 48 bits"), most significant first, each
+//	             written 4 times
+//	bytes 98-99  "\r\n"
+func genASCIIRec(rec []byte, r, i Uint128) {
+	const hex = "0123456789ABCDEF" // HEX_DIGIT
+	_ = rec[RecordSize-1]
+	t := r.Hi
+	for j := 0; j < 8; j++ {
+		rec[j] = ' ' + byte(t%95)
+		t /= 95
+	}
+	t = r.Lo
+	rec[8] = ' ' + byte(t%95)
+	t /= 95
+	rec[9] = ' ' + byte(t%95)
+	rec[10], rec[11] = ' ', ' '
+	for j := 0; j < 16; j++ {
+		rec[12+j] = hex[i.Hi>>(60-4*j)&0xF]
+		rec[28+j] = hex[i.Lo>>(60-4*j)&0xF]
+	}
+	rec[44], rec[45] = ' ', ' '
+	for j := 0; j < 13; j++ {
+		d := hex[r.Lo>>(48-4*j)&0xF]
+		rec[46+4*j], rec[47+4*j], rec[48+4*j], rec[49+4*j] = d, d, d, d
+	}
+	rec[98], rec[99] = '\r', '\n'
+}
+
 // Record fills rec (RecordSize bytes) with record number i.
 func Record(rec []byte, i Uint128) {
 	var q [10]Uint128
@@ -165,6 +204,25 @@ func Record(rec []byte, i Uint128) {
 		q[j] = nextRand(q[j-1])
 	}
 	genRec(rec, q[:])
+}
+
+// RecordASCII fills rec (RecordSize bytes) with ASCII record number i, as `gensort -a` writes it: printable keys, and a record that ends with "\r\n", so that the records are also lines.
+//
+// Every byte but the final "\r\n" is printable ASCII (' ' .. '~'), so each
+// record is exactly one line of 99 bytes ('\r' included) and a line sort in
+// byte order (LC_ALL=C sort, which compares lines as unsigned bytes, i.e.
+// memcmp) orders the records by their first KeySize bytes, as valsort
+// expects, then by the rest of the line. Bytes 10-11 are always "  " and
+// bytes 12-43 are the record number in fixed-width uppercase hexadecimal,
+// whose byte order is numeric order, so records whose keys tie come out in
+// ascending record number: the order of a stable sort by key of gensort's
+// output (unless that wraps past record 2**128-1), and no two records are
+// equal lines. valsort compares only keys and accepts equal keys in any
+// order, so this order validates as well. A sort in another locale, or a
+// case-insensitive one (valsort -i), orders keys differently.
+func RecordASCII(rec []byte, i Uint128) {
+	// The head of init_rand_queue's queue, the only random number used.
+	genASCIIRec(rec, nextRand(skipAheadRand(i)), i)
 }
 
 // genChunk is the number of records Generate builds before each write: about
@@ -177,18 +235,31 @@ const genChunk = 1 << 14
 // generator is skipped ahead only once, to start, and then stepped once per
 // record, as gensort's rand_queue does.
 func Generate(w io.Writer, start Uint128, n uint64) (Uint128, error) {
+	return gensort(w, start, n, false)
+}
+
+// GenerateASCII is Generate for `gensort -a -b<start> <n>`: n ASCII records and their checksum (as `gensort -a -c` prints it).
+func GenerateASCII(w io.Writer, start Uint128, n uint64) (Uint128, error) {
+	return gensort(w, start, n, true)
+}
+
+// gensort is Generate, or GenerateASCII if ascii is set: gensort.c's main
+// loop with gen_rec or gen_ascii_rec as Gen.
+func gensort(w io.Writer, start Uint128, n uint64, ascii bool) (Uint128, error) {
 	var sum Uint128
 	if n == 0 {
 		return sum, nil
 	}
 	buf := make([]byte, genChunk*RecordSize)
 	// q[k] is X(s+1+k) for the chunk's first record s: record s+b is made
-	// from q[b : b+10]. The last 9 entries are carried to the next chunk.
+	// from q[b : b+10] (binary) or q[b] (ASCII). The last 9 entries are
+	// carried to the next chunk.
 	q := make([]Uint128, genChunk+9)
 	q[0] = nextRand(skipAheadRand(start))
 	for k := 1; k < 9; k++ {
 		q[k] = nextRand(q[k-1])
 	}
+	i := start // the record number, as bump_queue advances it (mod 2**128)
 	for n > 0 {
 		m := genChunk
 		if n < genChunk {
@@ -199,7 +270,12 @@ func Generate(w io.Writer, start Uint128, n uint64) (Uint128, error) {
 		}
 		for b := 0; b < m; b++ {
 			rec := buf[b*RecordSize : (b+1)*RecordSize]
-			genRec(rec, q[b:b+10])
+			if ascii {
+				genASCIIRec(rec, q[b], i)
+				i = i.add(Uint128{0, 1})
+			} else {
+				genRec(rec, q[b:b+10])
+			}
 			sum = sum.add(Uint128{0, uint64(crc32.ChecksumIEEE(rec))})
 		}
 		if _, err := w.Write(buf[:m*RecordSize]); err != nil {
@@ -232,6 +308,10 @@ const (
 )
 
 // Validate reads records from r (a multiple of RecordSize bytes, else an error naming the offset) and summarizes them as valsort does.
+//
+// Binary and ASCII (gensort -a) records are validated alike: valsort.c has
+// no ASCII mode, and compares the first 10 bytes of records with memcmp
+// unless given -i (strcasecmp, which this package does not implement).
 //
 // It is valsort.c's summarize_records: keys are compared with memcmp, a key
 // equal to the previous one counts as a duplicate, a smaller one as

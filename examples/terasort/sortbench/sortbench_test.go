@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,16 +16,35 @@ import (
 	"testing/iotest"
 )
 
+// mode is one of gensort's record formats: binary (Generate, Record) or
+// ASCII (gensort -a: GenerateASCII, RecordASCII).
+type mode struct {
+	name   string
+	gen    func(io.Writer, Uint128, uint64) (Uint128, error)
+	record func([]byte, Uint128)
+}
+
+var modes = []mode{
+	{"binary", Generate, Record},
+	{"ascii", GenerateASCII, RecordASCII},
+}
+
 // generate returns the records and checksum of Generate(start, n).
 func generate(t testing.TB, start Uint128, n uint64) ([]byte, Uint128) {
 	t.Helper()
+	return generateWith(t, Generate, start, n)
+}
+
+// generateWith returns the records and checksum of gen(start, n).
+func generateWith(t testing.TB, gen func(io.Writer, Uint128, uint64) (Uint128, error), start Uint128, n uint64) ([]byte, Uint128) {
+	t.Helper()
 	var buf bytes.Buffer
-	sum, err := Generate(&buf, start, n)
+	sum, err := gen(&buf, start, n)
 	if err != nil {
-		t.Fatalf("Generate(%v, %d): %v", start, n, err)
+		t.Fatalf("generating %d records at %v: %v", n, start, err)
 	}
 	if got, want := buf.Len(), int(n)*RecordSize; got != want {
-		t.Fatalf("Generate(%v, %d) wrote %d bytes, want %d", start, n, got, want)
+		t.Fatalf("generating %d records at %v wrote %d bytes, want %d", n, start, got, want)
 	}
 	return buf.Bytes(), sum
 }
@@ -108,7 +129,8 @@ func TestRecordKnownAnswers(t *testing.T) {
 
 // TestRecordMatchesGenerate checks that Record, which skips ahead to each
 // record, agrees with Generate, which steps the generator, including across a
-// carry of the record number from Lo into Hi.
+// carry of the record number from Lo into Hi; and likewise RecordASCII and
+// GenerateASCII, whose records also hold their record number.
 func TestRecordMatchesGenerate(t *testing.T) {
 	tests := []struct {
 		start Uint128
@@ -119,30 +141,35 @@ func TestRecordMatchesGenerate(t *testing.T) {
 		{Uint128{0, math.MaxUint64 - 2}, 6},
 		{Uint128{math.MaxUint64, math.MaxUint64 - 1}, 4}, // wraps to record 0
 		{Uint128{0, genChunk - 3}, 1},
+		{Uint128{0, 5}, genChunk + 20}, // the record number across chunks
 	}
 	rec := make([]byte, RecordSize)
-	for _, tt := range tests {
-		data, _ := generate(t, tt.start, tt.n)
-		for k := uint64(0); k < tt.n; k++ {
-			i := tt.start.add(Uint128{0, k})
-			Record(rec, i)
-			if got := data[k*RecordSize : (k+1)*RecordSize]; !bytes.Equal(got, rec) {
-				t.Errorf("Generate(%v, %d) record %d = %x, Record(%v) = %x", tt.start, tt.n, k, got, i, rec)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			for _, tt := range tests {
+				data, _ := generateWith(t, m.gen, tt.start, tt.n)
+				for k := uint64(0); k < tt.n; k++ {
+					i := tt.start.add(Uint128{0, k})
+					m.record(rec, i)
+					if got := data[k*RecordSize : (k+1)*RecordSize]; !bytes.Equal(got, rec) {
+						t.Fatalf("generated(%v, %d) record %d = %q, record(%v) = %q", tt.start, tt.n, k, got, i, rec)
+					}
+				}
 			}
-		}
-	}
-	whole, _ := generate(t, Uint128{}, 3)
-	wrapped, _ := generate(t, Uint128{math.MaxUint64, math.MaxUint64 - 1}, 5)
-	if !bytes.Equal(wrapped[2*RecordSize:], whole) {
-		t.Error("record 2**128 is not record 0")
+			whole, _ := generateWith(t, m.gen, Uint128{}, 3)
+			wrapped, _ := generateWith(t, m.gen, Uint128{math.MaxUint64, math.MaxUint64 - 1}, 5)
+			if !bytes.Equal(wrapped[2*RecordSize:], whole) {
+				t.Error("record 2**128 is not record 0")
+			}
+		})
 	}
 }
 
 // TestSkipAhead checks that Generate(k, n) equals records k.. of
-// Generate(0, k+n), with chunk boundaries at several places.
+// Generate(0, k+n), and GenerateASCII(k, n) records k.. of
+// GenerateASCII(0, k+n), with chunk boundaries at several places.
 func TestSkipAhead(t *testing.T) {
 	const total = 2*genChunk + 100
-	whole, _ := generate(t, Uint128{}, total)
 	tests := []struct{ k, n uint64 }{
 		{0, total},
 		{1, 10},
@@ -154,49 +181,58 @@ func TestSkipAhead(t *testing.T) {
 		{3, total - 3},
 		{total, 0},
 	}
-	for _, tt := range tests {
-		part, _ := generate(t, Uint128{0, tt.k}, tt.n)
-		if want := whole[tt.k*RecordSize : (tt.k+tt.n)*RecordSize]; !bytes.Equal(part, want) {
-			t.Errorf("Generate(%d, %d) differs from records %d.. of Generate(0, %d)", tt.k, tt.n, tt.k, total)
-		}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			whole, _ := generateWith(t, m.gen, Uint128{}, total)
+			for _, tt := range tests {
+				part, _ := generateWith(t, m.gen, Uint128{0, tt.k}, tt.n)
+				if want := whole[tt.k*RecordSize : (tt.k+tt.n)*RecordSize]; !bytes.Equal(part, want) {
+					t.Errorf("generated(%d, %d) differs from records %d.. of generated(0, %d)", tt.k, tt.n, tt.k, total)
+				}
+			}
+		})
 	}
 }
 
-// TestChecksum checks the checksum against a published vector, against the
-// crc32s of the records, and for additivity over partitions.
+// TestChecksum checks the checksum against the crc32s of the records, and
+// for additivity over partitions.
 func TestChecksum(t *testing.T) {
-	// The 128-bit sum of zlib crc32s, per record.
-	data, sum := generate(t, Uint128{0, 12345}, 300)
-	var want Uint128
-	for off := 0; off < len(data); off += RecordSize {
-		want = want.add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
-	}
-	if sum != want {
-		t.Errorf("checksum = %v, want %v", sum, want)
-	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			// The 128-bit sum of zlib crc32s, per record.
+			data, sum := generateWith(t, m.gen, Uint128{0, 12345}, 300)
+			var want Uint128
+			for off := 0; off < len(data); off += RecordSize {
+				want = want.add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
+			}
+			if sum != want {
+				t.Errorf("checksum = %v, want %v", sum, want)
+			}
 
-	// Additivity: the checksum of a concatenation is the sum of the parts'.
-	parts := []struct{ start, n uint64 }{{0, 1}, {1, 999}, {1000, genChunk + 7}, {1007 + genChunk, 3}}
-	var total Uint128
-	var end uint64
-	for _, p := range parts {
-		s, err := Generate(io.Discard, Uint128{0, p.start}, p.n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total = total.add(s)
-		end = p.start + p.n
-	}
-	whole, err := Generate(io.Discard, Uint128{}, end)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if whole != total {
-		t.Errorf("checksum of records 0..%d = %v, sum of partitions' = %v", end, whole, total)
-	}
+			// Additivity: the checksum of a concatenation is the sum of the parts'.
+			parts := []struct{ start, n uint64 }{{0, 1}, {1, 999}, {1000, genChunk + 7}, {1007 + genChunk, 3}}
+			var total Uint128
+			var end uint64
+			for _, p := range parts {
+				s, err := m.gen(io.Discard, Uint128{0, p.start}, p.n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				total = total.add(s)
+				end = p.start + p.n
+			}
+			whole, err := m.gen(io.Discard, Uint128{}, end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if whole != total {
+				t.Errorf("checksum of records 0..%d = %v, sum of partitions' = %v", end, whole, total)
+			}
 
-	if s, err := Generate(io.Discard, Uint128{}, 0); err != nil || s != (Uint128{}) {
-		t.Errorf("Generate(0, 0) = %v, %v; want 0, nil", s, err)
+			if s, err := m.gen(io.Discard, Uint128{}, 0); err != nil || s != (Uint128{}) {
+				t.Errorf("generated(0, 0) = %v, %v; want 0, nil", s, err)
+			}
+		})
 	}
 }
 
@@ -400,8 +436,10 @@ func (w *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestGenerateWriteError(t *testing.T) {
-	if _, err := Generate(&failWriter{n: 1}, Uint128{}, 3*genChunk); err == nil {
-		t.Error("Generate ignored a write error")
+	for _, m := range modes {
+		if _, err := m.gen(&failWriter{n: 1}, Uint128{}, 3*genChunk); err == nil {
+			t.Errorf("%s: a write error was ignored", m.name)
+		}
 	}
 }
 
@@ -430,4 +468,352 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Checksum = %v, want %v", s.Checksum, checksum(b))
 		}
 	})
+}
+
+// asciiRec builds the ASCII record that gen_ascii_rec makes from its parts:
+// the 10-byte key, the record number i, and filler, the 13 hexadecimal digits
+// of the random number's Lo that the record repeats 4 times each.
+func asciiRec(key string, i Uint128, filler string) string {
+	var b strings.Builder
+	b.WriteString(key + "  ")
+	fmt.Fprintf(&b, "%016X%016X", i.Hi, i.Lo)
+	b.WriteString("  ")
+	for _, c := range filler {
+		b.WriteString(strings.Repeat(string(c), 4))
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// TestRecordASCIIKnownAnswers checks whole ASCII records derived by hand from
+// gen_ascii_rec in gensort.c (Special BSD version 1.5; the same in the GPL
+// version 1.3). Record i is made from r = X(i+1), the head of its random
+// queue, with rand16.c's table giving X(2**k) = Gen[k].c:
+//
+//   - key bytes 0-7 are ' ' + the base-95 digits of r.Hi, least significant
+//     first; bytes 8-9 are ' ' + the two low base-95 digits of r.Lo;
+//   - "  ", record number i in 32 uppercase hexadecimal digits, "  ";
+//   - r.Lo's hexadecimal digits 4..16 (bits 51..0), each 4 times; "\r\n".
+//
+// The base-95 digits were worked out with arbitrary-precision integers, not
+// with this package.
+func TestRecordASCIIKnownAnswers(t *testing.T) {
+	max := uint64(math.MaxUint64)
+	tests := []struct {
+		name   string
+		i      Uint128
+		key    string
+		filler string
+	}{
+		// X(1) = Gen[0].c = 0x4a696d4772617952 4950202020202001: r.Hi's base-95
+		// digits are 33 83 70 33 39 40 45 21 ("AsfAGHM5"), r.Lo mod 95 = 79
+		// ('o') and r.Lo/95 mod 95 = 77 ('m').
+		{"record 0", Uint128{0, 0}, "AsfAGHM5om", "0202020202001"},
+		// X(2) = Gen[1].c = 0x95e0e48262b3edfe 04479485c755b646: digits
+		// 94 83 40 68 16 74 36 86, then 22 and 56.
+		{"record 1", Uint128{0, 1}, "~sHd0jDv6X", "79485C755B646"},
+		// X(4) = Gen[2].c = 0x882a02c315362b60 765f100068b33a1c: digits
+		// 49 9 42 46 9 50 25 90, then 13 and 44.
+		{"record 3", Uint128{0, 3}, "Q)JN)R9z-L", "F100068B33A1C"},
+		// X(2**64) = Gen[64].c = 0xf0b1944bfd71a97f 0000000000000000: digits
+		// 57 85 21 89 27 14 56 28; r.Lo = 0 gives "  " and zero filler.
+		{"record 2**64-1", Uint128{0, max}, "Yu5y;.X<  ", "0000000000000"},
+		// X(2**127) = Gen[127].c = 0x8000000000000000 0: digits
+		// 18 87 81 33 94 77 16 26.
+		{"record 2**127-1", Uint128{max >> 1, max}, "2wqA~m0:  ", "0000000000000"},
+		// X(2**128) = X(0) = 0: an all-blank key.
+		{"record 2**128-1", Uint128{max, max}, "          ", "0000000000000"},
+	}
+	rec := make([]byte, RecordSize)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			RecordASCII(rec, tt.i)
+			if want := asciiRec(tt.key, tt.i, tt.filler); string(rec) != want {
+				t.Errorf("RecordASCII(%v) =\n%q, want\n%q", tt.i, rec, want)
+			}
+		})
+	}
+}
+
+// skewASCII is the Skew_ascii table of gensort.c (Special BSD version 1.5),
+// the key prefixes that gensort -a -s substitutes. Its entry k is the first 6
+// bytes of ASCII record k (as Skew_binary's entry k is of binary record k),
+// though the source does not say so: that is how the table can be checked.
+var skewASCII = [129]string{
+	"AsfAGH",
+	"~sHd0j",
+	"uI^EYm",
+	"Q)JN)R",
+	"o4FoBk",
+	"*}-Wz1",
+	"0fssx}",
+	"mz4VCN",
+	"my+=5r",
+	"5HA\\z%",
+	"`PkXQ<",
+	"GLSnlm",
+	"swBzQ#",
+	"9SC<z ",
+	"o7~drs",
+	"K~%q4]",
+	"gj<m5S",
+	"&~2Ch{",
+	"B]az'~",
+	",2K,DK",
+	"}[v>zy",
+	"kXrG^e",
+	"v%^RG^",
+	"vi@>8j",
+	"}dA7*<",
+	">Y$Kc)",
+	"uF?T;*",
+	"~%.@@,",
+	"JPrAKc",
+	"*i@lF3",
+	"9UH>%F",
+	"-^1~=a",
+	".\\KqT&",
+	"9RtsPa",
+	"Fqy~]O",
+	"Wj-%?e",
+	"Rv]QHo",
+	"1 e!og",
+	"N,gk>3",
+	"s.72Y.",
+	"j*0`gc",
+	"R+Sh=K",
+	"x]w]=D",
+	"maU!Uo",
+	"smN$i ",
+	"T}# `9",
+	"G2oMVH",
+	"(tv1'>",
+	"RE%Z{o",
+	"'%:YY?",
+	"N(JuG%",
+	"`E$,xR",
+	"jzu$Fn",
+	"|xaPO\\",
+	"GCU4gf",
+	"JU9s03",
+	"D@v9\"\"",
+	"OffB8(",
+	"-_) R'",
+	"'z4P|n",
+	"[!Nbx&",
+	"p?\"\\\\6",
+	"+2A^xP",
+	"-cuJvy",
+	"ix^T<S",
+	"EvtL^`",
+	"\\E=uj=",
+	"CU7l~\"",
+	",vWe=|",
+	"k|M.el",
+	"u<#x_G",
+	"K &>Q-",
+	"E(g$5-",
+	"~\\ptsn",
+	"YhlPk`",
+	"WBzul,",
+	"q)epJs",
+	"`WVkW&",
+	"HXg#Z^",
+	"-&8$lc",
+	"^Spqwo",
+	"P-6Ybw",
+	"a`:;yd",
+	"dO]G~-",
+	"WM^;rv",
+	"-WwU4B",
+	"y'w/PZ",
+	"#jA`l-",
+	":!W.=v",
+	"\"!r4ug",
+	"O?(|_d",
+	"xwWRjk",
+	"Te (9@",
+	"(cb621",
+	"hg5x s",
+	"w5nn`w",
+	"qeQNoB",
+	"6n>iMb",
+	"uGz7S=",
+	"rd)x<>",
+	"xEwa^:",
+	"':]$}b",
+	"vZl\"Ji",
+	"o%,!fS",
+	"*+o@+t",
+	"(CoKUh",
+	"I>:9JQ",
+	"eSzU!X",
+	"[QZ{a&",
+	"?:Yp4%",
+	"'_>/ 4",
+	"KrNW.!",
+	"j17a3a",
+	")o-QLH",
+	"al;:OE",
+	"I@L*`H",
+	"<!pSWF",
+	"1w@TZu",
+	"Vh%|Ki",
+	"h{ydAP",
+	"]V9hCo",
+	".TK[[l",
+	"FktHsd",
+	"Ki|$-M",
+	"\\gWC3[",
+	".\"^}, ",
+	"k VC?n",
+	"}]Kk&:",
+	"12NSK|",
+}
+
+// TestRecordASCIISkewTable checks the first 6 bytes of ASCII records 0..128
+// against gensort.c's Skew_ascii table.
+func TestRecordASCIISkewTable(t *testing.T) {
+	rec := make([]byte, RecordSize)
+	for k, want := range skewASCII {
+		RecordASCII(rec, Uint128{0, uint64(k)})
+		if got := string(rec[:6]); got != want {
+			t.Errorf("RecordASCII(%d)[:6] = %q, want Skew_ascii[%d] = %q", k, got, k, want)
+		}
+	}
+}
+
+// TestRecordASCIIPrintable checks that every byte of an ASCII record is
+// printable ASCII (' ' .. '~') but the final "\r\n", for generated records and
+// for the extreme random numbers.
+func TestRecordASCIIPrintable(t *testing.T) {
+	check := func(t *testing.T, name string, rec []byte) {
+		t.Helper()
+		for j, c := range rec[:RecordSize-2] {
+			if c < ' ' || c > '~' {
+				t.Fatalf("%s: byte %d is %#x, not printable ASCII: %q", name, j, c, rec)
+			}
+		}
+		if string(rec[RecordSize-2:]) != "\r\n" {
+			t.Fatalf("%s does not end with \\r\\n: %q", name, rec)
+		}
+	}
+	max := uint64(math.MaxUint64)
+	gens := []struct {
+		start Uint128
+		n     uint64
+	}{
+		{Uint128{0, 0}, genChunk + 10},
+		{Uint128{0, 1 << 40}, 1000},
+		{Uint128{0, max - 500}, 1000},
+		{Uint128{max, max - 500}, 1000},
+	}
+	for _, g := range gens {
+		data, _ := generateWith(t, GenerateASCII, g.start, g.n)
+		for k := uint64(0); k < g.n; k++ {
+			check(t, fmt.Sprintf("record %v+%d", g.start, k), data[k*RecordSize:(k+1)*RecordSize])
+		}
+		// Each record is one line.
+		if lines := bytes.Count(data, []byte("\n")); uint64(lines) != g.n {
+			t.Errorf("%d records from %v hold %d newlines", g.n, g.start, lines)
+		}
+	}
+	rands := []Uint128{{0, 0}, {max, max}, {max, 0}, {0, max}, {1 << 63, 1 << 63}}
+	rec := make([]byte, RecordSize)
+	for _, r := range rands {
+		genASCIIRec(rec, r, Uint128{max, max})
+		check(t, fmt.Sprintf("gen_ascii_rec of %#v", r), rec)
+	}
+}
+
+// TestPublishedChecksumASCII checks checksums of gensort -a output published
+// in third-party reports (valsort's checksum of the sorted records equals
+// gensort -c's: it is a sum of per-record crc32s):
+//
+//   - 163,840 and 13,107,200 records: "Checksum: 1400fed7bb2c2" and
+//     "Checksum: 63f9af71da7682" in the README of github.com/tildeleb/heapsort,
+//     whose datasets/gendata.sh makes them with "gensort -a 163840" and
+//     "gensort -a 13107200" and whose validate.sh runs valsort on the sorted
+//     output;
+//   - 10,000,000 records: "Checksum: 4c48a881c779d5" in the README of a C++
+//     external merge sort project that validates with gensort-1.5's valsort.
+//     It does not say -a, but the binary checksum of gensort 10000000 is
+//     4c4e32cca7d315, so its input was ASCII.
+func TestPublishedChecksumASCII(t *testing.T) {
+	tests := []struct {
+		n    uint64
+		want string
+		long bool
+	}{
+		{163840, "1400fed7bb2c2", false},
+		{10000000, "4c48a881c779d5", true},
+		{13107200, "63f9af71da7682", true},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.FormatUint(tt.n, 10), func(t *testing.T) {
+			if tt.long && testing.Short() {
+				t.Skipf("generates %d MB", tt.n*RecordSize>>20)
+			}
+			sum, err := GenerateASCII(io.Discard, Uint128{}, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sum.String(); got != tt.want {
+				t.Errorf("checksum of gensort -a %d = %s, want %s", tt.n, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestASCIILineSort checks that sorting ASCII records as lines in byte order,
+// as LC_ALL=C sort does (memcmp of the lines without their "\n"), sorts them
+// by key as valsort wants, and breaks ties between equal keys by record
+// number: the order of a stable sort by key of gensort's output.
+func TestASCIILineSort(t *testing.T) {
+	const n = 3000
+	data, _ := generateWith(t, GenerateASCII, Uint128{0, 5000}, n)
+	// Make ties: give every 7th record the key of record 0 and every 11th
+	// that of record 1 (records 77, 154, .. get record 1's).
+	for k := 7; k < n; k += 7 {
+		copy(data[k*RecordSize:k*RecordSize+KeySize], data[:KeySize])
+	}
+	for k := 11; k < n; k += 11 {
+		copy(data[k*RecordSize:k*RecordSize+KeySize], data[RecordSize:RecordSize+KeySize])
+	}
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if last := lines[len(lines)-1]; len(last) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) != n {
+		t.Fatalf("%d records split into %d lines", n, len(lines))
+	}
+	byLine := slices.Clone(lines)
+	slices.SortFunc(byLine, func(a, b []byte) int {
+		return bytes.Compare(a[:len(a)-1], b[:len(b)-1])
+	})
+	byKey := slices.Clone(lines)
+	slices.SortStableFunc(byKey, func(a, b []byte) int {
+		return bytes.Compare(a[:KeySize], b[:KeySize])
+	})
+	for k := range byLine {
+		if !bytes.Equal(byLine[k], byKey[k]) {
+			t.Fatalf("line %d of the line sort is %q, of the stable key sort %q", k, byLine[k], byKey[k])
+		}
+	}
+	s, err := Validate(bytes.NewReader(bytes.Join(byLine, nil)))
+	wantDups := uint64(n/7 + n/11 - n/77) // no other keys tie
+	if err != nil || s.Records != n || s.Unordered != 0 || s.Duplicates != wantDups {
+		t.Errorf("Validate(line-sorted records) = %+v, %v; want %d records, %d duplicates, none unordered", s, err, n, wantDups)
+	}
+}
+
+// TestValidateGensortASCIIOrder: unsorted gensort -a output is first
+// unordered at record 2 too: keys "AsfAGH..", "~sHd0j..", "uI^EYm..".
+func TestValidateGensortASCIIOrder(t *testing.T) {
+	data, sum := generateWith(t, GenerateASCII, Uint128{}, 3)
+	got, err := Validate(bytes.NewReader(data))
+	want := Summary{Records: 3, Checksum: sum, Unordered: 1, FirstUnordered: 2}
+	if err != nil || got != want {
+		t.Errorf("Validate(gensort -a 3) = %+v, %v; want %+v", got, err, want)
+	}
 }

@@ -1,0 +1,152 @@
+// Command terasort generates Sort Benchmark input and validates sorted
+// output, as gensort and valsort do (examples/terasort/sortbench).
+//
+//	terasort gen -n 10000000 [-files 8] [-ascii] DIR   # 1 GB in DIR/in-NNNNN
+//	terasort validate [-checksum HEX] DIR|FILE...      # part-* of DIR in name order
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/wasmgrid/wasmgrid/examples/terasort/sortbench"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "gen":
+		err = gen(os.Args[2:])
+	case "validate":
+		err = validate(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "terasort:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: terasort gen -n RECORDS [-files K] [-ascii] DIR | terasort validate [-checksum HEX] DIR|FILE...")
+	os.Exit(2)
+}
+
+// gen writes n records as K files of consecutive record numbers, and
+// prints their checksum.
+func gen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ExitOnError)
+	n := fs.Uint64("n", 1_000_000, "records (100 bytes each)")
+	files := fs.Int("files", 4, "files to spread them over")
+	ascii := fs.Bool("ascii", false, "ASCII records (gensort -a): printable keys, lines ending in \\r\\n")
+	fs.Parse(args)
+	if fs.NArg() != 1 || *files < 1 {
+		usage()
+	}
+	sum, err := Generate(fs.Arg(0), *n, *files, *ascii)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("records: %d\nchecksum: %s\n", *n, sum)
+	return nil
+}
+
+// Generate writes n records into files in-NNNNN of dir and returns their
+// checksum.
+func Generate(dir string, n uint64, files int, ascii bool) (sortbench.Uint128, error) {
+	var total sortbench.Uint128
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return total, err
+	}
+	per := n / uint64(files)
+	var start uint64
+	for i := range files {
+		count := per
+		if i == files-1 {
+			count = n - start
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("in-%05d", i)))
+		if err != nil {
+			return total, err
+		}
+		w := bufio.NewWriterSize(f, 4<<20)
+		var sum sortbench.Uint128
+		if ascii {
+			sum, err = generateASCII(w, sortbench.Uint128{Lo: start}, count)
+		} else {
+			sum, err = sortbench.Generate(w, sortbench.Uint128{Lo: start}, count)
+		}
+		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+			return total, err
+		}
+		total = add(total, sum)
+		start += count
+	}
+	return total, nil
+}
+
+func add(a, b sortbench.Uint128) sortbench.Uint128 {
+	lo := a.Lo + b.Lo
+	carry := uint64(0)
+	if lo < a.Lo {
+		carry = 1
+	}
+	return sortbench.Uint128{Hi: a.Hi + b.Hi + carry, Lo: lo}
+}
+
+// validate checks that the records are in key order and, with -checksum,
+// that they are the records generated.
+func validate(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ExitOnError)
+	want := fs.String("checksum", "", "the checksum gen printed")
+	fs.Parse(args)
+	if fs.NArg() < 1 {
+		usage()
+	}
+	files := fs.Args()
+	if fi, err := os.Stat(files[0]); err == nil && fi.IsDir() && len(files) == 1 {
+		m, err := filepath.Glob(filepath.Join(files[0], "part-*"))
+		if err != nil {
+			return err
+		}
+		sort.Strings(m)
+		files = m
+	}
+	s, err := Validate(files)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("records: %d\nchecksum: %s\nduplicate keys: %d\n", s.Records, s.Checksum, s.Duplicates)
+	if s.Unordered > 0 {
+		return fmt.Errorf("%d records out of order, the first is record %d", s.Unordered, s.FirstUnordered)
+	}
+	if *want != "" && s.Checksum.String() != *want {
+		return fmt.Errorf("checksum %s, want %s: records were lost, added or changed", s.Checksum, *want)
+	}
+	fmt.Println("SUCCESS - all records are in order")
+	return nil
+}
+
+// Validate reads files in order as one sequence of records.
+func Validate(files []string) (sortbench.Summary, error) {
+	var rs []io.Reader
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return sortbench.Summary{}, err
+		}
+		defer f.Close()
+		rs = append(rs, f)
+	}
+	return sortbench.Validate(io.MultiReader(rs...))
+}

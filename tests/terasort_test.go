@@ -1,0 +1,181 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+
+	"github.com/wasmgrid/wasmgrid/examples/terasort/sortbench"
+	"github.com/wasmgrid/wasmgrid/sdk"
+)
+
+// genTera writes n Sort Benchmark records (binary keys, or ASCII lines)
+// into files under dir and returns their checksum.
+func genTera(t testing.TB, dir string, n uint64, files int, ascii bool) sortbench.Uint128 {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var total sortbench.Uint128
+	var start uint64
+	for i := range files {
+		count := n / uint64(files)
+		if i == files-1 {
+			count = n - start
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("in-%05d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := bufio.NewWriterSize(f, 4<<20)
+		gen := sortbench.Generate
+		if ascii {
+			gen = sortbench.GenerateASCII
+		}
+		sum, err := gen(w, sortbench.Uint128{Lo: start}, count)
+		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		total = addU128(total, sum)
+		start += count
+	}
+	return total
+}
+
+func addU128(a, b sortbench.Uint128) sortbench.Uint128 {
+	lo := a.Lo + b.Lo
+	var carry uint64
+	if lo < a.Lo {
+		carry = 1
+	}
+	return sortbench.Uint128{Hi: a.Hi + b.Hi + carry, Lo: lo}
+}
+
+// validateParts validates the part files of dir in name order as one
+// sequence.
+func validateParts(t testing.TB, dir string) sortbench.Summary {
+	t.Helper()
+	parts, err := filepath.Glob(filepath.Join(dir, "part-*"))
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("no part files in %s: %v", dir, err)
+	}
+	sort.Strings(parts)
+	var rs []io.Reader
+	for _, p := range parts {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rs = append(rs, f)
+	}
+	s, err := sortbench.Validate(io.MultiReader(rs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func runTera(t testing.TB, l *sdk.Local, in, out string, partitions int) {
+	t.Helper()
+	job, err := sdk.LoadJob(context.Background(), repoPath("examples/terasort/job.toml"),
+		map[string]string{"input": filepath.Join(in, "*"), "output": out},
+		map[string]string{"partitions": strconv.Itoa(partitions), "source.split_size": "8MiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(context.Background(), job, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTeraSort sorts 30 MB of binary Sort Benchmark records over 6 range
+// partitions: valsort's checks (order, count, checksum) must pass.
+func TestTeraSort(t *testing.T) {
+	const n = 300_000
+	dir := t.TempDir()
+	want := genTera(t, filepath.Join(dir, "in"), n, 3, false)
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	runTera(t, l, filepath.Join(dir, "in"), filepath.Join(dir, "out"), 6)
+	s := validateParts(t, filepath.Join(dir, "out"))
+	if s.Records != n || s.Unordered != 0 || s.Checksum != want {
+		t.Fatalf("valsort: %d records, %d unordered (first %d), checksum %s; want %d records in order, checksum %s",
+			s.Records, s.Unordered, s.FirstUnordered, s.Checksum, n, want)
+	}
+}
+
+// BenchmarkTeraSort sorts ASCII Sort Benchmark records (100-byte lines,
+// so that GNU sort can sort the same bytes) on the embedded grid, and with
+// GNU sort (LC_ALL=C, all cores) in the same run. The size is
+// WASMGRID_TERASORT_MB megabytes (default 100; the closing notes quote
+// 1000).
+func BenchmarkTeraSort(b *testing.B) {
+	mb := 100
+	if v := os.Getenv("WASMGRID_TERASORT_MB"); v != "" {
+		var err error
+		if mb, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := uint64(mb) * 10_000
+	dir := b.TempDir()
+	in := filepath.Join(dir, "in")
+	want := genTera(b, in, n, 8, true)
+	b.Run("grid", func(b *testing.B) {
+		l, err := sdk.StartLocal(sdk.LocalConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		b.SetBytes(int64(n) * sortbench.RecordSize)
+		for i := 0; b.Loop(); i++ {
+			out := filepath.Join(dir, fmt.Sprintf("out-%d", i))
+			runTera(b, l, in, out, max(8, mb/64))
+			b.StopTimer()
+			if s := validateParts(b, out); s.Unordered != 0 || s.Checksum != want {
+				b.Fatalf("output invalid: %+v", s)
+			}
+			os.RemoveAll(out)
+			b.StartTimer()
+		}
+	})
+	b.Run("gnu-sort", func(b *testing.B) {
+		if _, err := exec.LookPath("sort"); err != nil {
+			b.Skip("no sort command")
+		}
+		files, _ := filepath.Glob(filepath.Join(in, "*"))
+		b.SetBytes(int64(n) * sortbench.RecordSize)
+		for b.Loop() {
+			out := filepath.Join(dir, "gnu-sorted")
+			cmd := exec.Command("sort", append([]string{"-S", "50%", "-T", dir, "-o", out}, files...)...)
+			cmd.Env = append(os.Environ(), "LC_ALL=C")
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("sort: %v\n%s", err, msg)
+			}
+			b.StopTimer()
+			f, err := os.Open(out)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := sortbench.Validate(bufio.NewReaderSize(f, 4<<20))
+			f.Close()
+			if err != nil || s.Unordered != 0 || s.Checksum != want {
+				b.Fatalf("GNU sort output invalid: %+v %v", s, err)
+			}
+			os.Remove(out)
+			b.StartTimer()
+		}
+	})
+}
