@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -162,4 +163,34 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 		splits = append(splits, planner.Split{Path: files[0], RecordSize: src.RecordSize, KeySize: src.KeySize})
 	}
 	return splits, nil
+}
+
+// Explain plans a spec as a grid of slots task slots would, without
+// reading its modules, and renders the plan (grid run --explain).
+func Explain(spec *jobspec.Spec, slots int) (string, error) {
+	partitions := spec.Conf.Partitions
+	if partitions == 0 {
+		partitions = slots
+	}
+	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
+	for i, st := range spec.Steps {
+		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
+		switch st.Op {
+		case jobspec.OpReduceByKey:
+			d.Partitions = partitions
+		case jobspec.OpSortByKey:
+			d.Partitions = cmp.Or(st.Partitions, partitions)
+		}
+		job.Datasets = append(job.Datasets, d)
+	}
+	splits, err := splitInputs(spec.Source, int64(spec.Conf.SplitSize), slots)
+	if err != nil {
+		return "", fmt.Errorf("%s:%d: source: %w", spec.Display(), spec.Source.Line, err)
+	}
+	job.Splits = splits
+	plan, err := planner.Build(job)
+	if err != nil {
+		return "", err
+	}
+	return plan.String(), nil
 }

@@ -80,3 +80,66 @@ func ExampleRemote_Watch() {
 		log.Fatal(err)
 	}
 }
+
+// Build the word count in Go instead of TOML, and see its plan: the
+// source's narrow step fused into the map stage, a shuffle with map-side
+// combine, and the reduce.
+func ExampleNewJob() {
+	job := sdk.NewJob("wordcount")
+	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
+	lines := job.TextFile("../examples/wordcount/data/*.txt")
+	counts := lines.FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum"))
+	counts.Write(sdk.Stdout())
+	plan, err := job.Explain(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+	// Output:
+	// stage 1 (2 tasks): shuffle 0 → reduce wc.sum → result
+	// └─ stage 0 (2 tasks): source (2 splits) → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
+}
+
+// Sort the word counts, largest first, and keep the top 10: SortByKey
+// samples the keys for balanced range partitions, Take cuts the result.
+func ExampleDataset_SortByKey() {
+	job := sdk.NewJob("topwords")
+	tw := job.Module("tw", sdk.GoGuest("../examples/topwords/guest/go"))
+	counts := job.TextFile("../examples/wordcount/data/*.txt").FlatMap(tw.Func("split")).ReduceByKey(tw.Func("sum"))
+	counts.Map(tw.Func("by_count")).SortByKey(2).Map(tw.Func("format")).Take(10, sdk.Stdout())
+	plan, err := job.Explain(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+	// Output:
+	// stage 3 (2 tasks): shuffle 2 → map tw.format → result
+	// └─ stage 2 (2 tasks): shuffle 0 → reduce tw.sum → map tw.by_count → shuffle 2 (2 partitions, by key range)
+	//    ├─ stage 0 (2 tasks): source (2 splits) → flat_map tw.split → shuffle 0 (2 partitions, combine tw.sum)
+	//    └─ stage 1 (2 tasks): shuffle 0 → reduce tw.sum → map tw.by_count → sample 60 keys for the bounds of shuffle 2
+	//       └─ stage 0 (2 tasks): source (2 splits) → flat_map tw.split → shuffle 0 (2 partitions, combine tw.sum)
+}
+
+// The TOML spec a Go-built job stands for.
+func ExampleJobBuilder_Spec() {
+	job := sdk.NewJob("sorted")
+	job.RecordFile("/data/tera/*", 100, 10).SortByKey(8).Write(sdk.Records("/data/sorted"))
+	text, err := job.Spec()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(text)
+	// Output:
+	// name = "sorted"
+	//
+	// [source]
+	// records = "/data/tera/*"
+	// record_size = 100
+	// key_size = 10
+	//
+	// [[steps]]
+	// sort_by_key = { partitions = 8 }
+	//
+	// [sink]
+	// records = "/data/sorted"
+}

@@ -96,9 +96,12 @@ func (r *Remote) Modules(ctx context.Context) ([]ModuleInfo, error) {
 // Submit uploads a job's modules and submits it; tenant matters only for
 // the admin token (empty: "default").
 func (r *Remote) Submit(ctx context.Context, job *Job, tenant string) (string, error) {
-	text, err := os.ReadFile(job.Spec.File)
-	if err != nil {
-		return "", err
+	text := job.text
+	if text == nil {
+		var err error
+		if text, err = os.ReadFile(job.Spec.File); err != nil {
+			return "", err
+		}
 	}
 	file, err := filepath.Abs(job.Spec.File)
 	if err != nil {

@@ -21,6 +21,8 @@ type Job struct {
 	// Params and Conf are what the spec was loaded with; a remote grid
 	// parses the spec again with them.
 	Params, Conf map[string]string
+
+	text []byte // the spec's text, for a job built in Go (NewJob)
 }
 
 // LoadJob reads the job spec at path with its parameters and settings,
@@ -33,7 +35,17 @@ func LoadJob(ctx context.Context, path string, params, conf map[string]string) (
 	if err := spec.Check(); err != nil {
 		return nil, err
 	}
-	job := &Job{Spec: spec, Modules: map[string][]byte{}, Params: params, Conf: conf}
+	job, err := loadModules(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	job.Params, job.Conf = params, conf
+	return job, nil
+}
+
+// loadModules builds or reads a spec's modules.
+func loadModules(ctx context.Context, spec *jobspec.Spec) (*Job, error) {
+	job := &Job{Spec: spec, Modules: map[string][]byte{}}
 	for _, m := range spec.Modules {
 		path, goDir := m.Path, m.GoDir
 		if m.Dir != "" {
@@ -44,6 +56,7 @@ func LoadJob(ctx context.Context, path string, params, conf map[string]string) (
 			}
 		}
 		if goDir != "" {
+			var err error
 			if path, err = buildGo(ctx, goDir); err != nil {
 				return nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.File, m.Line, m.Name, err)
 			}

@@ -286,7 +286,6 @@ func validFunction(name string) bool {
 // sink checks [sink]; a relative directory resolves against the current
 // working directory.
 func (p *parser) sink(d *sinkDoc) (Sink, error) {
-	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output"
 	if d == nil {
 		return Sink{}, p.errorf(0, "missing [sink]: add a [sink] table with text = \"<output directory>\", or text = \"-\" for standard output")
 	}

@@ -1,0 +1,244 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+)
+
+// JobBuilder builds a job in Go, as Spark programs do: datasets are lazy
+// descriptions, transformations return new datasets, and nothing runs
+// until the job is run on a grid. It produces the same job a TOML spec
+// describes (docs/jobspec.md), and Spec shows that spec.
+type JobBuilder struct {
+	name    string
+	modules map[string]*ModuleRef
+	conf    map[string]string
+	sink    *Dataset
+	err     error
+}
+
+// NewJob starts a job.
+func NewJob(name string) *JobBuilder {
+	return &JobBuilder{name: name, modules: map[string]*ModuleRef{}, conf: map[string]string{}}
+}
+
+// ModuleRef is a guest module of a job; Func names its functions.
+type ModuleRef struct {
+	name, kind, path string
+}
+
+// ModuleSource is where a module comes from: GoGuest or WasmFile.
+type ModuleSource struct{ kind, path string }
+
+// GoGuest is a Go guest package's directory, built with GOOS=wasip1 when
+// the job is built.
+func GoGuest(dir string) ModuleSource { return ModuleSource{"go", dir} }
+
+// WasmFile is a prebuilt module file.
+func WasmFile(path string) ModuleSource { return ModuleSource{"path", path} }
+
+// Module declares a module under name.
+func (j *JobBuilder) Module(name string, src ModuleSource) *ModuleRef {
+	abs, err := filepath.Abs(src.path)
+	if err != nil && j.err == nil {
+		j.err = err
+	}
+	m := &ModuleRef{name: name, kind: src.kind, path: abs}
+	j.modules[name] = m
+	return m
+}
+
+// Func names a function of the module.
+func (m *ModuleRef) Func(name string) Func { return Func(m.name + "." + name) }
+
+// Func is a guest function, "module.function".
+type Func string
+
+// Conf sets a setting, as --conf does (docs/jobspec.md lists them), like
+// Conf("partitions", "8") or Conf("task.memory", "128MiB").
+func (j *JobBuilder) Conf(key, value string) *JobBuilder {
+	j.conf[key] = value
+	return j
+}
+
+// Dataset is a lazy dataset of a job.
+type Dataset struct {
+	job    *JobBuilder
+	parent *Dataset
+	// What this dataset is: a source (TOML lines for [source]), a step
+	// (one TOML line for [[steps]]), or a sink (lines for [sink]).
+	source, step, sink string
+}
+
+// TextFile is a source of text files, one record per line.
+func (j *JobBuilder) TextFile(glob string) *Dataset {
+	return &Dataset{job: j, source: "text = " + quote(absGlob(glob))}
+}
+
+// RecordFile is a source of fixed-length binary records: size bytes each,
+// keyed by their first keySize bytes.
+func (j *JobBuilder) RecordFile(glob string, size, keySize int) *Dataset {
+	return &Dataset{job: j, source: fmt.Sprintf("records = %s\nrecord_size = %d\nkey_size = %d", quote(absGlob(glob)), size, keySize)}
+}
+
+func absGlob(g string) string {
+	if abs, err := filepath.Abs(g); err == nil {
+		return abs
+	}
+	return g
+}
+
+func (d *Dataset) then(step string) *Dataset { return &Dataset{job: d.job, parent: d, step: step} }
+
+// Map applies f to each record: one record in, one out.
+func (d *Dataset) Map(f Func) *Dataset { return d.then("map = " + quote(string(f))) }
+
+// FlatMap applies f to each record: zero or more records out.
+func (d *Dataset) FlatMap(f Func) *Dataset { return d.then("flat_map = " + quote(string(f))) }
+
+// Filter keeps the records f accepts.
+func (d *Dataset) Filter(f Func) *Dataset { return d.then("filter = " + quote(string(f))) }
+
+// ReduceByKey folds the values of each key with f (associative and
+// commutative), combining on the map side first. The number of partitions
+// is the job's partitions setting.
+func (d *Dataset) ReduceByKey(f Func) *Dataset { return d.then("reduce_by_key = " + quote(string(f))) }
+
+// SortByKey sorts the records by key (bytes order) over partitions range
+// partitions (0: the job's partitions setting), from a sample of the keys.
+func (d *Dataset) SortByKey(partitions int) *Dataset {
+	if partitions > 0 {
+		return d.then("sort_by_key = { partitions = " + strconv.Itoa(partitions) + " }")
+	}
+	return d.then("sort_by_key = true")
+}
+
+// Sink says where a job's result goes: Text, Stdout or Records.
+type Sink struct{ toml string }
+
+// Text writes part files of "key<TAB>value" lines (the value alone when the
+// key is empty) into dir.
+func Text(dir string) Sink { return Sink{"text = " + quote(absGlob(dir))} }
+
+// Stdout prints the result's lines once the job has succeeded.
+func Stdout() Sink { return Sink{`text = "-"`} }
+
+// Records writes part files of raw records (key then value) into dir.
+func Records(dir string) Sink { return Sink{"records = " + quote(absGlob(dir))} }
+
+// Write makes d the job's result, written to s. A job has one result.
+func (d *Dataset) Write(s Sink) { d.writeSink(s.toml) }
+
+// Take makes the first n records of d, in partition order, the job's
+// result, written to s (Spark's take: after SortByKey, the top n).
+func (d *Dataset) Take(n int64, s Sink) { d.writeSink(s.toml + "\ntake = " + strconv.FormatInt(n, 10)) }
+
+func (d *Dataset) writeSink(toml string) {
+	if d.job.sink != nil && d.job.err == nil {
+		d.job.err = fmt.Errorf("job %s: a job has one result, and Write was called twice", d.job.name)
+	}
+	d.job.sink = &Dataset{job: d.job, parent: d, sink: toml}
+}
+
+// Spec renders the job as the TOML spec that describes it.
+func (j *JobBuilder) Spec() (string, error) {
+	if j.err != nil {
+		return "", j.err
+	}
+	if j.sink == nil {
+		return "", fmt.Errorf("job %s has no result: call Write on the dataset it computes", j.name)
+	}
+	var chain []*Dataset
+	for d := j.sink; d != nil; d = d.parent {
+		chain = append(chain, d)
+	}
+	slices.Reverse(chain)
+	var b strings.Builder
+	fmt.Fprintf(&b, "name = %s\n", quote(j.name))
+	names := make([]string, 0, len(j.modules))
+	for n := range j.modules {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		m := j.modules[n]
+		fmt.Fprintf(&b, "\n[modules.%s]\n%s = %s\n", quote(n), m.kind, quote(m.path))
+	}
+	fmt.Fprintf(&b, "\n[source]\n%s\n", chain[0].source)
+	for _, d := range chain[1 : len(chain)-1] {
+		fmt.Fprintf(&b, "\n[[steps]]\n%s\n", d.step)
+	}
+	fmt.Fprintf(&b, "\n[sink]\n%s\n", chain[len(chain)-1].sink)
+	return b.String(), nil
+}
+
+// Build checks the job and builds its modules: the Job that Local.Run and
+// Remote.Run take.
+func (j *JobBuilder) Build(ctx context.Context) (*Job, error) {
+	text, err := j.Spec()
+	if err != nil {
+		return nil, err
+	}
+	// A spec is parsed relative to a file; the builder's paths are
+	// absolute already, so a name in the working directory will do.
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(wd, j.name+".job.toml")
+	spec, err := jobspec.Parse([]byte(text), file, nil, j.conf)
+	if err == nil {
+		err = spec.Check()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w\nthe spec:\n%s", j.name, err, text)
+	}
+	job, err := loadModules(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	job.text, job.Conf = []byte(text), j.conf
+	return job, nil
+}
+
+// Explain is the job's physical plan, as `grid run --explain` prints it:
+// its stages, what each fuses, and where it shuffles. slots sizes the
+// default partitions as a grid of that many task slots would.
+func (j *JobBuilder) Explain(slots int) (string, error) {
+	text, err := j.Spec()
+	if err != nil {
+		return "", err
+	}
+	spec, err := jobspec.Parse([]byte(text), filepath.Join(os.TempDir(), j.name+".job.toml"), nil, j.conf)
+	if err != nil {
+		return "", err
+	}
+	return grid.Explain(spec, slots)
+}
+
+// quote writes s as a TOML basic string.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

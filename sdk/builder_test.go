@@ -1,0 +1,69 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/wasmgrid/wasmgrid/sdk"
+)
+
+func wordCountBuilder(out sdk.Sink) *sdk.JobBuilder {
+	job := sdk.NewJob("wordcount")
+	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
+	lines := job.TextFile("../examples/wordcount/data/*.txt")
+	lines.FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).Write(out)
+	return job
+}
+
+// TestBuilderRunsLikeTheSpec: a job built in Go gives the same result as
+// the TOML spec of the same job.
+func TestBuilderRunsLikeTheSpec(t *testing.T) {
+	ctx := context.Background()
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	built, err := wordCountBuilder(sdk.Stdout()).Conf("partitions", "3").Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want bytes.Buffer
+	if _, err := l.Run(ctx, built, &got); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := sdk.LoadJob(ctx, "../examples/wordcount/job.toml", nil, map[string]string{"partitions": "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(ctx, spec, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() || got.Len() == 0 {
+		t.Fatalf("built job printed %d bytes, the spec %d; they differ", got.Len(), want.Len())
+	}
+}
+
+func TestBuilderErrors(t *testing.T) {
+	job := sdk.NewJob("nothing")
+	job.TextFile("x")
+	if _, err := job.Spec(); err == nil || !strings.Contains(err.Error(), "has no result") {
+		t.Errorf("a job without Write: %v", err)
+	}
+	job = sdk.NewJob("twice")
+	d := job.TextFile("x")
+	d.Write(sdk.Stdout())
+	d.Write(sdk.Stdout())
+	if _, err := job.Spec(); err == nil || !strings.Contains(err.Error(), "Write was called twice") {
+		t.Errorf("two results: %v", err)
+	}
+	job = sdk.NewJob("bad")
+	m := job.Module("m", sdk.WasmFile("m.wasm"))
+	job.TextFile("../examples/wordcount/data/*.txt").Map(m.Func("f")).Write(sdk.Text("out"))
+	job.Conf("partitons", "3")
+	if _, err := job.Build(context.Background()); err == nil || !strings.Contains(err.Error(), "partitons") {
+		t.Errorf("a misspelt setting: %v", err)
+	}
+}
