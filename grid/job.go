@@ -113,6 +113,19 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 // slots, so that every slot has work and a straggler costs little, within
 // [minAutoSplit, maxAutoSplit].
 func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, error) {
+	if src.Kind == "generate" {
+		// Twice as many splits as slots, as for files.
+		n := int64(2 * max(slots, 1))
+		per := max((src.Count+n-1)/n, 1)
+		var splits []planner.Split
+		for first := int64(0); first < src.Count; first += per {
+			splits = append(splits, planner.Split{Generate: true, Offset: first, Length: min(per, src.Count-first)})
+		}
+		if len(splits) == 0 {
+			splits = append(splits, planner.Split{Generate: true})
+		}
+		return splits, nil
+	}
 	var files []string
 	for _, g := range src.Globs {
 		m, err := filepath.Glob(g)

@@ -50,6 +50,10 @@ type Split struct {
 	Path   string
 	Offset int64
 	Length int64
+	// Generate makes the split synthetic: records Offset..Offset+Length-1,
+	// each with an empty key and its number in decimal as the value; Path
+	// is unused.
+	Generate bool
 	// RecordSize, if not zero, makes the file one of fixed-length binary
 	// records (Offset and Length are whole records), each keyed by its
 	// first KeySize bytes; otherwise it is text, one record per line.

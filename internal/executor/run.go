@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -186,6 +187,19 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		err := push(b.Bytes())
 		b.Reset()
 		return err
+	}
+	if spec.Split != nil && spec.Split.Generate {
+		var num []byte
+		for i := spec.Split.Offset; i < spec.Split.Offset+spec.Split.Length; i++ {
+			num = strconv.AppendInt(num[:0], i, 10)
+			b.Add(nil, num)
+			if b.Full() {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return flush()
 	}
 	if spec.Split != nil && spec.Split.RecordSize > 0 {
 		n, err := readRecords(*spec.Split, func(key, value []byte) error {

@@ -105,6 +105,22 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 	if d == nil {
 		return Source{}, p.errorf(0, "missing [source]: add a [source] table with text = \"<glob>\" (or an array of globs)")
 	}
+	if d.Generate != nil {
+		line := p.idx.line("source", "generate")
+		if d.Text != nil || d.Records != nil {
+			return Source{}, p.errorf(line, "[source] has generate and files: a job reads one kind of input")
+		}
+		n, ok := d.Generate.(int64)
+		if str, isStr := d.Generate.(string); isStr {
+			// A string lets a parameter set it: generate = "${throws}".
+			v, err := strconv.ParseInt(strings.TrimSpace(str), 10, 64)
+			n, ok = v, err == nil
+		}
+		if !ok || n < 0 || n > 1<<50 {
+			return Source{}, p.errorf(line, "source.generate must be a number of records, 0 to 2^50, not %v", d.Generate)
+		}
+		return Source{Kind: "generate", Count: n, Line: line}, nil
+	}
 	kind, field, v := "text", "text", d.Text
 	switch {
 	case d.Text != nil && d.Records != nil:

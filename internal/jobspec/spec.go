@@ -45,7 +45,10 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind  string   // "text": text files, one record per line; "records": fixed-length binary records
+	Kind string // "text": text files, one record per line; "records": fixed-length binary records; "generate": synthetic
+	// Count, for "generate": records 0..Count-1, each with an empty key and
+	// its number in decimal as the value.
+	Count int64
 	Globs []string // absolute glob patterns
 	// RecordSize and KeySize, for "records": each record is RecordSize
 	// bytes, of which the first KeySize are its key and the rest its value.
@@ -112,6 +115,7 @@ type moduleDoc struct {
 }
 
 type sourceDoc struct {
+	Generate   any `toml:"generate"`
 	Text       any `toml:"text"`
 	Records    any `toml:"records"`
 	RecordSize any `toml:"record_size"`
