@@ -83,6 +83,12 @@ func (j *JobBuilder) TextFile(glob string) *Dataset {
 	return &Dataset{job: j, source: "text = " + quote(absGlob(glob))}
 }
 
+// Generate is a source of n synthetic records: the numbers 0..n-1, each
+// with an empty key and its number in decimal as the value.
+func (j *JobBuilder) Generate(n int64) *Dataset {
+	return &Dataset{job: j, source: "generate = " + strconv.FormatInt(n, 10)}
+}
+
 // RecordFile is a source of fixed-length binary records: size bytes each,
 // keyed by their first keySize bytes.
 func (j *JobBuilder) RecordFile(glob string, size, keySize int) *Dataset {
