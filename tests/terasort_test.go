@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -178,4 +179,82 @@ func BenchmarkTeraSort(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+}
+
+// TestSortByKeySkewedBinary sorts records whose keys are not UTF-8, half
+// of which share one key, over 8 partitions (some of which come out
+// empty), and an empty input: the output must be the input's records, in
+// key order.
+func TestSortByKeySkewedBinary(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var want sortbench.Uint128
+	var recs [][]byte
+	rng := uint64(12345)
+	next := func() byte {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return byte(rng >> 56)
+	}
+	for i := range 20_000 {
+		rec := make([]byte, sortbench.RecordSize)
+		for j := range rec {
+			rec[j] = next()
+		}
+		if i%2 == 0 {
+			copy(rec, "\xff\xfe\x00\x80skewed") // one key for half the records, not UTF-8
+		}
+		recs = append(recs, rec)
+	}
+	var all []byte
+	for _, r := range recs {
+		all = append(all, r...)
+	}
+	if err := os.WriteFile(filepath.Join(in, "a"), all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "empty"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sortbench.Validate(bytes.NewReader(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = s.Checksum
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	runTera(t, l, in, filepath.Join(dir, "out"), 8)
+	got := validateParts(t, filepath.Join(dir, "out"))
+	if got.Records != uint64(len(recs)) || got.Unordered != 0 || got.Checksum != want {
+		t.Fatalf("sorted: %+v; want %d records in order with checksum %s", got, len(recs), want)
+	}
+	sizes := []int64{}
+	outParts, _ := filepath.Glob(filepath.Join(dir, "out", "part-*"))
+	for _, p := range outParts {
+		fi, _ := os.Stat(p)
+		sizes = append(sizes, fi.Size()/sortbench.RecordSize)
+	}
+	t.Logf("records per partition: %v", sizes)
+	if got.Duplicates < uint64(len(recs)/2-1) {
+		t.Errorf("%d duplicate keys, want the skewed half (%d)", got.Duplicates, len(recs)/2-1)
+	}
+	// An empty input sorts to empty parts.
+	empty := filepath.Join(dir, "empty-in")
+	os.MkdirAll(empty, 0o755)
+	os.WriteFile(filepath.Join(empty, "none"), nil, 0o644)
+	runTera(t, l, empty, filepath.Join(dir, "empty-out"), 3)
+	parts, _ := filepath.Glob(filepath.Join(dir, "empty-out", "part-*"))
+	if len(parts) != 3 {
+		t.Errorf("empty input: %d part files, want 3", len(parts))
+	}
+	for _, p := range parts {
+		if fi, err := os.Stat(p); err != nil || fi.Size() != 0 {
+			t.Errorf("empty input gave part %s of %v bytes (%v)", p, fi.Size(), err)
+		}
+	}
 }
