@@ -71,12 +71,8 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 	}
 	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
 	for i, st := range spec.Steps {
-		if st.Op == jobspec.OpSortByKey {
-			n := st.Partitions
-			if n == 0 {
-				n = partitions
-			}
-			job.Datasets = append(job.Datasets, planner.Dataset{ID: i + 1, Op: planner.OpSortByKey, Parents: []int{i}, Partitions: n})
+		if st.Op.Builtin() {
+			job.Datasets = append(job.Datasets, planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Partitions: cmp.Or(st.Partitions, partitions)})
 			continue
 		}
 		mod := mods[st.Module]
@@ -188,10 +184,10 @@ func Explain(spec *jobspec.Spec, slots int) (string, error) {
 	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
 	for i, st := range spec.Steps {
 		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
-		switch st.Op {
-		case jobspec.OpReduceByKey:
+		switch {
+		case st.Op == jobspec.OpReduceByKey:
 			d.Partitions = partitions
-		case jobspec.OpSortByKey:
+		case st.Op.Builtin():
 			d.Partitions = cmp.Or(st.Partitions, partitions)
 		}
 		job.Datasets = append(job.Datasets, d)

@@ -21,6 +21,11 @@ const (
 	// whose bounds come from a sample of the keys, so that partitions are
 	// balanced and reading them in order reads every key in order.
 	OpSortByKey Op = "sort_by_key"
+	// OpGroupByKey gathers each key's values into one record whose value
+	// encodes the list (docs/abi.md, "Grouped values").
+	OpGroupByKey Op = "group_by_key"
+	// OpDistinct keeps one of each distinct (key, value) record.
+	OpDistinct Op = "distinct"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -84,6 +89,11 @@ type ShuffleDep struct {
 	// Range partitions by key ranges instead of hashes, with bounds the
 	// scheduler computes from a sample stage (TaskSpec.Bounds).
 	Range bool
+	// Builtin is a shuffle the host transforms itself, with no guest
+	// function: "group" (the reduce side gathers each key's values) or
+	// "distinct" (records are keyed by their whole content, combined on
+	// the map side, deduplicated on the reduce side and decoded back).
+	Builtin string
 }
 
 // SampleSpec makes a stage a sample stage: it runs the pipeline of the
@@ -180,6 +190,18 @@ func Build(job Job) (*Plan, error) {
 			cur.ShuffleOut = dep
 			p.Stages = append(p.Stages, sample, cur)
 			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
+		case d.Op == OpGroupByKey || d.Op == OpDistinct:
+			if d.Partitions < 1 {
+				return nil, fmt.Errorf("planner: dataset %d: %s needs at least one partition", i, d.Op)
+			}
+			builtin := "group"
+			if d.Op == OpDistinct {
+				builtin = "distinct"
+			}
+			dep := &ShuffleDep{ID: len(p.Stages), Partitions: d.Partitions, Builtin: builtin}
+			cur.ShuffleOut = dep
+			p.Stages = append(p.Stages, cur)
+			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpReduceByKey:
 			if d.Partitions < 1 {
 				return nil, fmt.Errorf("planner: dataset %d: reduce_by_key needs at least one partition", i)
@@ -243,6 +265,9 @@ func (s *Stage) describe() string {
 	if s.Reduce != nil {
 		parts = append(parts, "reduce "+s.Reduce.String())
 	}
+	if s.ShuffleIn != nil && s.ShuffleIn.Builtin != "" {
+		parts = append(parts, map[string]string{"group": "group values", "distinct": "distinct"}[s.ShuffleIn.Builtin])
+	}
 	for _, st := range s.Steps {
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
 	}
@@ -254,6 +279,9 @@ func (s *Stage) describe() string {
 		}
 		if s.ShuffleOut.Range {
 			out += ", by key range"
+		}
+		if s.ShuffleOut.Builtin == "distinct" {
+			out += ", combine distinct"
 		}
 		parts = append(parts, out+")")
 	case s.Sample != nil:

@@ -120,11 +120,22 @@ func (d *Dataset) ReduceByKey(f Func) *Dataset { return d.then("reduce_by_key = 
 
 // SortByKey sorts the records by key (bytes order) over partitions range
 // partitions (0: the job's partitions setting), from a sample of the keys.
-func (d *Dataset) SortByKey(partitions int) *Dataset {
+func (d *Dataset) SortByKey(partitions int) *Dataset { return d.builtin("sort_by_key", partitions) }
+
+// GroupByKey gathers each key's values into one record whose value lists
+// them (decode it in a guest with the SDK's grouped-values helper; the
+// encoding is in docs/abi.md), over partitions hash partitions (0: the
+// job's setting).
+func (d *Dataset) GroupByKey(partitions int) *Dataset { return d.builtin("group_by_key", partitions) }
+
+// Distinct keeps one of each distinct (key, value) record.
+func (d *Dataset) Distinct(partitions int) *Dataset { return d.builtin("distinct", partitions) }
+
+func (d *Dataset) builtin(op string, partitions int) *Dataset {
 	if partitions > 0 {
-		return d.then("sort_by_key = { partitions = " + strconv.Itoa(partitions) + " }")
+		return d.then(op + " = { partitions = " + strconv.Itoa(partitions) + " }")
 	}
-	return d.then("sort_by_key = true")
+	return d.then(op + " = true")
 }
 
 // Sink says where a job's result goes: Text, Stdout or Records.

@@ -257,16 +257,35 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 			return pipe(out)
 		}
 	}
-	for merged.Next() {
-		b.Add(merged.Key(), merged.Value())
+	add := func(key, value []byte) error {
+		b.Add(key, value)
 		if b.Full() {
-			if err := flush(); err != nil {
-				return err
-			}
+			return flush()
+		}
+		return nil
+	}
+	var side *reduceSide
+	if kind := st.ShuffleIn.Builtin; kind != "" {
+		side = &reduceSide{kind: kind, emit: add}
+	}
+	for merged.Next() {
+		var err error
+		if side != nil {
+			err = side.add(merged.Key(), merged.Value())
+		} else {
+			err = add(merged.Key(), merged.Value())
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if err := merged.Err(); err != nil {
 		return err
+	}
+	if side != nil {
+		if err := side.flush(); err != nil {
+			return err
+		}
 	}
 	if err := flush(); err != nil {
 		return err
@@ -461,6 +480,9 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		cfg.Partition = shuffle.RangePartitioner(spec.Bounds)
 	}
 	var combiner *wasmexec.Reducer
+	if st.ShuffleOut.Builtin == "distinct" {
+		cfg.Combine = combineFirst
+	}
 	if st.ShuffleOut.Combine != nil {
 		ws, err := r.step(*st.ShuffleOut.Combine)
 		if err != nil {
@@ -485,6 +507,9 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		return nil, nil, nil, err
 	}
 	sink = func(b []byte) error { return r.combineError(w.AddBatch(b)) }
+	if st.ShuffleOut.Builtin == "distinct" {
+		sink = func(b []byte) error { return r.combineError(w.AddBatch(rekeyDistinct(b))) }
+	}
 	commit = func() error {
 		defer closeCombiner()
 		out, err := w.Commit()

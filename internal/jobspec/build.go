@@ -228,8 +228,8 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		}
 		return Step{}, p.errorf(line, "unknown operator %q; operators are %s%s", op, strings.Join(ops(), ", "), hint)
 	}
-	if Op(op) == OpSortByKey {
-		return p.sortStep(v, line)
+	if Op(op).Builtin() {
+		return p.builtinStep(Op(op), v, line)
 	}
 	s, ok := v.(string)
 	if !ok {
@@ -256,9 +256,10 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
 }
 
-// sortStep checks sort_by_key = true or sort_by_key = { partitions = N }.
-func (p *parser) sortStep(v any, line int) (Step, error) {
-	st := Step{Op: OpSortByKey, Line: line}
+// builtinStep checks op = true or op = { partitions = N }, for the
+// operators without a function.
+func (p *parser) builtinStep(op Op, v any, line int) (Step, error) {
+	st := Step{Op: op, Line: line}
 	switch v := v.(type) {
 	case bool:
 		if v {
@@ -267,17 +268,17 @@ func (p *parser) sortStep(v any, line int) (Step, error) {
 	case map[string]any:
 		for k, x := range v {
 			if k != "partitions" {
-				return Step{}, p.errorf(line, "sort_by_key has no setting %q; it takes { partitions = N }", k)
+				return Step{}, p.errorf(line, "%s has no setting %q; it takes { partitions = N }", op, k)
 			}
 			n, ok := x.(int64)
 			if !ok || n < 1 || n > 100000 {
-				return Step{}, p.errorf(line, "sort_by_key partitions must be a whole number from 1 to 100000, not %v", x)
+				return Step{}, p.errorf(line, "%s partitions must be a whole number from 1 to 100000, not %v", op, x)
 			}
 			st.Partitions = int(n)
 		}
 		return st, nil
 	}
-	return Step{}, p.errorf(line, "sort_by_key takes no function: write sort_by_key = true, or sort_by_key = { partitions = N }")
+	return Step{}, p.errorf(line, "%s takes no function: write %s = true, or %s = { partitions = N }", op, op, op)
 }
 
 func isOp(s string) bool { return slices.Contains(ops(), s) }

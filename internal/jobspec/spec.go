@@ -68,19 +68,29 @@ const (
 	// OpSortByKey sorts records by key (bytes order) over all partitions;
 	// it takes no function: sort_by_key = true, or { partitions = N }.
 	OpSortByKey Op = "sort_by_key"
+	// OpGroupByKey gathers each key's values into one record (the value
+	// encodes the list, docs/abi.md); OpDistinct keeps one of each
+	// distinct record. Neither takes a function: = true, or
+	// { partitions = N }.
+	OpGroupByKey Op = "group_by_key"
+	OpDistinct   Op = "distinct"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct)}
 }
+
+// Builtin reports whether op takes no guest function.
+func (op Op) Builtin() bool { return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct }
 
 // Step is one operator of the job's chain, applying Module's Function.
 type Step struct {
 	Op       Op
-	Module   string // "" for sort_by_key
+	Module   string // "" for the operators without a function (Op.Builtin)
 	Function string
-	// Partitions of a sort_by_key; 0 means the job's partitions setting.
+	// Partitions of a builtin operator's shuffle; 0 means the job's
+	// partitions setting.
 	Partitions int
 	Line       int
 }

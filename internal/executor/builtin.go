@@ -1,0 +1,125 @@
+package executor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+
+	"github.com/wasmgrid/wasmgrid/internal/batch"
+)
+
+// The host's own shuffle transforms, for operators without guest
+// functions (planner.ShuffleDep.Builtin).
+
+// distinctKey is the shuffle key of a record for distinct: u32 LE length
+// of the key, the key, the value.
+func distinctKey(dst, key, value []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(key)))
+	dst = append(dst, key...)
+	return append(dst, value...)
+}
+
+// splitDistinctKey undoes distinctKey.
+func splitDistinctKey(k []byte) (key, value []byte, err error) {
+	if len(k) < 4 {
+		return nil, nil, errors.New("distinct: shuffle key shorter than its length prefix")
+	}
+	n := binary.LittleEndian.Uint32(k)
+	if uint64(n) > uint64(len(k)-4) {
+		return nil, nil, errors.New("distinct: shuffle key's length prefix runs past it")
+	}
+	return k[4 : 4+n], k[4+n:], nil
+}
+
+// rekeyDistinct turns a batch of records into records keyed by their
+// whole content, with empty values.
+func rekeyDistinct(b []byte) []byte {
+	out := batch.NewBuilder(len(b) + 4*int(batch.Count(b)))
+	var k []byte
+	it := batch.Checked(b)
+	for it.Next() {
+		k = distinctKey(k[:0], it.Key(), it.Value())
+		out.Add(k, nil)
+	}
+	return out.Bytes()
+}
+
+// combineFirst keeps the first record of each run of equal keys of a
+// sorted batch: the map-side combiner of distinct.
+func combineFirst(b []byte) ([]byte, error) {
+	out := batch.NewBuilder(len(b))
+	var prev []byte
+	first := true
+	it := batch.Checked(b)
+	for it.Next() {
+		if !first && bytes.Equal(it.Key(), prev) {
+			continue
+		}
+		first = false
+		prev = append(prev[:0], it.Key()...)
+		out.Add(it.Key(), it.Value())
+	}
+	return out.Bytes(), nil
+}
+
+// AppendGroupedValues encodes a list of values as a group_by_key record's
+// value (docs/abi.md, "Grouped values"): u32 LE count, then each value as
+// u32 LE length and bytes.
+func AppendGroupedValues(dst []byte, values [][]byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(values)))
+	for _, v := range values {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+// reduceSide folds a merged shuffle input, in key order, for a builtin
+// shuffle: emit receives the records the stage's steps see.
+type reduceSide struct {
+	kind   string // "group" or "distinct"
+	emit   func(key, value []byte) error
+	key    []byte
+	vals   [][]byte
+	have   bool
+	enc    []byte
+	groupN int // bytes held in vals
+}
+
+func (r *reduceSide) add(key, value []byte) error {
+	switch r.kind {
+	case "distinct":
+		if r.have && bytes.Equal(key, r.key) {
+			return nil
+		}
+		r.key, r.have = append(r.key[:0], key...), true
+		k, v, err := splitDistinctKey(key)
+		if err != nil {
+			return err
+		}
+		return r.emit(k, v)
+	default: // group
+		if r.have && !bytes.Equal(key, r.key) {
+			if err := r.flush(); err != nil {
+				return err
+			}
+		}
+		if !r.have {
+			r.key, r.have = append(r.key[:0], key...), true
+		}
+		r.vals = append(r.vals, bytes.Clone(value))
+		r.groupN += len(value) + 4
+		return nil
+	}
+}
+
+// flush emits the group being gathered.
+func (r *reduceSide) flush() error {
+	if r.kind != "group" || !r.have {
+		return nil
+	}
+	r.enc = AppendGroupedValues(r.enc[:0], r.vals)
+	err := r.emit(r.key, r.enc)
+	r.vals, r.have, r.groupN = r.vals[:0], false, 0
+	return err
+}
