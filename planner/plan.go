@@ -26,6 +26,8 @@ const (
 	OpGroupByKey Op = "group_by_key"
 	// OpDistinct keeps one of each distinct (key, value) record.
 	OpDistinct Op = "distinct"
+	// OpCountByKey counts the records of each key: (key, count in decimal).
+	OpCountByKey Op = "count_by_key"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -90,9 +92,10 @@ type ShuffleDep struct {
 	// scheduler computes from a sample stage (TaskSpec.Bounds).
 	Range bool
 	// Builtin is a shuffle the host transforms itself, with no guest
-	// function: "group" (the reduce side gathers each key's values) or
+	// function: "group" (the reduce side gathers each key's values),
 	// "distinct" (records are keyed by their whole content, combined on
-	// the map side, deduplicated on the reduce side and decoded back).
+	// the map side, deduplicated on the reduce side and decoded back) or
+	// "count" (values become decimal counts, summed on both sides).
 	Builtin string
 }
 
@@ -190,14 +193,11 @@ func Build(job Job) (*Plan, error) {
 			cur.ShuffleOut = dep
 			p.Stages = append(p.Stages, sample, cur)
 			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
-		case d.Op == OpGroupByKey || d.Op == OpDistinct:
+		case d.Op == OpGroupByKey || d.Op == OpDistinct || d.Op == OpCountByKey:
 			if d.Partitions < 1 {
 				return nil, fmt.Errorf("planner: dataset %d: %s needs at least one partition", i, d.Op)
 			}
-			builtin := "group"
-			if d.Op == OpDistinct {
-				builtin = "distinct"
-			}
+			builtin := map[Op]string{OpGroupByKey: "group", OpDistinct: "distinct", OpCountByKey: "count"}[d.Op]
 			dep := &ShuffleDep{ID: len(p.Stages), Partitions: d.Partitions, Builtin: builtin}
 			cur.ShuffleOut = dep
 			p.Stages = append(p.Stages, cur)
@@ -266,7 +266,7 @@ func (s *Stage) describe() string {
 		parts = append(parts, "reduce "+s.Reduce.String())
 	}
 	if s.ShuffleIn != nil && s.ShuffleIn.Builtin != "" {
-		parts = append(parts, map[string]string{"group": "group values", "distinct": "distinct"}[s.ShuffleIn.Builtin])
+		parts = append(parts, map[string]string{"group": "group values", "distinct": "distinct", "count": "count"}[s.ShuffleIn.Builtin])
 	}
 	for _, st := range s.Steps {
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
@@ -280,8 +280,8 @@ func (s *Stage) describe() string {
 		if s.ShuffleOut.Range {
 			out += ", by key range"
 		}
-		if s.ShuffleOut.Builtin == "distinct" {
-			out += ", combine distinct"
+		if b := s.ShuffleOut.Builtin; b == "distinct" || b == "count" {
+			out += ", combine " + b
 		}
 		parts = append(parts, out+")")
 	case s.Sample != nil:

@@ -131,6 +131,10 @@ func (d *Dataset) GroupByKey(partitions int) *Dataset { return d.builtin("group_
 // Distinct keeps one of each distinct (key, value) record.
 func (d *Dataset) Distinct(partitions int) *Dataset { return d.builtin("distinct", partitions) }
 
+// CountByKey counts the records of each key: (key, count in decimal),
+// combined on the map side.
+func (d *Dataset) CountByKey(partitions int) *Dataset { return d.builtin("count_by_key", partitions) }
+
 func (d *Dataset) builtin(op string, partitions int) *Dataset {
 	if partitions > 0 {
 		return d.then(op + " = { partitions = " + strconv.Itoa(partitions) + " }")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,7 +41,7 @@ func groupRecords(t *testing.T, dir string) [][2][]byte {
 	return recs
 }
 
-// TestGroupByKeyAndDistinct runs both operators over 5 partitions (some
+// TestGroupByKeyAndDistinct runs group_by_key, count_by_key and distinct over 5 partitions (some
 // empty) against native references.
 func TestGroupByKeyAndDistinct(t *testing.T) {
 	dir := t.TempDir()
@@ -53,11 +54,13 @@ func TestGroupByKeyAndDistinct(t *testing.T) {
 	glob := filepath.Join(dir, "recs")
 
 	groups := map[string][]string{}
+	counts := map[string]int{}
 	seen := map[string]bool{}
 	var wantDistinct []string
 	for _, r := range recs {
 		k, v := hex.EncodeToString(r[0]), hex.EncodeToString(r[1])
 		groups[k] = append(groups[k], v)
+		counts[k]++
 		if !seen[k+"\t"+v] {
 			seen[k+"\t"+v] = true
 			wantDistinct = append(wantDistinct, k+"\t"+v)
@@ -92,6 +95,17 @@ func TestGroupByKeyAndDistinct(t *testing.T) {
 	})
 	if !slices.Equal(gotGroups, wantGroups) {
 		t.Errorf("group_by_key: %d groups, want %d; first got %.80q, want %.80q", len(gotGroups), len(wantGroups), gotGroups[0], wantGroups[0])
+	}
+	var wantCounts []string
+	for k, n := range counts {
+		wantCounts = append(wantCounts, fmt.Sprintf("%s\t%d", k, n))
+	}
+	slices.Sort(wantCounts)
+	gotCounts := run(func(src *sdk.Dataset, g *sdk.ModuleRef) {
+		src.CountByKey(3).Map(g.Func("hexkey")).Write(sdk.Stdout())
+	})
+	if !slices.Equal(gotCounts, wantCounts) {
+		t.Errorf("count_by_key: got %q, want %q", gotCounts, wantCounts)
 	}
 	gotDistinct := run(func(src *sdk.Dataset, g *sdk.ModuleRef) {
 		src.Distinct(5).Map(g.Func("hexrec")).Write(sdk.Stdout())

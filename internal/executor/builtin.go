@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strconv"
 
 	"github.com/wasmgrid/wasmgrid/internal/batch"
 )
@@ -77,7 +79,8 @@ func AppendGroupedValues(dst []byte, values [][]byte) []byte {
 // reduceSide folds a merged shuffle input, in key order, for a builtin
 // shuffle: emit receives the records the stage's steps see.
 type reduceSide struct {
-	kind   string // "group" or "distinct"
+	kind   string // "group", "distinct" or "count"
+	count  uint64 // "count": the sum so far for key
 	emit   func(key, value []byte) error
 	key    []byte
 	vals   [][]byte
@@ -98,6 +101,20 @@ func (r *reduceSide) add(key, value []byte) error {
 			return err
 		}
 		return r.emit(k, v)
+	case "count":
+		n, err := parseCount(value)
+		if err != nil {
+			return err
+		}
+		if r.have && bytes.Equal(key, r.key) {
+			r.count += n
+			return nil
+		}
+		if err := r.flush(); err != nil {
+			return err
+		}
+		r.key, r.count, r.have = append(r.key[:0], key...), n, true
+		return nil
 	default: // group
 		if r.have && !bytes.Equal(key, r.key) {
 			if err := r.flush(); err != nil {
@@ -115,11 +132,72 @@ func (r *reduceSide) add(key, value []byte) error {
 
 // flush emits the group being gathered.
 func (r *reduceSide) flush() error {
-	if r.kind != "group" || !r.have {
+	if !r.have {
+		return nil
+	}
+	if r.kind == "count" {
+		r.enc = strconv.AppendUint(r.enc[:0], r.count, 10)
+		r.have = false
+		return r.emit(r.key, r.enc)
+	}
+	if r.kind != "group" {
 		return nil
 	}
 	r.enc = AppendGroupedValues(r.enc[:0], r.vals)
 	err := r.emit(r.key, r.enc)
 	r.vals, r.have, r.groupN = r.vals[:0], false, 0
 	return err
+}
+
+// countOne turns a batch into records of the same keys with value "1".
+func countOne(b []byte) []byte {
+	out := batch.NewBuilder(len(b))
+	it := batch.Checked(b)
+	one := []byte("1")
+	for it.Next() {
+		out.Add(it.Key(), one)
+	}
+	return out.Bytes()
+}
+
+// parseCount reads a decimal count written by countOne or a sum.
+func parseCount(v []byte) (uint64, error) {
+	n, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("count_by_key: value %q is not a count", v)
+	}
+	return n, nil
+}
+
+// combineCount sums the decimal counts of each run of equal keys of a
+// sorted batch.
+func combineCount(b []byte) ([]byte, error) {
+	out := batch.NewBuilder(len(b))
+	var key []byte
+	var sum uint64
+	have := false
+	var num []byte
+	emit := func() {
+		num = strconv.AppendUint(num[:0], sum, 10)
+		out.Add(key, num)
+	}
+	it := batch.Checked(b)
+	for it.Next() {
+		n, err := parseCount(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		if have && bytes.Equal(it.Key(), key) {
+			sum += n
+			continue
+		}
+		if have {
+			emit()
+		}
+		key, sum, have = append(key[:0], it.Key()...), n, true
+	}
+	if have {
+		emit()
+	}
+	return out.Bytes(), nil
 }

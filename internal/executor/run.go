@@ -480,8 +480,11 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		cfg.Partition = shuffle.RangePartitioner(spec.Bounds)
 	}
 	var combiner *wasmexec.Reducer
-	if st.ShuffleOut.Builtin == "distinct" {
+	switch st.ShuffleOut.Builtin {
+	case "distinct":
 		cfg.Combine = combineFirst
+	case "count":
+		cfg.Combine = combineCount
 	}
 	if st.ShuffleOut.Combine != nil {
 		ws, err := r.step(*st.ShuffleOut.Combine)
@@ -507,8 +510,11 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		return nil, nil, nil, err
 	}
 	sink = func(b []byte) error { return r.combineError(w.AddBatch(b)) }
-	if st.ShuffleOut.Builtin == "distinct" {
+	switch st.ShuffleOut.Builtin {
+	case "distinct":
 		sink = func(b []byte) error { return r.combineError(w.AddBatch(rekeyDistinct(b))) }
+	case "count":
+		sink = func(b []byte) error { return r.combineError(w.AddBatch(countOne(b))) }
 	}
 	commit = func() error {
 		defer closeCombiner()

@@ -74,15 +74,19 @@ const (
 	// { partitions = N }.
 	OpGroupByKey Op = "group_by_key"
 	OpDistinct   Op = "distinct"
+	// OpCountByKey counts each key's records: (key, count in decimal).
+	OpCountByKey Op = "count_by_key"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey)}
 }
 
 // Builtin reports whether op takes no guest function.
-func (op Op) Builtin() bool { return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct }
+func (op Op) Builtin() bool {
+	return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct || op == OpCountByKey
+}
 
 // Step is one operator of the job's chain, applying Module's Function.
 type Step struct {

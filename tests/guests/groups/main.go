@@ -16,6 +16,10 @@ func init() {
 	guest.Map("hexrec", func(k, v []byte) ([]byte, []byte) {
 		return []byte(hex.EncodeToString(k)), []byte(hex.EncodeToString(v))
 	})
+	// hexkey renders the key in hex and keeps the value.
+	guest.Map("hexkey", func(k, v []byte) ([]byte, []byte) {
+		return []byte(hex.EncodeToString(k)), v
+	})
 	// group renders a grouped record as hex(key), its values in hex,
 	// sorted and joined by commas.
 	guest.Map("group", func(k, v []byte) ([]byte, []byte) {
