@@ -28,6 +28,10 @@ const (
 	OpDistinct Op = "distinct"
 	// OpCountByKey counts the records of each key: (key, count in decimal).
 	OpCountByKey Op = "count_by_key"
+	// OpCoalesce lowers the partitions of a stage that reads a shuffle,
+	// without another shuffle: each task reads a run of consecutive
+	// shuffle partitions (in order, so a sorted dataset stays sorted).
+	OpCoalesce Op = "coalesce"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -128,6 +132,20 @@ type Stage struct {
 	After []int
 }
 
+// InputPartitions are the shuffle partitions task p of a stage that reads
+// a shuffle merges: p alone, or a run of consecutive ones after coalesce.
+func (s *Stage) InputPartitions(p int) []int {
+	if s.ShuffleIn == nil {
+		return nil
+	}
+	in, out := s.ShuffleIn.Partitions, s.Partitions
+	var ps []int
+	for q := p * in / out; q < (p+1)*in/out; q++ {
+		ps = append(ps, q)
+	}
+	return ps
+}
+
 // IsResult reports whether the stage produces the job's result.
 func (s *Stage) IsResult() bool { return s.ShuffleOut == nil && s.Sample == nil }
 
@@ -175,6 +193,15 @@ func Build(job Job) (*Plan, error) {
 		switch {
 		case d.Op.Narrow():
 			cur.Steps = append(cur.Steps, Step{Op: d.Op, Func: d.Func})
+		case d.Op == OpCoalesce:
+			if cur.ShuffleIn == nil {
+				return nil, fmt.Errorf("planner: dataset %d: coalesce follows a shuffle (reduce_by_key, sort_by_key, ...); a source's partitions are its splits (raise source.split_size)", i)
+			}
+			if d.Partitions < 1 {
+				return nil, fmt.Errorf("planner: dataset %d: coalesce needs at least one partition", i)
+			}
+			// Fewer partitions only; more would need a shuffle.
+			cur.Partitions = min(cur.Partitions, d.Partitions)
 		case d.Op == OpSortByKey:
 			if d.Partitions < 1 {
 				return nil, fmt.Errorf("planner: dataset %d: sort_by_key needs at least one partition", i)
@@ -264,6 +291,9 @@ func (s *Stage) describe() string {
 	}
 	if s.Reduce != nil {
 		parts = append(parts, "reduce "+s.Reduce.String())
+	}
+	if s.ShuffleIn != nil && s.Partitions < s.ShuffleIn.Partitions {
+		parts = append(parts, fmt.Sprintf("coalesce %d → %d", s.ShuffleIn.Partitions, s.Partitions))
 	}
 	if s.ShuffleIn != nil && s.ShuffleIn.Builtin != "" {
 		parts = append(parts, map[string]string{"group": "group values", "distinct": "distinct", "count": "count"}[s.ShuffleIn.Builtin])

@@ -3,6 +3,7 @@ package planner
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -122,5 +123,34 @@ func TestRangeBounds(t *testing.T) {
 				t.Errorf("%s: bounds not increasing: %q", tt.name, got)
 			}
 		}
+	}
+}
+
+func TestCoalesce(t *testing.T) {
+	job := sortJob(4, 8)
+	job.Datasets = append(job.Datasets, Dataset{ID: 6, Op: OpCoalesce, Parents: []int{5}, Partitions: 3})
+	p, err := Build(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := p.Result()
+	if res.Partitions != 3 || !strings.Contains(p.String(), "shuffle 2 → coalesce 8 → 3 → map wc.format → result") {
+		t.Fatalf("plan:\n%s", p)
+	}
+	want := [][]int{{0, 1}, {2, 3, 4}, {5, 6, 7}}
+	for i, w := range want {
+		if got := res.InputPartitions(i); fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("task %d reads %v, want %v", i, got, w)
+		}
+	}
+	// More partitions than the shuffle has is no coalesce at all.
+	job.Datasets[6].Partitions = 20
+	if p, _ := Build(job); p.Result().Partitions != 8 {
+		t.Errorf("coalesce to 20 of 8 partitions gave %d", p.Result().Partitions)
+	}
+	// A source has no shuffle to coalesce.
+	_, err = Build(Job{Datasets: []Dataset{{ID: 0, Op: OpSource}, {ID: 1, Op: OpCoalesce, Parents: []int{0}, Partitions: 1}}, Splits: []Split{{Path: "a"}}})
+	if err == nil || !strings.Contains(err.Error(), "coalesce follows a shuffle") {
+		t.Errorf("coalesce of a source: %v", err)
 	}
 }

@@ -135,6 +135,11 @@ func (d *Dataset) Distinct(partitions int) *Dataset { return d.builtin("distinct
 // combined on the map side.
 func (d *Dataset) CountByKey(partitions int) *Dataset { return d.builtin("count_by_key", partitions) }
 
+// Coalesce lowers d's partitions to n without a shuffle: each task reads a
+// run of consecutive partitions (a sorted dataset stays sorted). d must
+// come from a shuffle (ReduceByKey, SortByKey, ...).
+func (d *Dataset) Coalesce(n int) *Dataset { return d.then("coalesce = " + strconv.Itoa(n)) }
+
 func (d *Dataset) builtin(op string, partitions int) *Dataset {
 	if partitions > 0 {
 		return d.then(op + " = { partitions = " + strconv.Itoa(partitions) + " }")

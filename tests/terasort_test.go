@@ -258,3 +258,32 @@ func TestSortByKeySkewedBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestSortThenCoalesce sorts into 8 range partitions and coalesces them to
+// 3 without a shuffle: 3 part files whose concatenation is still sorted.
+func TestSortThenCoalesce(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	want := genTera(t, in, 50_000, 2, false)
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	job := sdk.NewJob("sort-coalesce")
+	out := filepath.Join(dir, "out")
+	job.RecordFile(filepath.Join(in, "*"), sortbench.RecordSize, sortbench.KeySize).SortByKey(8).Coalesce(3).Write(sdk.Records(out))
+	built, err := job.Build(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(context.Background(), built, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(out, "part-*")); len(parts) != 3 {
+		t.Fatalf("%d part files, want 3", len(parts))
+	}
+	if s := validateParts(t, out); s.Records != 50_000 || s.Unordered != 0 || s.Checksum != want {
+		t.Fatalf("valsort: %+v", s)
+	}
+}

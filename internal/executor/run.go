@@ -328,18 +328,30 @@ func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(),
 	if err := os.MkdirAll(r.t.ShuffleDir, 0o755); err != nil {
 		return nil, nil, err
 	}
-	share := r.t.ShuffleMemory / int64(max(len(agents), 1))
-	results := make([][]BlockIterator, len(agents))
-	errs := make([]error, len(agents))
+	// A coalesced task merges several consecutive partitions.
+	partitions := spec.Stage.InputPartitions(spec.Key.Partition)
+	type fetch struct {
+		agent     string
+		partition int
+	}
+	var fetches []fetch
+	for _, q := range partitions {
+		for _, agent := range agents {
+			fetches = append(fetches, fetch{agent, q})
+		}
+	}
+	share := r.t.ShuffleMemory / int64(max(len(fetches), 1))
+	results := make([][]BlockIterator, len(fetches))
+	errs := make([]error, len(fetches))
 	sem := make(chan struct{}, fetchParallelism)
 	var wg sync.WaitGroup
-	for i, agent := range agents {
+	for i, f := range fetches {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i], _, errs[i] = r.t.Blocks.OpenBlocks(ctx, agent, byAgent[agent], spec.Key.Partition, share, r.t.ShuffleDir)
+			results[i], _, errs[i] = r.t.Blocks.OpenBlocks(ctx, f.agent, byAgent[f.agent], f.partition, share, r.t.ShuffleDir)
 		}()
 	}
 	wg.Wait()

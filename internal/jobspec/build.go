@@ -260,6 +260,14 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 // operators without a function.
 func (p *parser) builtinStep(op Op, v any, line int) (Step, error) {
 	st := Step{Op: op, Line: line}
+	if op == OpCoalesce {
+		n, ok := v.(int64)
+		if !ok || n < 1 || n > 100000 {
+			return Step{}, p.errorf(line, "coalesce = N takes the number of partitions to keep, 1 to 100000, not %v", v)
+		}
+		st.Partitions = int(n)
+		return st, nil
+	}
 	switch v := v.(type) {
 	case bool:
 		if v {

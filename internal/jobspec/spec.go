@@ -76,16 +76,19 @@ const (
 	OpDistinct   Op = "distinct"
 	// OpCountByKey counts each key's records: (key, count in decimal).
 	OpCountByKey Op = "count_by_key"
+	// OpCoalesce lowers the partitions after a shuffle without another
+	// one: coalesce = N.
+	OpCoalesce Op = "coalesce"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce)}
 }
 
 // Builtin reports whether op takes no guest function.
 func (op Op) Builtin() bool {
-	return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct || op == OpCountByKey
+	return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct || op == OpCountByKey || op == OpCoalesce
 }
 
 // Step is one operator of the job's chain, applying Module's Function.
