@@ -32,6 +32,13 @@ const (
 	// without another shuffle: each task reads a run of consecutive
 	// shuffle partitions (in order, so a sorted dataset stays sorted).
 	OpCoalesce Op = "coalesce"
+	// OpJoin and OpLeftOuterJoin join two datasets by key (Parents: the
+	// left one, then the right one): both are shuffled to the same hash
+	// partitions and merged; each output record's value lists the left
+	// and the right value (grouped-values encoding, docs/abi.md), only the
+	// left one for a left key without a match in a left outer join.
+	OpJoin          Op = "join"
+	OpLeftOuterJoin Op = "left_outer_join"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -54,6 +61,9 @@ type Dataset struct {
 	Func    FuncRef // the guest function, for every op but source
 	// Partitions is the number of output partitions of a shuffle operator.
 	Partitions int
+	// Splits of a source dataset; the first source may leave them to
+	// Job.Splits.
+	Splits []Split
 }
 
 // Split is a piece of a source for one task: a byte range of a file.
@@ -103,6 +113,12 @@ type ShuffleDep struct {
 	Builtin string
 }
 
+// JoinSpec is the right side of a join stage.
+type JoinSpec struct {
+	Right *ShuffleDep
+	Outer bool // left outer: left keys without a match are kept
+}
+
 // SampleSpec makes a stage a sample stage: it runs the pipeline of the
 // stage it samples for and returns up to Keys of its output's keys, from
 // which the scheduler computes the range bounds of shuffle Shuffle.
@@ -125,7 +141,10 @@ type Stage struct {
 	// result stage and sample stages.
 	ShuffleOut *ShuffleDep
 	// Sample, if set, makes this a sample stage (see SampleSpec).
-	Sample     *SampleSpec
+	Sample *SampleSpec
+	// Join, if set, makes the stage read a second shuffle and join it with
+	// ShuffleIn by key.
+	Join       *JoinSpec
 	Partitions int
 	// After lists stages that must finish before this one starts without
 	// it reading their output: the sample stage of a range shuffle.
@@ -167,7 +186,10 @@ type Plan struct {
 // Result is the result stage.
 func (p *Plan) Result() *Stage { return p.Stages[len(p.Stages)-1] }
 
-// Build cuts a job into stages at its shuffle dependencies.
+// Build cuts a job into stages at its shuffle dependencies. Datasets are
+// in topological order; each is consumed by at most one other (a dataset
+// used twice would need caching, which is not there yet), and the last is
+// the result.
 func Build(job Job) (*Plan, error) {
 	if len(job.Datasets) == 0 {
 		return nil, errors.New("planner: job has no datasets")
@@ -175,20 +197,63 @@ func Build(job Job) (*Plan, error) {
 	if job.Datasets[0].Op != OpSource {
 		return nil, errors.New("planner: the first dataset must be a source")
 	}
-	if len(job.Splits) == 0 {
-		return nil, errors.New("planner: the source has no splits (no input)")
-	}
 	p := &Plan{}
-	cur := &Stage{ID: 0, Splits: job.Splits, Partitions: len(job.Splits)}
+	open := map[int]*Stage{} // dataset -> the open stage that computes it
+	take := func(i, parent int) (*Stage, error) {
+		if parent < 0 || parent >= i {
+			return nil, fmt.Errorf("planner: dataset %d: parent %d is not an earlier dataset", i, parent)
+		}
+		st, ok := open[parent]
+		if !ok {
+			return nil, fmt.Errorf("planner: dataset %d reads dataset %d, which another dataset reads already: a dataset can feed one other (no caching yet)", i, parent)
+		}
+		delete(open, parent)
+		return st, nil
+	}
+	// closeStage gives a finished stage its ID and appends it.
+	closeStage := func(st *Stage) {
+		st.ID = len(p.Stages)
+		p.Stages = append(p.Stages, st)
+	}
+	// shuffleOut closes st with a shuffle to partitions and returns the
+	// dependency.
+	shuffleOut := func(st *Stage, dep *ShuffleDep) *ShuffleDep {
+		closeStage(st)
+		dep.ID = st.ID
+		st.ShuffleOut = dep
+		return dep
+	}
 	for i, d := range job.Datasets {
 		if d.ID != i {
 			return nil, fmt.Errorf("planner: dataset %d has ID %d", i, d.ID)
 		}
-		if i == 0 {
+		if d.Op == OpSource {
+			splits := d.Splits
+			if i == 0 && splits == nil {
+				splits = job.Splits
+			}
+			if len(splits) == 0 {
+				return nil, fmt.Errorf("planner: source dataset %d has no splits (no input)", i)
+			}
+			open[i] = &Stage{Splits: splits, Partitions: len(splits)}
 			continue
 		}
-		if len(d.Parents) != 1 || d.Parents[0] != i-1 {
-			return nil, fmt.Errorf("planner: dataset %d: only linear chains are supported yet (parents %v)", i, d.Parents)
+		want := 1
+		if d.Op == OpJoin || d.Op == OpLeftOuterJoin {
+			want = 2
+		}
+		if len(d.Parents) != want {
+			return nil, fmt.Errorf("planner: dataset %d: %s takes %d parent(s), not %d", i, d.Op, want, len(d.Parents))
+		}
+		cur, err := take(i, d.Parents[0])
+		if err != nil {
+			return nil, err
+		}
+		needPartitions := func() error {
+			if d.Partitions < 1 {
+				return fmt.Errorf("planner: dataset %d: %s needs at least one partition", i, d.Op)
+			}
+			return nil
 		}
 		switch {
 		case d.Op.Narrow():
@@ -197,52 +262,70 @@ func Build(job Job) (*Plan, error) {
 			if cur.ShuffleIn == nil {
 				return nil, fmt.Errorf("planner: dataset %d: coalesce follows a shuffle (reduce_by_key, sort_by_key, ...); a source's partitions are its splits (raise source.split_size)", i)
 			}
-			if d.Partitions < 1 {
-				return nil, fmt.Errorf("planner: dataset %d: coalesce needs at least one partition", i)
+			if err := needPartitions(); err != nil {
+				return nil, err
 			}
 			// Fewer partitions only; more would need a shuffle.
 			cur.Partitions = min(cur.Partitions, d.Partitions)
 		case d.Op == OpSortByKey:
-			if d.Partitions < 1 {
-				return nil, fmt.Errorf("planner: dataset %d: sort_by_key needs at least one partition", i)
+			if err := needPartitions(); err != nil {
+				return nil, err
 			}
 			// The stage so far runs twice: first as a sample stage, whose
 			// keys give the range bounds, then as the map stage.
-			sample := &Stage{ID: cur.ID, Parents: cur.Parents, ShuffleIn: cur.ShuffleIn, Reduce: cur.Reduce, Steps: slices.Clone(cur.Steps), Partitions: cur.Partitions}
+			sample := &Stage{Parents: cur.Parents, ShuffleIn: cur.ShuffleIn, Join: cur.Join, Reduce: cur.Reduce, Steps: slices.Clone(cur.Steps), Partitions: cur.Partitions}
 			if cur.Splits != nil {
 				sample.Splits = spread(cur.Splits, maxSampleTasks)
 				sample.Partitions = len(sample.Splits)
 			}
-			cur.ID++
+			closeStage(sample)
 			cur.After = []int{sample.ID}
-			sample.Sample = &SampleSpec{Shuffle: cur.ID, Keys: min(10000, max(10, (sampleKeysPerPartition*d.Partitions+sample.Partitions-1)/sample.Partitions))}
-			dep := &ShuffleDep{ID: cur.ID, Partitions: d.Partitions, Range: true}
-			cur.ShuffleOut = dep
-			p.Stages = append(p.Stages, sample, cur)
-			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
+			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Range: true})
+			sample.Sample = &SampleSpec{Shuffle: dep.ID, Keys: min(10000, max(10, (sampleKeysPerPartition*d.Partitions+sample.Partitions-1)/sample.Partitions))}
+			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpGroupByKey || d.Op == OpDistinct || d.Op == OpCountByKey:
-			if d.Partitions < 1 {
-				return nil, fmt.Errorf("planner: dataset %d: %s needs at least one partition", i, d.Op)
+			if err := needPartitions(); err != nil {
+				return nil, err
 			}
 			builtin := map[Op]string{OpGroupByKey: "group", OpDistinct: "distinct", OpCountByKey: "count"}[d.Op]
-			dep := &ShuffleDep{ID: len(p.Stages), Partitions: d.Partitions, Builtin: builtin}
-			cur.ShuffleOut = dep
-			p.Stages = append(p.Stages, cur)
-			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
+			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Builtin: builtin})
+			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpReduceByKey:
-			if d.Partitions < 1 {
-				return nil, fmt.Errorf("planner: dataset %d: reduce_by_key needs at least one partition", i)
+			if err := needPartitions(); err != nil {
+				return nil, err
 			}
 			fn := d.Func
-			dep := &ShuffleDep{ID: len(p.Stages), Partitions: d.Partitions, Combine: &fn}
-			cur.ShuffleOut = dep
-			p.Stages = append(p.Stages, cur)
-			cur = &Stage{ID: len(p.Stages), Parents: []int{cur.ID}, ShuffleIn: dep, Reduce: &fn, Partitions: d.Partitions}
+			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Combine: &fn})
+			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Reduce: &fn, Partitions: d.Partitions}
+		case d.Op == OpJoin || d.Op == OpLeftOuterJoin:
+			if err := needPartitions(); err != nil {
+				return nil, err
+			}
+			right, err := take(i, d.Parents[1])
+			if err != nil {
+				return nil, err
+			}
+			left := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions})
+			rdep := shuffleOut(right, &ShuffleDep{Partitions: d.Partitions})
+			cur = &Stage{Parents: []int{left.ID, rdep.ID}, ShuffleIn: left, Join: &JoinSpec{Right: rdep, Outer: d.Op == OpLeftOuterJoin}, Partitions: d.Partitions}
 		default:
 			return nil, fmt.Errorf("planner: dataset %d: unknown operator %q", i, d.Op)
 		}
+		open[i] = cur
 	}
-	p.Stages = append(p.Stages, cur)
+	last := len(job.Datasets) - 1
+	res, ok := open[last]
+	if !ok || len(open) != 1 {
+		var unused []int
+		for id := range open {
+			if id != last {
+				unused = append(unused, id)
+			}
+		}
+		slices.Sort(unused)
+		return nil, fmt.Errorf("planner: datasets %v are computed but never used: the last dataset is the result", unused)
+	}
+	closeStage(res)
 	return p, nil
 }
 
@@ -284,7 +367,13 @@ func (p *Plan) String() string {
 
 func (s *Stage) describe() string {
 	parts := []string{}
-	if s.ShuffleIn != nil {
+	if s.ShuffleIn != nil && s.Join != nil {
+		kind := "join"
+		if s.Join.Outer {
+			kind = "left outer join"
+		}
+		parts = append(parts, fmt.Sprintf("shuffle %d %s shuffle %d", s.ShuffleIn.ID, kind, s.Join.Right.ID))
+	} else if s.ShuffleIn != nil {
 		parts = append(parts, fmt.Sprintf("shuffle %d", s.ShuffleIn.ID))
 	} else {
 		parts = append(parts, fmt.Sprintf("source (%d splits)", len(s.Splits)))

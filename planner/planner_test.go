@@ -40,7 +40,10 @@ func TestBuildRejects(t *testing.T) {
 	}{
 		{"empty", Job{}, "no datasets"},
 		{"no splits", Job{Datasets: []Dataset{{Op: OpSource}}}, "no splits"},
-		{"bad op", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: "join", Parents: []int{0}}}, Splits: []Split{{}}}, "unknown operator"},
+		{"bad op", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: "zip", Parents: []int{0}}}, Splits: []Split{{}}}, "unknown operator"},
+		{"join of one", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: OpJoin, Parents: []int{0}, Partitions: 2}}, Splits: []Split{{}}}, "takes 2 parent(s)"},
+		{"dataset used twice", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: OpJoin, Parents: []int{0, 0}, Partitions: 2}}, Splits: []Split{{}}}, "another dataset reads already"},
+		{"unused dataset", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: OpSource, Splits: []Split{{}}}, {ID: 2, Op: OpMap, Parents: []int{0}}}, Splits: []Split{{}}}, "never used"},
 		{"zero partitions", Job{Datasets: []Dataset{{Op: OpSource}, {ID: 1, Op: OpReduceByKey, Parents: []int{0}}}, Splits: []Split{{}}}, "at least one partition"},
 	}
 	for _, tt := range tests {

@@ -39,6 +39,8 @@ type TaskSpec struct {
 	Stage   *Stage
 	Split   *Split         // the input of a source stage's task
 	Inputs  []MapOutputLoc // the map outputs a shuffle-reading task reads its partition from
+	// RightInputs are the map outputs of a join stage's right side.
+	RightInputs []MapOutputLoc
 	// Bounds are the range bounds of the stage's shuffle output, when it
 	// is partitioned by key range: Stage.ShuffleOut.Partitions-1 keys.
 	Bounds [][]byte
@@ -132,9 +134,15 @@ func (s *Scheduler) ready(st *Stage) bool {
 	if st.ShuffleIn == nil {
 		return true
 	}
-	for _, o := range s.outputs[st.ShuffleIn.ID] {
-		if o == nil {
-			return false
+	deps := []*ShuffleDep{st.ShuffleIn}
+	if st.Join != nil {
+		deps = append(deps, st.Join.Right)
+	}
+	for _, dep := range deps {
+		for _, o := range s.outputs[dep.ID] {
+			if o == nil {
+				return false
+			}
 		}
 	}
 	return true
@@ -166,6 +174,11 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 			} else {
 				for _, o := range s.outputs[st.ShuffleIn.ID] {
 					spec.Inputs = append(spec.Inputs, *o)
+				}
+				if st.Join != nil {
+					for _, o := range s.outputs[st.Join.Right.ID] {
+						spec.RightInputs = append(spec.RightInputs, *o)
+					}
 				}
 			}
 			return spec, true

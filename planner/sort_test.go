@@ -154,3 +154,56 @@ func TestCoalesce(t *testing.T) {
 		t.Errorf("coalesce of a source: %v", err)
 	}
 }
+
+func TestBuildAndScheduleJoin(t *testing.T) {
+	job := Job{Datasets: []Dataset{
+		{ID: 0, Op: OpSource, Splits: []Split{{Path: "orders", Length: 1}, {Path: "orders", Offset: 1, Length: 1}}},
+		{ID: 1, Op: OpMap, Parents: []int{0}, Func: FuncRef{"j", "order"}},
+		{ID: 2, Op: OpSource, Splits: []Split{{Path: "customers"}}},
+		{ID: 3, Op: OpMap, Parents: []int{2}, Func: FuncRef{"j", "customer"}},
+		{ID: 4, Op: OpJoin, Parents: []int{1, 3}, Partitions: 3},
+		{ID: 5, Op: OpMap, Parents: []int{4}, Func: FuncRef{"j", "revenue"}},
+		{ID: 6, Op: OpReduceByKey, Parents: []int{5}, Func: FuncRef{"j", "sum"}, Partitions: 2},
+	}}
+	p, err := Build(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `stage 3 (2 tasks): shuffle 2 → reduce j.sum → result
+└─ stage 2 (3 tasks): shuffle 0 join shuffle 1 → map j.revenue → shuffle 2 (2 partitions, combine j.sum)
+   ├─ stage 0 (2 tasks): source (2 splits) → map j.order → shuffle 0 (3 partitions)
+   └─ stage 1 (1 tasks): source (1 splits) → map j.customer → shuffle 1 (3 partitions)
+`
+	if got := p.String(); got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	s := NewScheduler(p, Config{})
+	var first []TaskSpec
+	for {
+		spec, ok := s.Next("a1", true)
+		if !ok {
+			break
+		}
+		first = append(first, spec)
+	}
+	if len(first) != 3 {
+		t.Fatalf("first wave: %d tasks, want both sides' 3 map tasks", len(first))
+	}
+	for _, spec := range first[:2] {
+		s.Succeeded(spec.Key, spec.Attempt)
+	}
+	if _, ok := s.Next("a1", true); ok {
+		t.Fatal("a join task ran before the right side's map output existed")
+	}
+	s.Succeeded(first[2].Key, first[2].Attempt)
+	j, ok := s.Next("a2", true)
+	if !ok || j.Stage.Join == nil || len(j.Inputs) != 2 || len(j.RightInputs) != 1 || j.RightInputs[0].Agent != "a1" {
+		t.Fatalf("join task %+v", j)
+	}
+	// A lost right-side output reruns that map task only.
+	s.Failed(j.Key, j.Attempt, Failure{Kind: FetchFailed, ShuffleID: 1, MapIndex: 0})
+	rerun, ok := s.Next("a2", true)
+	if !ok || rerun.Stage.ID != 1 {
+		t.Fatalf("after a fetch failure on the right side: %+v", rerun)
+	}
+}
