@@ -201,3 +201,91 @@ func combineCount(b []byte) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// keyed is what mergeJoin reads: records in key order.
+type keyed interface {
+	Next() bool
+	Key() []byte
+	Value() []byte
+	Err() error
+}
+
+// mergeJoin joins two inputs sorted by key: for each key on both sides,
+// every (left, right) pair of values becomes a record whose value lists
+// the two (grouped-values encoding); with outer, a left key without a
+// match keeps its values, each alone in its list. A key's values are held
+// in memory while it is joined.
+func mergeJoin(left, right keyed, outer bool, emit func(key, value []byte) error) error {
+	type run struct {
+		key  []byte
+		vals [][]byte
+		ok   bool // a run was read
+	}
+	// next reads the run of equal keys that starts at the input's
+	// current record; more reports whether the input has a current record.
+	next := func(in keyed, more *bool) (run, error) {
+		var r run
+		if !*more {
+			return r, in.Err()
+		}
+		r.key, r.ok = bytes.Clone(in.Key()), true
+		for *more && bytes.Equal(in.Key(), r.key) {
+			r.vals = append(r.vals, bytes.Clone(in.Value()))
+			*more = in.Next()
+		}
+		return r, in.Err()
+	}
+	lmore, rmore := left.Next(), right.Next()
+	l, err := next(left, &lmore)
+	if err != nil {
+		return err
+	}
+	rr, err := next(right, &rmore)
+	if err != nil {
+		return err
+	}
+	var enc []byte
+	pair := make([][]byte, 2)
+	for l.ok {
+		c := -1 // the right side has ended: no match
+		if rr.ok {
+			c = bytes.Compare(l.key, rr.key)
+		}
+		switch {
+		case c < 0: // no match on the right
+			if outer {
+				for _, a := range l.vals {
+					pair[0] = a
+					enc = AppendGroupedValues(enc[:0], pair[:1])
+					if err := emit(l.key, enc); err != nil {
+						return err
+					}
+				}
+			}
+			if l, err = next(left, &lmore); err != nil {
+				return err
+			}
+		case c > 0:
+			if rr, err = next(right, &rmore); err != nil {
+				return err
+			}
+		default:
+			for _, a := range l.vals {
+				for _, b := range rr.vals {
+					pair[0], pair[1] = a, b
+					enc = AppendGroupedValues(enc[:0], pair)
+					if err := emit(l.key, enc); err != nil {
+						return err
+					}
+				}
+			}
+			if l, err = next(left, &lmore); err != nil {
+				return err
+			}
+			if rr, err = next(right, &rmore); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -74,3 +74,56 @@ func TestReduceSide(t *testing.T) {
 		t.Errorf("group: %s, want %s", got, want)
 	}
 }
+
+// sliceKeyed is a keyed input over sorted (key, value) pairs.
+type sliceKeyed struct {
+	kvs [][2]string
+	i   int
+}
+
+func (s *sliceKeyed) Next() bool    { s.i++; return s.i <= len(s.kvs) }
+func (s *sliceKeyed) Key() []byte   { return []byte(s.kvs[s.i-1][0]) }
+func (s *sliceKeyed) Value() []byte { return []byte(s.kvs[s.i-1][1]) }
+func (s *sliceKeyed) Err() error    { return nil }
+
+func TestMergeJoin(t *testing.T) {
+	left := [][2]string{{"a", "1"}, {"b", "2"}, {"b", "3"}, {"d", "4"}, {"\xff", "5"}}
+	right := [][2]string{{"b", "x"}, {"b", "y"}, {"c", "z"}, {"\xff", "w"}}
+	run := func(outer bool) []string {
+		var got []string
+		err := mergeJoin(&sliceKeyed{kvs: left}, &sliceKeyed{kvs: right}, outer, func(k, v []byte) error {
+			var vals []string
+			n := int(v[0])
+			v = v[4:]
+			for range n {
+				l := int(v[0])
+				vals = append(vals, string(v[4:4+l]))
+				v = v[4+l:]
+			}
+			got = append(got, fmt.Sprintf("%s:%v", k, vals))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	inner := fmt.Sprint(run(false))
+	if want := "[b:[2 x] b:[2 y] b:[3 x] b:[3 y] \xff:[5 w]]"; inner != want {
+		t.Errorf("join = %s, want %s", inner, want)
+	}
+	outer := fmt.Sprint(run(true))
+	if want := "[a:[1] b:[2 x] b:[2 y] b:[3 x] b:[3 y] d:[4] \xff:[5 w]]"; outer != want {
+		t.Errorf("left outer join = %s, want %s", outer, want)
+	}
+	// Either side empty.
+	if got := run(false); len(got) == 0 {
+		t.Fatal("sanity")
+	}
+	var n int
+	mergeJoin(&sliceKeyed{}, &sliceKeyed{kvs: right}, true, func(k, v []byte) error { n++; return nil })
+	mergeJoin(&sliceKeyed{kvs: left}, &sliceKeyed{}, false, func(k, v []byte) error { n++; return nil })
+	if n != 0 {
+		t.Errorf("joins with an empty side emitted %d records", n)
+	}
+}

@@ -229,11 +229,29 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		}
 		return flush()
 	}
-	merged, closeAll, err := r.openShuffleInput(ctx)
+	merged, closeAll, err := r.openShuffleInput(ctx, st.ShuffleIn, spec.Inputs)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	if st.Join != nil {
+		right, closeRight, err := r.openShuffleInput(ctx, st.Join.Right, spec.RightInputs)
+		if err != nil {
+			return err
+		}
+		defer closeRight()
+		add := func(key, value []byte) error {
+			b.Add(key, value)
+			if b.Full() {
+				return flush()
+			}
+			return nil
+		}
+		if err := mergeJoin(merged, right, st.Join.Outer, add); err != nil {
+			return err
+		}
+		return flush()
+	}
 	var reducer *wasmexec.Reducer
 	pipe := push
 	if st.Reduce != nil {
@@ -300,15 +318,15 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 	return nil
 }
 
-func (r *runner) openShuffleInput(ctx context.Context) (*shuffle.Merger, func(), error) {
+func (r *runner) openShuffleInput(ctx context.Context, dep *planner.ShuffleDep, inputs []planner.MapOutputLoc) (*shuffle.Merger, func(), error) {
 	spec := r.t.Spec
 	// One request per agent for all the blocks it holds of this partition:
 	// the blocks travel on one stream each way, and a reducer never waits
 	// for a stream slot that another of its own open blocks holds.
 	var agents []string
 	byAgent := map[string][]shuffle.MapOutputID{}
-	for _, in := range spec.Inputs {
-		id := shuffle.MapOutputID{ShuffleID: uint64(spec.Stage.ShuffleIn.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
+	for _, in := range inputs {
+		id := shuffle.MapOutputID{ShuffleID: uint64(dep.ID), MapIndex: uint32(in.MapIndex), Attempt: uint32(in.Attempt)}
 		if _, ok := byAgent[in.Agent]; !ok {
 			agents = append(agents, in.Agent)
 		}
