@@ -65,43 +65,84 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		mods[m.Name] = info
 		blobs[m.Name] = blob
 	}
-	partitions := spec.Conf.Partitions
-	if partitions == 0 {
-		partitions = defaultPartitions
-	}
-	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
-	for i, st := range spec.Steps {
-		if st.Op.Builtin() {
-			job.Datasets = append(job.Datasets, planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Partitions: cmp.Or(st.Partitions, partitions)})
-			continue
-		}
+	check := func(st jobspec.Step) error {
 		mod := mods[st.Module]
 		if mod == nil {
-			return nil, nil, fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", spec.Display(), st.Line, st.Op, st.Module)
+			return fmt.Errorf("%s:%d: step %s names module %q, which the spec does not define", spec.Display(), st.Line, st.Op, st.Module)
 		}
 		fn, err := wasmexec.FindFunction(mod.Functions, st.Function)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Module, err)
+			return fmt.Errorf("%s:%d: %s = \"%s.%s\": module %s: %v", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Module, err)
 		}
 		if want := stepKinds[st.Op]; fn.Kind != want {
-			return nil, nil, fmt.Errorf("%s:%d: %s = \"%s.%s\": %s is a %s function; %s needs a %s function", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Function, fn.Kind, st.Op, want)
+			return fmt.Errorf("%s:%d: %s = \"%s.%s\": %s is a %s function; %s needs a %s function", spec.Display(), st.Line, st.Op, st.Module, st.Function, st.Function, fn.Kind, st.Op, want)
 		}
-		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
-		if st.Op == jobspec.OpReduceByKey {
-			d.Partitions = partitions
-		}
-		job.Datasets = append(job.Datasets, d)
+		return nil
 	}
-	splits, err := splitInputs(spec.Source, int64(spec.Conf.SplitSize), defaultPartitions)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s:%d: source: %w", spec.Display(), spec.Source.Line, err)
-	}
-	job.Splits = splits
-	plan, err := planner.Build(job)
+	plan, err := planSpec(spec, defaultPartitions, check)
 	if err != nil {
 		return nil, nil, err
 	}
 	return plan, blobs, nil
+}
+
+// planSpec turns a spec into a physical plan: its main chain, and each
+// side dataset's chain where a join brings it in. check, if set, vets each
+// step with a guest function.
+func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*planner.Plan, error) {
+	partitions := cmp.Or(spec.Conf.Partitions, slots)
+	var job planner.Job
+	source := func(src jobspec.Source) (int, error) {
+		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots)
+		if err != nil {
+			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
+		}
+		id := len(job.Datasets)
+		job.Datasets = append(job.Datasets, planner.Dataset{ID: id, Op: planner.OpSource, Splits: splits})
+		return id, nil
+	}
+	var chain func(parent int, steps []jobspec.Step) (int, error)
+	chain = func(parent int, steps []jobspec.Step) (int, error) {
+		for _, st := range steps {
+			d := planner.Dataset{ID: len(job.Datasets), Op: planner.Op(st.Op), Parents: []int{parent}}
+			switch {
+			case st.Op == jobspec.OpJoin || st.Op == jobspec.OpLeftOuterJoin:
+				side := spec.Datasets[st.With]
+				first, err := source(side.Source)
+				if err != nil {
+					return 0, err
+				}
+				last, err := chain(first, side.Steps)
+				if err != nil {
+					return 0, err
+				}
+				d.ID, d.Parents, d.Partitions = len(job.Datasets), []int{parent, last}, partitions
+			case st.Op.Builtin():
+				d.Partitions = cmp.Or(st.Partitions, partitions)
+			default:
+				if check != nil {
+					if err := check(st); err != nil {
+						return 0, err
+					}
+				}
+				d.Func = planner.FuncRef{Module: st.Module, Function: st.Function}
+				if st.Op == jobspec.OpReduceByKey {
+					d.Partitions = partitions
+				}
+			}
+			job.Datasets = append(job.Datasets, d)
+			parent = d.ID
+		}
+		return parent, nil
+	}
+	first, err := source(spec.Source)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := chain(first, spec.Steps); err != nil {
+		return nil, err
+	}
+	return planner.Build(job)
 }
 
 // splitInputs expands globs into byte-range splits of at most size bytes.
@@ -177,27 +218,7 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 // Explain plans a spec as a grid of slots task slots would, without
 // reading its modules, and renders the plan (grid run --explain).
 func Explain(spec *jobspec.Spec, slots int) (string, error) {
-	partitions := spec.Conf.Partitions
-	if partitions == 0 {
-		partitions = slots
-	}
-	job := planner.Job{Datasets: []planner.Dataset{{ID: 0, Op: planner.OpSource}}}
-	for i, st := range spec.Steps {
-		d := planner.Dataset{ID: i + 1, Op: planner.Op(st.Op), Parents: []int{i}, Func: planner.FuncRef{Module: st.Module, Function: st.Function}}
-		switch {
-		case st.Op == jobspec.OpReduceByKey:
-			d.Partitions = partitions
-		case st.Op.Builtin():
-			d.Partitions = cmp.Or(st.Partitions, partitions)
-		}
-		job.Datasets = append(job.Datasets, d)
-	}
-	splits, err := splitInputs(spec.Source, int64(spec.Conf.SplitSize), slots)
-	if err != nil {
-		return "", fmt.Errorf("%s:%d: source: %w", spec.Display(), spec.Source.Line, err)
-	}
-	job.Splits = splits
-	plan, err := planner.Build(job)
+	plan, err := planSpec(spec, slots, nil)
 	if err != nil {
 		return "", err
 	}

@@ -231,6 +231,13 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 	if Op(op).Builtin() {
 		return p.builtinStep(Op(op), v, line)
 	}
+	if Op(op) == OpJoin || Op(op) == OpLeftOuterJoin {
+		name, ok := v.(string)
+		if !ok || name == "" {
+			return Step{}, p.errorf(line, "%s names the side dataset to join with, like %s = \"customers\" (a [datasets.customers] table), not %v", op, op, v)
+		}
+		return Step{Op: Op(op), With: name, Line: line}, nil
+	}
 	s, ok := v.(string)
 	if !ok {
 		return Step{}, p.errorf(line, "%s must be a string \"module.function\", not %s", op, tomlKind(v))
@@ -254,6 +261,59 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		return Step{}, p.errorf(line, "module %q is not defined; modules are: %s%s", mod, strings.Join(modules, ", "), hint)
 	}
 	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
+}
+
+// datasets checks the side datasets: each has a source and steps without
+// joins of their own, and each is joined exactly once by the main chain.
+func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module) (map[string]*Chain, error) {
+	out := map[string]*Chain{}
+	for _, name := range sortedKeys(docs) {
+		d := docs[name]
+		line := p.idx.line("datasets", name)
+		src, err := p.source(d.Source)
+		if err != nil {
+			return nil, p.errorf(line, "datasets.%s: %v", quoteKey(name), err)
+		}
+		var steps []Step
+		if len(d.Steps) > 0 {
+			if steps, err = p.steps(d.Steps, mods); err != nil {
+				return nil, p.errorf(line, "datasets.%s: %v", quoteKey(name), err)
+			}
+		}
+		for _, st := range steps {
+			if st.Op == OpJoin || st.Op == OpLeftOuterJoin {
+				return nil, p.errorf(line, "datasets.%s: a side dataset cannot join another; join them in the main steps", quoteKey(name))
+			}
+		}
+		out[name] = &Chain{Name: name, Source: src, Steps: steps, Line: line}
+	}
+	used := map[string]bool{}
+	for _, st := range main {
+		if st.Op != OpJoin && st.Op != OpLeftOuterJoin {
+			continue
+		}
+		if out[st.With] == nil {
+			names := sortedKeys(docs)
+			hint := ""
+			if s := suggest(st.With, names); s != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			return nil, p.errorf(st.Line, "%s = %q: no [datasets.%s]; datasets are: %s%s", st.Op, st.With, quoteKey(st.With), strings.Join(names, ", "), hint)
+		}
+		if used[st.With] {
+			return nil, p.errorf(st.Line, "dataset %q is joined twice: a dataset feeds one step (no caching yet)", st.With)
+		}
+		used[st.With] = true
+	}
+	for name, c := range out {
+		if !used[name] {
+			return nil, p.errorf(c.Line, "datasets.%s is never joined: add a join = %q step, or remove it", quoteKey(name), name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // builtinStep checks op = true or op = { partitions = N }, for the

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +24,15 @@ func (s *Spec) Check() error {
 	var errs []error
 	for _, g := range s.Source.Globs {
 		if err := checkGlob(g); err != nil {
-			errs = append(errs, s.errorf(s.Source.Line, err, "source.text: %v", err))
+			errs = append(errs, s.errorf(s.Source.Line, err, "source.%s: %v", s.Source.Kind, err))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Datasets)) {
+		c := s.Datasets[name]
+		for _, g := range c.Source.Globs {
+			if err := checkGlob(g); err != nil {
+				errs = append(errs, s.errorf(c.Line, err, "datasets.%s.source.%s: %v", quoteKey(name), c.Source.Kind, err))
+			}
 		}
 	}
 	for _, m := range s.Modules {

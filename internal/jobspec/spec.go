@@ -24,6 +24,9 @@ type Spec struct {
 	Steps   []Step
 	Sink    Sink
 	Conf    Conf
+	// Datasets are the named side inputs that join steps bring into the
+	// main chain: each its own source and steps.
+	Datasets map[string]*Chain
 
 	display string // the file as the caller named it, for messages
 }
@@ -79,11 +82,15 @@ const (
 	// OpCoalesce lowers the partitions after a shuffle without another
 	// one: coalesce = N.
 	OpCoalesce Op = "coalesce"
+	// OpJoin and OpLeftOuterJoin join the chain so far with a named side
+	// dataset by key: join = "customers".
+	OpJoin          Op = "join"
+	OpLeftOuterJoin Op = "left_outer_join"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin)}
 }
 
 // Builtin reports whether op takes no guest function.
@@ -96,10 +103,20 @@ type Step struct {
 	Op       Op
 	Module   string // "" for the operators without a function (Op.Builtin)
 	Function string
+	// With names the side dataset of a join.
+	With string
 	// Partitions of a builtin operator's shuffle; 0 means the job's
 	// partitions setting.
 	Partitions int
 	Line       int
+}
+
+// Chain is a named side dataset: a source and its steps.
+type Chain struct {
+	Name   string
+	Source Source
+	Steps  []Step
+	Line   int
 }
 
 // Sink is the job's output.
@@ -116,13 +133,19 @@ type Sink struct {
 // so that their types are checked here, with messages that say what to
 // write; the decoder checks the keys.
 type fileDoc struct {
-	Name    any                  `toml:"name"`
-	Params  map[string]any       `toml:"params"`
-	Modules map[string]moduleDoc `toml:"modules"`
-	Source  *sourceDoc           `toml:"source"`
-	Steps   []map[string]any     `toml:"steps"`
-	Sink    *sinkDoc             `toml:"sink"`
-	Conf    confDoc              `toml:"conf"`
+	Name     any                   `toml:"name"`
+	Params   map[string]any        `toml:"params"`
+	Modules  map[string]moduleDoc  `toml:"modules"`
+	Source   *sourceDoc            `toml:"source"`
+	Steps    []map[string]any      `toml:"steps"`
+	Sink     *sinkDoc              `toml:"sink"`
+	Datasets map[string]datasetDoc `toml:"datasets"`
+	Conf     confDoc               `toml:"conf"`
+}
+
+type datasetDoc struct {
+	Source *sourceDoc       `toml:"source"`
+	Steps  []map[string]any `toml:"steps"`
 }
 
 type moduleDoc struct {
@@ -232,6 +255,9 @@ func Parse(data []byte, file string, params, conf map[string]string) (*Spec, err
 		return nil, err
 	}
 	if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
+		return nil, err
+	}
+	if spec.Datasets, err = p.datasets(doc.Datasets, spec.Steps, spec.Modules); err != nil {
 		return nil, err
 	}
 	if spec.Sink, err = p.sink(doc.Sink); err != nil {
