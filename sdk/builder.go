@@ -76,6 +76,8 @@ type Dataset struct {
 	// What this dataset is: a source (TOML lines for [source]), a step
 	// (one TOML line for [[steps]]), or a sink (lines for [sink]).
 	source, step, sink string
+	// side is the other dataset of a join step.
+	side *Dataset
 }
 
 // TextFile is a source of text files, one record per line.
@@ -147,6 +149,23 @@ func (d *Dataset) builtin(op string, partitions int) *Dataset {
 	return d.then(op + " = true")
 }
 
+// Join joins d with other by key: for every key on both sides, one record
+// per (d's value, other's value) pair, whose value lists the two (read it
+// with the guest SDK's grouped-values helper, docs/abi.md). other must
+// come from its own source and feed nothing else.
+func (d *Dataset) Join(other *Dataset) *Dataset { return d.join("join", other) }
+
+// LeftOuterJoin is Join that also keeps d's records whose key other lacks,
+// each with a list of d's value alone.
+func (d *Dataset) LeftOuterJoin(other *Dataset) *Dataset { return d.join("left_outer_join", other) }
+
+func (d *Dataset) join(op string, other *Dataset) *Dataset {
+	j := d.then("")
+	j.side = other
+	j.step = op
+	return j
+}
+
 // Sink says where a job's result goes: Text, Stdout or Records.
 type Sink struct{ toml string }
 
@@ -182,11 +201,15 @@ func (j *JobBuilder) Spec() (string, error) {
 	if j.sink == nil {
 		return "", fmt.Errorf("job %s has no result: call Write on the dataset it computes", j.name)
 	}
-	var chain []*Dataset
-	for d := j.sink; d != nil; d = d.parent {
-		chain = append(chain, d)
+	chainOf := func(end *Dataset) []*Dataset {
+		var chain []*Dataset
+		for d := end; d != nil; d = d.parent {
+			chain = append(chain, d)
+		}
+		slices.Reverse(chain)
+		return chain
 	}
-	slices.Reverse(chain)
+	chain := chainOf(j.sink)
 	var b strings.Builder
 	fmt.Fprintf(&b, "name = %s\n", quote(j.name))
 	names := make([]string, 0, len(j.modules))
@@ -199,8 +222,31 @@ func (j *JobBuilder) Spec() (string, error) {
 		fmt.Fprintf(&b, "\n[modules.%s]\n%s = %s\n", quote(n), m.kind, quote(m.path))
 	}
 	fmt.Fprintf(&b, "\n[source]\n%s\n", chain[0].source)
+	var sides []string
 	for _, d := range chain[1 : len(chain)-1] {
-		fmt.Fprintf(&b, "\n[[steps]]\n%s\n", d.step)
+		step := d.step
+		if d.side != nil {
+			name := fmt.Sprintf("side%d", len(sides)+1)
+			sc := chainOf(d.side)
+			var sb strings.Builder
+			fmt.Fprintf(&sb, "\n[datasets.%s]\nsource = { %s }\n", name, strings.ReplaceAll(sc[0].source, "\n", ", "))
+			if len(sc) > 1 {
+				var steps []string
+				for _, s := range sc[1:] {
+					if s.side != nil {
+						return "", fmt.Errorf("job %s: a joined dataset cannot itself join; join in the main chain", j.name)
+					}
+					steps = append(steps, "{ "+s.step+" }")
+				}
+				fmt.Fprintf(&sb, "steps = [%s]\n", strings.Join(steps, ", "))
+			}
+			sides = append(sides, sb.String())
+			step = d.step + " = " + quote(name)
+		}
+		fmt.Fprintf(&b, "\n[[steps]]\n%s\n", step)
+	}
+	for _, s := range sides {
+		b.WriteString(s)
 	}
 	fmt.Fprintf(&b, "\n[sink]\n%s\n", chain[len(chain)-1].sink)
 	return b.String(), nil

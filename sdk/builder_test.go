@@ -67,3 +67,36 @@ func TestBuilderErrors(t *testing.T) {
 		t.Errorf("a misspelt setting: %v", err)
 	}
 }
+
+// TestBuilderJoin: the join example built in Go prints what its spec does.
+func TestBuilderJoin(t *testing.T) {
+	ctx := context.Background()
+	job := sdk.NewJob("join")
+	j := job.Module("j", sdk.GoGuest("../examples/join/guest/go"))
+	orders := job.TextFile("../examples/join/data/orders.csv").Filter(j.Func("not_header")).Map(j.Func("order_by_customer"))
+	customers := job.TextFile("../examples/join/data/customers.csv").Filter(j.Func("not_header")).Map(j.Func("customer_country"))
+	orders.Join(customers).Map(j.Func("revenue")).ReduceByKey(j.Func("sum")).Map(j.Func("format")).Write(sdk.Stdout())
+	built, err := job.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := sdk.LoadJob(ctx, "../examples/join/job.toml", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var got, want bytes.Buffer
+	if _, err := l.Run(ctx, built, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(ctx, spec, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() || got.Len() == 0 {
+		t.Fatalf("built join printed %q, the spec %q", got.String(), want.String())
+	}
+}
