@@ -39,6 +39,11 @@ const (
 	// left one for a left key without a match in a left outer join.
 	OpJoin          Op = "join"
 	OpLeftOuterJoin Op = "left_outer_join"
+	// OpRepartition spreads records evenly over new partitions (round
+	// robin, whatever their keys); OpPartitionBy hashes them by key.
+	// Neither changes a record.
+	OpRepartition Op = "repartition"
+	OpPartitionBy Op = "partition_by"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -109,7 +114,9 @@ type ShuffleDep struct {
 	// function: "group" (the reduce side gathers each key's values),
 	// "distinct" (records are keyed by their whole content, combined on
 	// the map side, deduplicated on the reduce side and decoded back) or
-	// "count" (values become decimal counts, summed on both sides).
+	// "count" (values become decimal counts, summed on both sides),
+	// "round_robin" (records spread evenly, unchanged) or "by_key" (hash
+	// partitioned by key, unchanged).
 	Builtin string
 }
 
@@ -283,11 +290,11 @@ func Build(job Job) (*Plan, error) {
 			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Range: true})
 			sample.Sample = &SampleSpec{Shuffle: dep.ID, Keys: min(10000, max(10, (sampleKeysPerPartition*d.Partitions+sample.Partitions-1)/sample.Partitions))}
 			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
-		case d.Op == OpGroupByKey || d.Op == OpDistinct || d.Op == OpCountByKey:
+		case d.Op == OpGroupByKey || d.Op == OpDistinct || d.Op == OpCountByKey || d.Op == OpRepartition || d.Op == OpPartitionBy:
 			if err := needPartitions(); err != nil {
 				return nil, err
 			}
-			builtin := map[Op]string{OpGroupByKey: "group", OpDistinct: "distinct", OpCountByKey: "count"}[d.Op]
+			builtin := map[Op]string{OpGroupByKey: "group", OpDistinct: "distinct", OpCountByKey: "count", OpRepartition: "round_robin", OpPartitionBy: "by_key"}[d.Op]
 			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Builtin: builtin})
 			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpReduceByKey:
@@ -385,7 +392,9 @@ func (s *Stage) describe() string {
 		parts = append(parts, fmt.Sprintf("coalesce %d → %d", s.ShuffleIn.Partitions, s.Partitions))
 	}
 	if s.ShuffleIn != nil && s.ShuffleIn.Builtin != "" {
-		parts = append(parts, map[string]string{"group": "group values", "distinct": "distinct", "count": "count"}[s.ShuffleIn.Builtin])
+		if what := map[string]string{"group": "group values", "distinct": "distinct", "count": "count"}[s.ShuffleIn.Builtin]; what != "" {
+			parts = append(parts, what)
+		}
 	}
 	for _, st := range s.Steps {
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
@@ -399,8 +408,11 @@ func (s *Stage) describe() string {
 		if s.ShuffleOut.Range {
 			out += ", by key range"
 		}
-		if b := s.ShuffleOut.Builtin; b == "distinct" || b == "count" {
+		switch b := s.ShuffleOut.Builtin; b {
+		case "distinct", "count":
 			out += ", combine " + b
+		case "round_robin":
+			out += ", round robin"
 		}
 		parts = append(parts, out+")")
 	case s.Sample != nil:

@@ -142,6 +142,13 @@ func (d *Dataset) CountByKey(partitions int) *Dataset { return d.builtin("count_
 // come from a shuffle (ReduceByKey, SortByKey, ...).
 func (d *Dataset) Coalesce(n int) *Dataset { return d.then("coalesce = " + strconv.Itoa(n)) }
 
+// Repartition spreads d's records evenly over n partitions (round robin,
+// whatever their keys), with a shuffle.
+func (d *Dataset) Repartition(n int) *Dataset { return d.then("repartition = " + strconv.Itoa(n)) }
+
+// PartitionBy hash-partitions d's records by key into n partitions.
+func (d *Dataset) PartitionBy(n int) *Dataset { return d.then("partition_by = " + strconv.Itoa(n)) }
+
 func (d *Dataset) builtin(op string, partitions int) *Dataset {
 	if partitions > 0 {
 		return d.then(op + " = { partitions = " + strconv.Itoa(partitions) + " }")

@@ -114,3 +114,83 @@ func TestGroupByKeyAndDistinct(t *testing.T) {
 		t.Errorf("distinct: %d records, want %d", len(gotDistinct), len(wantDistinct))
 	}
 }
+
+// TestRepartitionAndPartitionBy: repartition spreads records with equal
+// (empty) keys evenly; partition_by puts each key in one partition; both
+// keep every record.
+func TestRepartitionAndPartitionBy(t *testing.T) {
+	dir := t.TempDir()
+	var text bytes.Buffer
+	for i := range 5000 {
+		fmt.Fprintf(&text, "line %d\n", i)
+	}
+	os.WriteFile(filepath.Join(dir, "lines.txt"), text.Bytes(), 0o644)
+	recs := groupRecords(t, dir)
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	parts := func(out string) [][]string {
+		files, _ := filepath.Glob(filepath.Join(out, "part-*"))
+		slices.Sort(files)
+		var ps [][]string
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			var lines []string
+			for line := range strings.Lines(string(b)) {
+				lines = append(lines, strings.TrimSuffix(line, "\n"))
+			}
+			ps = append(ps, lines)
+		}
+		return ps
+	}
+
+	job := sdk.NewJob("repartition")
+	out := filepath.Join(dir, "rr")
+	job.TextFile(filepath.Join(dir, "lines.txt")).Repartition(4).Write(sdk.Text(out))
+	built, err := job.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(ctx, built, nil); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for i, p := range parts(out) {
+		if len(p) < 1000 || len(p) > 1500 {
+			t.Errorf("repartition: partition %d holds %d of 5000 lines, want about 1250", i, len(p))
+		}
+		all = append(all, p...)
+	}
+	if len(all) != 5000 {
+		t.Errorf("repartition kept %d of 5000 lines", len(all))
+	}
+
+	job = sdk.NewJob("partition-by")
+	g := job.Module("g", sdk.GoGuest("guests/groups"))
+	out = filepath.Join(dir, "byk")
+	job.RecordFile(filepath.Join(dir, "recs"), 12, 4).PartitionBy(3).Map(g.Func("hexrec")).Write(sdk.Text(out))
+	if built, err = job.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(ctx, built, nil); err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]int{}
+	n := 0
+	for i, p := range parts(out) {
+		for _, line := range p {
+			k, _, _ := strings.Cut(line, "\t")
+			if j, ok := where[k]; ok && j != i {
+				t.Fatalf("key %s is in partitions %d and %d", k, j, i)
+			}
+			where[k] = i
+			n++
+		}
+	}
+	if n != len(recs) {
+		t.Errorf("partition_by kept %d of %d records", n, len(recs))
+	}
+}

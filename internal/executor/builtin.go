@@ -79,7 +79,7 @@ func AppendGroupedValues(dst []byte, values [][]byte) []byte {
 // reduceSide folds a merged shuffle input, in key order, for a builtin
 // shuffle: emit receives the records the stage's steps see.
 type reduceSide struct {
-	kind   string // "group", "distinct" or "count"
+	kind   string // "group", "distinct" or "count"; others pass records through
 	count  uint64 // "count": the sum so far for key
 	emit   func(key, value []byte) error
 	key    []byte
@@ -115,7 +115,7 @@ func (r *reduceSide) add(key, value []byte) error {
 		}
 		r.key, r.count, r.have = append(r.key[:0], key...), n, true
 		return nil
-	default: // group
+	case "group":
 		if r.have && !bytes.Equal(key, r.key) {
 			if err := r.flush(); err != nil {
 				return err
@@ -127,6 +127,8 @@ func (r *reduceSide) add(key, value []byte) error {
 		r.vals = append(r.vals, bytes.Clone(value))
 		r.groupN += len(value) + 4
 		return nil
+	default: // a pure repartitioning
+		return r.emit(key, value)
 	}
 }
 

@@ -515,6 +515,14 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		cfg.Combine = combineFirst
 	case "count":
 		cfg.Combine = combineCount
+	case "round_robin":
+		// Each map task starts at its own partition, so that small map
+		// outputs do not all land in partition 0.
+		next := spec.Key.Partition
+		cfg.Partition = func(_ []byte, n int) int {
+			next++
+			return next % n
+		}
 	}
 	if st.ShuffleOut.Combine != nil {
 		ws, err := r.step(*st.ShuffleOut.Combine)

@@ -320,10 +320,10 @@ func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module
 // operators without a function.
 func (p *parser) builtinStep(op Op, v any, line int) (Step, error) {
 	st := Step{Op: op, Line: line}
-	if op == OpCoalesce {
+	if op == OpCoalesce || op == OpRepartition || op == OpPartitionBy {
 		n, ok := v.(int64)
 		if !ok || n < 1 || n > 100000 {
-			return Step{}, p.errorf(line, "coalesce = N takes the number of partitions to keep, 1 to 100000, not %v", v)
+			return Step{}, p.errorf(line, "%s = N takes a number of partitions, 1 to 100000, not %v", op, v)
 		}
 		st.Partitions = int(n)
 		return st, nil

@@ -86,16 +86,24 @@ const (
 	// dataset by key: join = "customers".
 	OpJoin          Op = "join"
 	OpLeftOuterJoin Op = "left_outer_join"
+	// OpRepartition spreads records evenly over N partitions;
+	// OpPartitionBy hashes them by key: repartition = N.
+	OpRepartition Op = "repartition"
+	OpPartitionBy Op = "partition_by"
 )
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy)}
 }
 
 // Builtin reports whether op takes no guest function.
 func (op Op) Builtin() bool {
-	return op == OpSortByKey || op == OpGroupByKey || op == OpDistinct || op == OpCountByKey || op == OpCoalesce
+	switch op {
+	case OpSortByKey, OpGroupByKey, OpDistinct, OpCountByKey, OpCoalesce, OpRepartition, OpPartitionBy:
+		return true
+	}
+	return false
 }
 
 // Step is one operator of the job's chain, applying Module's Function.
