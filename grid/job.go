@@ -106,7 +106,7 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 		for _, st := range steps {
 			d := planner.Dataset{ID: len(job.Datasets), Op: planner.Op(st.Op), Parents: []int{parent}}
 			switch {
-			case st.Op == jobspec.OpJoin || st.Op == jobspec.OpLeftOuterJoin:
+			case st.Op.Side():
 				side := spec.Datasets[st.With]
 				first, err := source(side.Source)
 				if err != nil {
@@ -116,7 +116,10 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 				if err != nil {
 					return 0, err
 				}
-				d.ID, d.Parents, d.Partitions = len(job.Datasets), []int{parent, last}, partitions
+				d.ID, d.Parents = len(job.Datasets), []int{parent, last}
+				if st.Op != jobspec.OpUnion {
+					d.Partitions = partitions
+				}
 			case st.Op.Builtin():
 				d.Partitions = cmp.Or(st.Partitions, partitions)
 			default:

@@ -44,6 +44,10 @@ const (
 	// Neither changes a record.
 	OpRepartition Op = "repartition"
 	OpPartitionBy Op = "partition_by"
+	// OpUnion is the records of its two parents, unchanged: their stages
+	// run side by side, the steps after the union run in both, and both
+	// write the same shuffle (or the result).
+	OpUnion Op = "union"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
@@ -110,6 +114,10 @@ type ShuffleDep struct {
 	// Range partitions by key ranges instead of hashes, with bounds the
 	// scheduler computes from a sample stage (TaskSpec.Bounds).
 	Range bool
+	// Maps is how many map outputs the shuffle has, when more than one
+	// stage writes it (a union): each writer's outputs start at its
+	// Stage.MapOffset. Zero means the writer's partitions.
+	Maps int
 	// Builtin is a shuffle the host transforms itself, with no guest
 	// function: "group" (the reduce side gathers each key's values),
 	// "distinct" (records are keyed by their whole content, combined on
@@ -156,6 +164,11 @@ type Stage struct {
 	// After lists stages that must finish before this one starts without
 	// it reading their output: the sample stage of a range shuffle.
 	After []int
+	// MapOffset is the index of this stage's first map output in its
+	// shuffle, which a union shares with another stage.
+	MapOffset int
+
+	members []*Stage // while planning: the open stages of a union
 }
 
 // InputPartitions are the shuffle partitions task p of a stage that reads
@@ -230,6 +243,32 @@ func Build(job Job) (*Plan, error) {
 		st.ShuffleOut = dep
 		return dep
 	}
+	// shuffleOutAll closes st, or every member of a union, with one
+	// shuffle that they all write.
+	shuffleOutAll := func(st *Stage, dep *ShuffleDep) *ShuffleDep {
+		if st.members == nil {
+			return shuffleOut(st, dep)
+		}
+		for i, m := range st.members {
+			closeStage(m)
+			if i == 0 {
+				dep.ID = m.ID
+			}
+			m.ShuffleOut, m.MapOffset = dep, dep.Maps
+			dep.Maps += m.Partitions
+		}
+		return dep
+	}
+	// parentsOf are the stages that write dep.
+	parentsOf := func(dep *ShuffleDep) []int {
+		var ids []int
+		for _, st := range p.Stages {
+			if st.ShuffleOut == dep {
+				ids = append(ids, st.ID)
+			}
+		}
+		return ids
+	}
 	for i, d := range job.Datasets {
 		if d.ID != i {
 			return nil, fmt.Errorf("planner: dataset %d has ID %d", i, d.ID)
@@ -246,7 +285,7 @@ func Build(job Job) (*Plan, error) {
 			continue
 		}
 		want := 1
-		if d.Op == OpJoin || d.Op == OpLeftOuterJoin {
+		if d.Op == OpJoin || d.Op == OpLeftOuterJoin || d.Op == OpUnion {
 			want = 2
 		}
 		if len(d.Parents) != want {
@@ -262,7 +301,33 @@ func Build(job Job) (*Plan, error) {
 			}
 			return nil
 		}
+		if cur.members != nil {
+			switch {
+			case d.Op.Narrow(), d.Op == OpUnion, d.Op == OpReduceByKey, d.Op == OpGroupByKey, d.Op == OpDistinct,
+				d.Op == OpCountByKey, d.Op == OpRepartition, d.Op == OpPartitionBy:
+			default:
+				return nil, fmt.Errorf("planner: dataset %d: %s right after a union is not supported yet: put a partition_by or repartition between them", i, d.Op)
+			}
+		}
 		switch {
+		case d.Op == OpUnion:
+			other, err := take(i, d.Parents[1])
+			if err != nil {
+				return nil, err
+			}
+			u := &Stage{}
+			for _, st := range []*Stage{cur, other} {
+				if st.members != nil {
+					u.members = append(u.members, st.members...)
+				} else {
+					u.members = append(u.members, st)
+				}
+			}
+			cur = u
+		case d.Op.Narrow() && cur.members != nil:
+			for _, m := range cur.members {
+				m.Steps = append(m.Steps, Step{Op: d.Op, Func: d.Func})
+			}
 		case d.Op.Narrow():
 			cur.Steps = append(cur.Steps, Step{Op: d.Op, Func: d.Func})
 		case d.Op == OpCoalesce:
@@ -295,15 +360,15 @@ func Build(job Job) (*Plan, error) {
 				return nil, err
 			}
 			builtin := map[Op]string{OpGroupByKey: "group", OpDistinct: "distinct", OpCountByKey: "count", OpRepartition: "round_robin", OpPartitionBy: "by_key"}[d.Op]
-			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Builtin: builtin})
-			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Partitions: d.Partitions}
+			dep := shuffleOutAll(cur, &ShuffleDep{Partitions: d.Partitions, Builtin: builtin})
+			cur = &Stage{Parents: parentsOf(dep), ShuffleIn: dep, Partitions: d.Partitions}
 		case d.Op == OpReduceByKey:
 			if err := needPartitions(); err != nil {
 				return nil, err
 			}
 			fn := d.Func
-			dep := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions, Combine: &fn})
-			cur = &Stage{Parents: []int{cur.ID}, ShuffleIn: dep, Reduce: &fn, Partitions: d.Partitions}
+			dep := shuffleOutAll(cur, &ShuffleDep{Partitions: d.Partitions, Combine: &fn})
+			cur = &Stage{Parents: parentsOf(dep), ShuffleIn: dep, Reduce: &fn, Partitions: d.Partitions}
 		case d.Op == OpJoin || d.Op == OpLeftOuterJoin:
 			if err := needPartitions(); err != nil {
 				return nil, err
@@ -331,6 +396,17 @@ func Build(job Job) (*Plan, error) {
 		}
 		slices.Sort(unused)
 		return nil, fmt.Errorf("planner: datasets %v are computed but never used: the last dataset is the result", unused)
+	}
+	if res.members != nil {
+		// The result of a union: its stages write one pass-through
+		// shuffle, which the result stage reads, one partition per
+		// writer task.
+		n := 0
+		for _, m := range res.members {
+			n += m.Partitions
+		}
+		dep := shuffleOutAll(res, &ShuffleDep{Partitions: n, Builtin: "round_robin"})
+		res = &Stage{Parents: parentsOf(dep), ShuffleIn: dep, Partitions: n}
 	}
 	closeStage(res)
 	return p, nil

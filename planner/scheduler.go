@@ -114,8 +114,8 @@ func NewScheduler(plan *Plan, cfg Config) *Scheduler {
 			ts[i].attempt = -1
 		}
 		s.tasks = append(s.tasks, ts)
-		if st.ShuffleOut != nil {
-			s.outputs[st.ShuffleOut.ID] = make([]*MapOutputLoc, st.Partitions)
+		if st.ShuffleOut != nil && s.outputs[st.ShuffleOut.ID] == nil {
+			s.outputs[st.ShuffleOut.ID] = make([]*MapOutputLoc, max(st.ShuffleOut.Maps, st.Partitions))
 		}
 	}
 	return s
@@ -252,7 +252,8 @@ func (s *Scheduler) Succeeded(key TaskKey, attempt int) bool {
 	t.state = done
 	st := s.plan.Stages[key.Stage]
 	if st.ShuffleOut != nil {
-		s.outputs[st.ShuffleOut.ID][key.Partition] = &MapOutputLoc{MapIndex: key.Partition, Attempt: attempt, Agent: t.agent}
+		m := st.MapOffset + key.Partition
+		s.outputs[st.ShuffleOut.ID][m] = &MapOutputLoc{MapIndex: m, Attempt: attempt, Agent: t.agent}
 	}
 	if st.Sample != nil && s.StageDone(st.ID) {
 		var keys [][]byte
@@ -326,7 +327,11 @@ func (s *Scheduler) lostOutput(shuffle, mapIndex int) {
 	outs[mapIndex] = nil
 	for _, st := range s.plan.Stages {
 		if st.ShuffleOut != nil && st.ShuffleOut.ID == shuffle {
-			t := &s.tasks[st.ID][mapIndex]
+			p := mapIndex - st.MapOffset
+			if p < 0 || p >= st.Partitions {
+				continue // another writer's output (a union)
+			}
+			t := &s.tasks[st.ID][p]
 			if t.state == done {
 				t.state = pending
 			}

@@ -207,3 +207,63 @@ func TestBuildAndScheduleJoin(t *testing.T) {
 		t.Fatalf("after a fetch failure on the right side: %+v", rerun)
 	}
 }
+
+func TestUnion(t *testing.T) {
+	job := Job{Datasets: []Dataset{
+		{ID: 0, Op: OpSource, Splits: []Split{{Path: "a"}, {Path: "a", Offset: 1}}},
+		{ID: 1, Op: OpSource, Splits: []Split{{Path: "b"}}},
+		{ID: 2, Op: OpFlatMap, Parents: []int{1}, Func: FuncRef{"wc", "split_b"}},
+		{ID: 3, Op: OpUnion, Parents: []int{0, 2}},
+		{ID: 4, Op: OpFlatMap, Parents: []int{3}, Func: FuncRef{"wc", "split"}},
+		{ID: 5, Op: OpReduceByKey, Parents: []int{4}, Func: FuncRef{"wc", "sum"}, Partitions: 2},
+	}}
+	p, err := Build(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `stage 2 (2 tasks): shuffle 0 → reduce wc.sum → result
+├─ stage 0 (2 tasks): source (2 splits) → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
+└─ stage 1 (1 tasks): source (1 splits) → flat_map wc.split_b → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
+`
+	if got := p.String(); got != want {
+		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
+	}
+	if p.Stages[1].MapOffset != 2 || p.Stages[0].ShuffleOut.Maps != 3 {
+		t.Fatalf("map offsets %d, maps %d", p.Stages[1].MapOffset, p.Stages[0].ShuffleOut.Maps)
+	}
+	s := NewScheduler(p, Config{})
+	var maps []TaskSpec
+	for {
+		spec, ok := s.Next("a1", true)
+		if !ok {
+			break
+		}
+		maps = append(maps, spec)
+	}
+	if len(maps) != 3 {
+		t.Fatalf("%d map tasks, want 3", len(maps))
+	}
+	for _, m := range maps {
+		s.Succeeded(m.Key, m.Attempt)
+	}
+	r, ok := s.Next("a2", true)
+	if !ok || len(r.Inputs) != 3 || r.Inputs[2].MapIndex != 2 {
+		t.Fatalf("reduce task %+v", r)
+	}
+	// Losing map output 2 reruns the second stage's task 0 only.
+	s.Failed(r.Key, r.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 2})
+	rerun, ok := s.Next("a2", true)
+	if !ok || rerun.Key != (TaskKey{1, 0}) {
+		t.Fatalf("rerun %+v", rerun.Key)
+	}
+	// A union as the result gets a pass-through shuffle; a sort right after
+	// a union is refused with a way out.
+	job.Datasets = job.Datasets[:5]
+	if p, err = Build(job); err != nil || p.Result().Partitions != 3 || p.Result().ShuffleIn.Builtin != "round_robin" {
+		t.Fatalf("union as the result: %v\n%s", err, p)
+	}
+	job.Datasets = append(job.Datasets[:4], Dataset{ID: 4, Op: OpSortByKey, Parents: []int{3}, Partitions: 2})
+	if _, err := Build(job); err == nil || !strings.Contains(err.Error(), "put a partition_by or repartition between them") {
+		t.Errorf("sort after union: %v", err)
+	}
+}

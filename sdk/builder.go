@@ -166,6 +166,10 @@ func (d *Dataset) Join(other *Dataset) *Dataset { return d.join("join", other) }
 // each with a list of d's value alone.
 func (d *Dataset) LeftOuterJoin(other *Dataset) *Dataset { return d.join("left_outer_join", other) }
 
+// Union is the records of d and of other, unchanged; the steps after it
+// run on both. other must come from its own source and feed nothing else.
+func (d *Dataset) Union(other *Dataset) *Dataset { return d.join("union", other) }
+
 func (d *Dataset) join(op string, other *Dataset) *Dataset {
 	j := d.then("")
 	j.side = other
@@ -241,7 +245,7 @@ func (j *JobBuilder) Spec() (string, error) {
 				var steps []string
 				for _, s := range sc[1:] {
 					if s.side != nil {
-						return "", fmt.Errorf("job %s: a joined dataset cannot itself join; join in the main chain", j.name)
+						return "", fmt.Errorf("job %s: a dataset joined or unioned in cannot itself join or union; do it in the main chain", j.name)
 					}
 					steps = append(steps, "{ "+s.step+" }")
 				}

@@ -194,3 +194,59 @@ func TestRepartitionAndPartitionBy(t *testing.T) {
 		t.Errorf("partition_by kept %d of %d records", n, len(recs))
 	}
 }
+
+// TestUnion counts the words of two inputs joined by a union, and writes
+// a union as it is: both equal what the two files hold together.
+func TestUnion(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.txt")
+	if err := writeCorpus(a, 1<<20, 21); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCorpus(b, 512<<10, 22); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceCounts(t, a)
+	for w, n := range referenceCounts(t, b) {
+		want[w] += n
+	}
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	job := sdk.NewJob("union-count").Conf("source.split_size", "256KiB")
+	wc := job.Module("wc", sdk.GoGuest(repoPath("examples/wordcount/guest/go")))
+	job.TextFile(a).Union(job.TextFile(b)).FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).Write(sdk.Stdout())
+	built, err := job.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := l.Run(ctx, built, &out); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, parseCounts(t, out.String()), want)
+
+	// A union as the result: every line of both files, once.
+	job = sdk.NewJob("union-lines").Conf("source.split_size", "256KiB")
+	job.TextFile(a).Union(job.TextFile(b)).Write(sdk.Stdout())
+	if built, err = job.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if _, err := l.Run(ctx, built, &out); err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	wantLines := strings.Split(strings.ReplaceAll(string(ab)+string(bb), "\r\n", "\n"), "\n")
+	gotLines := strings.Split(out.String(), "\n")
+	wantLines, gotLines = slices.DeleteFunc(wantLines, func(s string) bool { return s == "" }), slices.DeleteFunc(gotLines, func(s string) bool { return s == "" })
+	slices.Sort(wantLines)
+	slices.Sort(gotLines)
+	if len(gotLines) != len(wantLines) || !slices.Equal(gotLines, wantLines) {
+		t.Errorf("union of lines: %d lines, want %d", len(gotLines), len(wantLines))
+	}
+}

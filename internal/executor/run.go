@@ -498,7 +498,7 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 	st, spec := r.t.Spec.Stage, r.t.Spec
 	cfg := shuffle.WriterConfig{
 		Dir:        r.t.ShuffleDir,
-		ID:         shuffle.MapOutputID{ShuffleID: uint64(st.ShuffleOut.ID), MapIndex: uint32(spec.Key.Partition), Attempt: uint32(spec.Attempt)},
+		ID:         shuffle.MapOutputID{ShuffleID: uint64(st.ShuffleOut.ID), MapIndex: uint32(st.MapOffset + spec.Key.Partition), Attempt: uint32(spec.Attempt)},
 		Partitions: st.ShuffleOut.Partitions,
 		Level:      r.t.CompressionLevel,
 		Memory:     r.t.ShuffleMemory,

@@ -231,10 +231,10 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 	if Op(op).Builtin() {
 		return p.builtinStep(Op(op), v, line)
 	}
-	if Op(op) == OpJoin || Op(op) == OpLeftOuterJoin {
+	if Op(op).Side() {
 		name, ok := v.(string)
 		if !ok || name == "" {
-			return Step{}, p.errorf(line, "%s names the side dataset to join with, like %s = \"customers\" (a [datasets.customers] table), not %v", op, op, v)
+			return Step{}, p.errorf(line, "%s names a side dataset, like %s = \"customers\" (a [datasets.customers] table), not %v", op, op, v)
 		}
 		return Step{Op: Op(op), With: name, Line: line}, nil
 	}
@@ -281,15 +281,15 @@ func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module
 			}
 		}
 		for _, st := range steps {
-			if st.Op == OpJoin || st.Op == OpLeftOuterJoin {
-				return nil, p.errorf(line, "datasets.%s: a side dataset cannot join another; join them in the main steps", quoteKey(name))
+			if st.Op.Side() {
+				return nil, p.errorf(line, "datasets.%s: a side dataset cannot %s another; do it in the main steps", quoteKey(name), st.Op)
 			}
 		}
 		out[name] = &Chain{Name: name, Source: src, Steps: steps, Line: line}
 	}
 	used := map[string]bool{}
 	for _, st := range main {
-		if st.Op != OpJoin && st.Op != OpLeftOuterJoin {
+		if !st.Op.Side() {
 			continue
 		}
 		if out[st.With] == nil {
@@ -301,13 +301,13 @@ func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module
 			return nil, p.errorf(st.Line, "%s = %q: no [datasets.%s]; datasets are: %s%s", st.Op, st.With, quoteKey(st.With), strings.Join(names, ", "), hint)
 		}
 		if used[st.With] {
-			return nil, p.errorf(st.Line, "dataset %q is joined twice: a dataset feeds one step (no caching yet)", st.With)
+			return nil, p.errorf(st.Line, "dataset %q is used twice: a dataset feeds one step (no caching yet)", st.With)
 		}
 		used[st.With] = true
 	}
 	for name, c := range out {
 		if !used[name] {
-			return nil, p.errorf(c.Line, "datasets.%s is never joined: add a join = %q step, or remove it", quoteKey(name), name)
+			return nil, p.errorf(c.Line, "datasets.%s is never used: add a join = %q or union = %q step, or remove it", quoteKey(name), name, name)
 		}
 	}
 	if len(out) == 0 {

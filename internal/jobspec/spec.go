@@ -90,11 +90,16 @@ const (
 	// OpPartitionBy hashes them by key: repartition = N.
 	OpRepartition Op = "repartition"
 	OpPartitionBy Op = "partition_by"
+	// OpUnion adds a named side dataset's records: union = "more".
+	OpUnion Op = "union"
 )
+
+// Side reports whether op brings a side dataset in (join, union).
+func (op Op) Side() bool { return op == OpJoin || op == OpLeftOuterJoin || op == OpUnion }
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
 }
 
 // Builtin reports whether op takes no guest function.
@@ -111,7 +116,7 @@ type Step struct {
 	Op       Op
 	Module   string // "" for the operators without a function (Op.Builtin)
 	Function string
-	// With names the side dataset of a join.
+	// With names the side dataset of a join or union.
 	With string
 	// Partitions of a builtin operator's shuffle; 0 means the job's
 	// partitions setting.
