@@ -80,6 +80,9 @@ type Split struct {
 	Path   string
 	Offset int64
 	Length int64
+	// SkipFirstLine drops the first line of a text split that starts at
+	// the beginning of its file: a CSV header.
+	SkipFirstLine bool
 	// Generate makes the split synthetic: records Offset..Offset+Length-1,
 	// each with an empty key and its number in decimal as the value; Path
 	// is unused.

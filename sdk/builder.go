@@ -91,6 +91,13 @@ func (j *JobBuilder) Generate(n int64) *Dataset {
 	return &Dataset{job: j, source: "generate = " + strconv.FormatInt(n, 10)}
 }
 
+// CSVFile is a source of CSV files whose first line is a header: one
+// record per row (an empty key, the row as the value; the guest splits the
+// fields).
+func (j *JobBuilder) CSVFile(glob string) *Dataset {
+	return &Dataset{job: j, source: "csv = " + quote(absGlob(glob))}
+}
+
 // RecordFile is a source of fixed-length binary records: size bytes each,
 // keyed by their first keySize bytes.
 func (j *JobBuilder) RecordFile(glob string, size, keySize int) *Dataset {

@@ -73,8 +73,8 @@ func TestBuilderJoin(t *testing.T) {
 	ctx := context.Background()
 	job := sdk.NewJob("join")
 	j := job.Module("j", sdk.GoGuest("../examples/join/guest/go"))
-	orders := job.TextFile("../examples/join/data/orders.csv").Filter(j.Func("not_header")).Map(j.Func("order_by_customer"))
-	customers := job.TextFile("../examples/join/data/customers.csv").Filter(j.Func("not_header")).Map(j.Func("customer_country"))
+	orders := job.CSVFile("../examples/join/data/orders.csv").Map(j.Func("order_by_customer"))
+	customers := job.CSVFile("../examples/join/data/customers.csv").Map(j.Func("customer_country"))
 	orders.Join(customers).Map(j.Func("revenue")).ReduceByKey(j.Func("sum")).Map(j.Func("format")).Write(sdk.Stdout())
 	built, err := job.Build(ctx)
 	if err != nil {

@@ -56,7 +56,9 @@ func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (byt
 			return chunk, err
 		}
 	}
-	if start > 0 {
+	if start > 0 || sp.SkipFirstLine {
+		// The line before the split's start belongs to the split before;
+		// at a file's start, a skipped line is a CSV header.
 		skipped, err := readLine()
 		pos += int64(len(skipped))
 		if err == io.EOF {

@@ -28,34 +28,48 @@ func TestSplitsCoverEveryLineOnce(t *testing.T) {
 		"long line inside": "a\n" + strings.Repeat("y", 300) + "\nb\n",
 	}
 	dir := t.TempDir()
-	for name, text := range files {
-		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
+	for _, header := range []bool{false, true} {
+		for name, text := range files {
+			checkSplits(t, dir, name, text, header)
 		}
-		var want []string
-		if text != "" {
-			want = strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-			for i := range want {
-				want[i] = strings.TrimSuffix(want[i], "\r")
+	}
+}
+
+// checkSplits reads text in splits of every size and checks that every
+// line is read once (the first skipped as a header if header).
+func checkSplits(t *testing.T, dir, name, text string, header bool) {
+	path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	if text != "" {
+		want = strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+		for i := range want {
+			want[i] = strings.TrimSuffix(want[i], "\r")
+		}
+		if header {
+			want = want[1:]
+		}
+	}
+	if len(want) == 0 {
+		want = nil
+	}
+	size := int64(len(text))
+	for splitSize := int64(1); splitSize <= max(size, 1); splitSize++ {
+		var got []string
+		for off := int64(0); off < max(size, 1); off += splitSize {
+			sp := planner.Split{Path: path, Offset: off, Length: min(splitSize, size-off), SkipFirstLine: header && off == 0}
+			_, err := readSplit(sp, 1<<20, func(line []byte) error {
+				got = append(got, string(line))
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s split %+v: %v", name, sp, err)
 			}
 		}
-		size := int64(len(text))
-		for splitSize := int64(1); splitSize <= max(size, 1); splitSize++ {
-			var got []string
-			for off := int64(0); off < max(size, 1); off += splitSize {
-				sp := planner.Split{Path: path, Offset: off, Length: min(splitSize, size-off)}
-				_, err := readSplit(sp, 1<<20, func(line []byte) error {
-					got = append(got, string(line))
-					return nil
-				})
-				if err != nil {
-					t.Fatalf("%s split %+v: %v", name, sp, err)
-				}
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("%s with splits of %d bytes: got %q, want %q", name, splitSize, got, want)
-			}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s (header %v) with splits of %d bytes: got %q, want %q", name, header, splitSize, got, want)
 		}
 	}
 }

@@ -122,9 +122,19 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 		return Source{Kind: "generate", Count: n, Line: line}, nil
 	}
 	kind, field, v := "text", "text", d.Text
+	inputs := 0
+	for _, x := range []any{d.Text, d.Records, d.CSV} {
+		if x != nil {
+			inputs++
+		}
+	}
 	switch {
-	case d.Text != nil && d.Records != nil:
-		return Source{}, p.errorf(p.idx.line("source", "records"), "[source] has both text and records: a job reads one kind of input")
+	case inputs > 1:
+		return Source{}, p.errorf(p.idx.line("source"), "[source] has more than one of text, csv and records: a job's source reads one kind of input")
+	case d.Header != nil && d.CSV == nil:
+		return Source{}, p.errorf(p.idx.line("source", "header"), "header goes with csv = \"<glob>\"")
+	case d.CSV != nil:
+		kind, field, v = "csv", "csv", d.CSV
 	case d.Records != nil:
 		kind, field, v = "records", "records", d.Records
 	case d.RecordSize != nil || d.KeySize != nil:
@@ -153,6 +163,16 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 		return Source{}, p.errorf(line, "source.%s must be a glob or an array of globs, not %s", field, tomlKind(v))
 	}
 	src := Source{Kind: kind, Line: line}
+	if kind == "csv" {
+		src.Header = true
+		if d.Header != nil {
+			h, ok := d.Header.(bool)
+			if !ok {
+				return Source{}, p.errorf(p.idx.line("source", "header"), "source.header must be true or false, not %v", d.Header)
+			}
+			src.Header = h
+		}
+	}
 	if kind == "records" {
 		size, ok := d.RecordSize.(int64)
 		if !ok || size < 1 || size > 1<<20 {

@@ -48,7 +48,10 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind string // "text": text files, one record per line; "records": fixed-length binary records; "generate": synthetic
+	Kind string // "text": text files, one record per line; "csv": the same with a header line; "records": fixed-length binary records; "generate": synthetic
+	// Header, for "csv": the first line of each file is a header, not a
+	// record.
+	Header bool
 	// Count, for "generate": records 0..Count-1, each with an empty key and
 	// its number in decimal as the value.
 	Count int64
@@ -169,6 +172,8 @@ type moduleDoc struct {
 
 type sourceDoc struct {
 	Generate   any `toml:"generate"`
+	CSV        any `toml:"csv"`
+	Header     any `toml:"header"`
 	Text       any `toml:"text"`
 	Records    any `toml:"records"`
 	RecordSize any `toml:"record_size"`
