@@ -207,7 +207,7 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 			return nil, fmt.Errorf("%s is %d bytes, not a whole number of %d-byte records (source.record_size): it ends with %d bytes of a partial record", f, fi.Size(), rec, fi.Size()%rec)
 		}
 		for off := int64(0); off < fi.Size(); off += size {
-			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off), RecordSize: src.RecordSize, KeySize: src.KeySize, SkipFirstLine: off == 0 && src.Header})
+			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off), RecordSize: src.RecordSize, KeySize: src.KeySize, SkipFirstLine: off == 0 && src.Header, JSON: src.Kind == "json"})
 		}
 	}
 	if len(splits) == 0 {

@@ -80,6 +80,8 @@ type Split struct {
 	Path   string
 	Offset int64
 	Length int64
+	// JSON makes each line a JSON value that must be valid (JSON lines).
+	JSON bool
 	// SkipFirstLine drops the first line of a text split that starts at
 	// the beginning of its file: a CSV header.
 	SkipFirstLine bool

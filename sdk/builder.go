@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,6 +91,41 @@ func (j *JobBuilder) TextFile(glob string) *Dataset {
 // with an empty key and its number in decimal as the value.
 func (j *JobBuilder) Generate(n int64) *Dataset {
 	return &Dataset{job: j, source: "generate = " + strconv.FormatInt(n, 10)}
+}
+
+// Parallelize is a source of the given values, one record each (an empty
+// key, the value), as Spark's parallelize: they are written to a file in
+// the system's temporary directory, named by their hash, which the
+// agents read, so the grid must run on this machine (an embedded grid, or
+// grid up). A value cannot hold a line break; parts is how many pieces
+// the file is split into (0: the grid decides).
+func (j *JobBuilder) Parallelize(values []string, parts int) *Dataset {
+	var b strings.Builder
+	for _, v := range values {
+		if strings.ContainsAny(v, "\r\n") && j.err == nil {
+			j.err = fmt.Errorf("job %s: Parallelize: value %.40q holds a line break; records from Parallelize are lines", j.name, v)
+		}
+		b.WriteString(v)
+		b.WriteByte('\n')
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	path := filepath.Join(os.TempDir(), "wasmgrid-parallelize-"+hex.EncodeToString(sum[:12])+".txt")
+	if _, err := os.Stat(path); err != nil {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil && j.err == nil {
+			j.err = fmt.Errorf("job %s: Parallelize: %w", j.name, err)
+		}
+	}
+	if parts > 0 && len(values) > 0 {
+		// Split size in bytes that makes about parts pieces.
+		j.conf["source.split_size"] = strconv.Itoa(max(b.Len()/parts, 1)) + "B"
+	}
+	return &Dataset{job: j, source: "text = " + quote(path)}
+}
+
+// JSONFile is a source of JSON lines: one JSON value per line, each
+// checked (a line that is not valid JSON fails the job, naming the file).
+func (j *JobBuilder) JSONFile(glob string) *Dataset {
+	return &Dataset{job: j, source: "json = " + quote(absGlob(glob))}
 }
 
 // CSVFile is a source of CSV files whose first line is a header: one

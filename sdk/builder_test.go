@@ -3,6 +3,8 @@ package sdk_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +100,63 @@ func TestBuilderJoin(t *testing.T) {
 	}
 	if got.String() != want.String() || got.Len() == 0 {
 		t.Fatalf("built join printed %q, the spec %q", got.String(), want.String())
+	}
+}
+
+// TestParallelizeAndJSON counts words of inline values, and reads JSON
+// lines, refusing a line that is not JSON.
+func TestParallelizeAndJSON(t *testing.T) {
+	ctx := context.Background()
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	job := sdk.NewJob("inline")
+	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
+	job.Parallelize([]string{"to be or", "not to be"}, 2).FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).SortByKey(1).Write(sdk.Stdout())
+	built, err := job.Build(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := l.Run(ctx, built, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "be\t2\nnot\t1\nor\t1\nto\t2\n" {
+		t.Errorf("word count of inline values: %q", out.String())
+	}
+	broken := sdk.NewJob("broken")
+	broken.Parallelize([]string{"a\nb"}, 0).Write(sdk.Stdout())
+	if _, err := broken.Spec(); err == nil || !strings.Contains(err.Error(), "line break") {
+		t.Errorf("a value with a line break: %v", err)
+	}
+
+	dir := t.TempDir()
+	good := dir + "/good.jsonl"
+	os.WriteFile(good, []byte("{\"a\": 1}\n\n[1, 2]\n\"x\"\n"), 0o644)
+	job = sdk.NewJob("json")
+	job.JSONFile(good).Repartition(1).Write(sdk.Stdout())
+	if built, err = job.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if _, err := l.Run(ctx, built, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	slices.Sort(lines)
+	if strings.Join(lines, "|") != "\"x\"|[1, 2]|{\"a\": 1}" {
+		t.Errorf("json lines: %q", out.String())
+	}
+	bad := dir + "/bad.jsonl"
+	os.WriteFile(bad, []byte("{\"a\": 1}\n{oops\n"), 0o644)
+	job = sdk.NewJob("badjson")
+	job.JSONFile(bad).Repartition(1).Write(sdk.Stdout())
+	if built, err = job.Build(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Run(ctx, built, &out); err == nil || !strings.Contains(err.Error(), "not valid JSON") || !strings.Contains(err.Error(), "bad.jsonl") {
+		t.Errorf("a line that is not JSON: %v", err)
 	}
 }

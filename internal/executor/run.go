@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -216,7 +217,14 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		return flush()
 	}
 	if spec.Split != nil {
-		n, err := readSplit(*spec.Split, r.t.MaxRecord, func(line []byte) error {
+		sp := *spec.Split
+		n, err := readSplit(sp, r.t.MaxRecord, func(line []byte) error {
+			if sp.JSON && !json.Valid(line) && len(bytes.TrimSpace(line)) > 0 {
+				return &inputError{fmt.Errorf("%s: a line of %d bytes in the split at byte %d is not valid JSON (a json source reads JSON lines: one JSON value per line)", sp.Path, len(line), sp.Offset)}
+			}
+			if sp.JSON && len(bytes.TrimSpace(line)) == 0 {
+				return nil // blank lines between JSON values
+			}
 			b.Add(nil, line)
 			if b.Full() {
 				return flush()

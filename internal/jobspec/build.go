@@ -123,18 +123,20 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 	}
 	kind, field, v := "text", "text", d.Text
 	inputs := 0
-	for _, x := range []any{d.Text, d.Records, d.CSV} {
+	for _, x := range []any{d.Text, d.Records, d.CSV, d.JSON} {
 		if x != nil {
 			inputs++
 		}
 	}
 	switch {
 	case inputs > 1:
-		return Source{}, p.errorf(p.idx.line("source"), "[source] has more than one of text, csv and records: a job's source reads one kind of input")
+		return Source{}, p.errorf(p.idx.line("source"), "[source] has more than one of text, csv, json and records: a job's source reads one kind of input")
 	case d.Header != nil && d.CSV == nil:
 		return Source{}, p.errorf(p.idx.line("source", "header"), "header goes with csv = \"<glob>\"")
 	case d.CSV != nil:
 		kind, field, v = "csv", "csv", d.CSV
+	case d.JSON != nil:
+		kind, field, v = "json", "json", d.JSON
 	case d.Records != nil:
 		kind, field, v = "records", "records", d.Records
 	case d.RecordSize != nil || d.KeySize != nil:

@@ -48,7 +48,7 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind string // "text": text files, one record per line; "csv": the same with a header line; "records": fixed-length binary records; "generate": synthetic
+	Kind string // "text": text files, one record per line; "csv": the same with a header line; "json": JSON lines, each checked; "records": fixed-length binary records; "generate": synthetic
 	// Header, for "csv": the first line of each file is a header, not a
 	// record.
 	Header bool
@@ -173,6 +173,7 @@ type moduleDoc struct {
 type sourceDoc struct {
 	Generate   any `toml:"generate"`
 	CSV        any `toml:"csv"`
+	JSON       any `toml:"json"`
 	Header     any `toml:"header"`
 	Text       any `toml:"text"`
 	Records    any `toml:"records"`

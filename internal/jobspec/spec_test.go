@@ -486,7 +486,7 @@ records = "/out"
 	bad := []struct{ old, new, want string }{
 		{"record_size = 100", "record_size = 0", "source.record_size must be the length of a record"},
 		{"key_size = 10", "key_size = 101", "source.key_size must be 0 to record_size (100) bytes"},
-		{`records = "/in/*"`, "records = \"/in/*\"\ntext = \"/x\"", "more than one of text, csv and records"},
+		{`records = "/in/*"`, "records = \"/in/*\"\ntext = \"/x\"", "more than one of text, csv, json and records"},
 		{"sort_by_key = true", `sort_by_key = "m.f"`, "sort_by_key takes no function"},
 		{"sort_by_key = { partitions = 7 }", "sort_by_key = { parts = 7 }", `sort_by_key has no setting "parts"`},
 		{"sort_by_key = { partitions = 7 }", "sort_by_key = { partitions = 0 }", "sort_by_key partitions must be a whole number from 1 to 100000"},
@@ -515,9 +515,12 @@ func TestCSVSource(t *testing.T) {
 	if s, err = parse("csv = \"/in/*.csv\"\nheader = false"); err != nil || s.Source.Header {
 		t.Fatalf("header = false: %+v %v", s, err)
 	}
+	if s, err = parse(`json = "/in/*.jsonl"`); err != nil || s.Source.Kind != "json" {
+		t.Fatalf("json source: %+v %v", s, err)
+	}
 	for src, want := range map[string]string{
 		"text = \"a\"\nheader = true":   "header goes with csv",
-		"csv = \"a\"\ntext = \"b\"":     "more than one of text, csv and records",
+		"csv = \"a\"\ntext = \"b\"":     "more than one of text, csv, json and records",
 		"csv = \"a\"\nheader = \"yes\"": "source.header must be true or false",
 	} {
 		if _, err := parse(src); err == nil || !strings.Contains(err.Error(), want) {
