@@ -61,7 +61,11 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	serverTLS, _, err := loadNodeTLS(cfg.TLS, cfg.Name, quicnet.ControlALPN)
+	id, err := loadNode(cfg.TLS, cfg.Name)
+	if err != nil {
+		return nil, err
+	}
+	serverTLS, _, err := id.mutual(quicnet.ControlALPN)
 	if err != nil {
 		return nil, err
 	}
@@ -492,21 +496,38 @@ func (l *remoteLink) write(ctx context.Context, w io.Writer) {
 	}
 }
 
-// loadNodeTLS reads a node's authority, certificate and key, checks that
-// the certificate names the node, and returns its mutual TLS configs.
-func loadNodeTLS(files TLSFiles, name, alpn string) (server, client *tls.Config, err error) {
-	caPEM, err := os.ReadFile(files.CA)
-	if err != nil {
-		return nil, nil, fmt.Errorf("grid: cluster CA: %w", err)
+// nodeIdentity is a node's authority, certificate and key, read once.
+type nodeIdentity struct {
+	caPEM, certPEM, keyPEM []byte
+	cert                   tls.Certificate
+}
+
+// loadNode reads a node's authority, certificate and key and checks that
+// the certificate names the node.
+func loadNode(files TLSFiles, name string) (*nodeIdentity, error) {
+	var n nodeIdentity
+	var err error
+	if n.caPEM, err = os.ReadFile(files.CA); err != nil {
+		return nil, fmt.Errorf("grid: cluster CA: %w", err)
 	}
-	cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("grid: node certificate: %w", err)
+	if n.certPEM, err = os.ReadFile(files.Cert); err != nil {
+		return nil, fmt.Errorf("grid: node certificate: %w", err)
 	}
-	if cert.Leaf != nil && cert.Leaf.Subject.CommonName != name {
-		return nil, nil, fmt.Errorf("grid: the certificate %s names %q, but this node is %q: issue one for it (grid init) or change name", files.Cert, cert.Leaf.Subject.CommonName, name)
+	if n.keyPEM, err = os.ReadFile(files.Key); err != nil {
+		return nil, fmt.Errorf("grid: node key: %w", err)
 	}
-	return certs.Mutual(caPEM, cert, alpn)
+	if n.cert, err = tls.X509KeyPair(n.certPEM, n.keyPEM); err != nil {
+		return nil, fmt.Errorf("grid: node certificate %s: %w", files.Cert, err)
+	}
+	if n.cert.Leaf != nil && n.cert.Leaf.Subject.CommonName != name {
+		return nil, fmt.Errorf("grid: the certificate %s names %q, but this node is %q: issue one for it (grid init) or change name", files.Cert, n.cert.Leaf.Subject.CommonName, name)
+	}
+	return &n, nil
+}
+
+// mutual is the node's mutual TLS configs for a protocol.
+func (n *nodeIdentity) mutual(alpn string) (server, client *tls.Config, err error) {
+	return certs.Mutual(n.caPEM, n.cert, alpn)
 }
 
 func defaultCacheDir(dir string) string {

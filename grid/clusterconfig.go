@@ -195,35 +195,32 @@ func HashToken(token string) string {
 // in it are relative to the file.
 func LoadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
 	var c CoordinatorConfig
-	if err := decodeConfig(path, &c); err != nil {
-		return nil, err
-	}
-	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir} {
-		*p = relTo(dir, *p)
-	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &c, nil
+	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir}, c.setDefaults, c.Validate)
+	return &c, err
 }
 
 // LoadAgentConfig reads an agent config file.
 func LoadAgentConfig(path string) (*AgentConfig, error) {
 	var c AgentConfig
-	if err := decodeConfig(path, &c); err != nil {
-		return nil, err
+	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir}, c.setDefaults, c.Validate)
+	return &c, err
+}
+
+// loadConfig decodes path into v, makes the paths relative to the file,
+// sets the defaults and validates.
+func loadConfig(path string, v any, paths []*string, defaults func(), validate func() error) error {
+	if err := decodeConfig(path, v); err != nil {
+		return err
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir} {
+	for _, p := range paths {
 		*p = relTo(dir, *p)
 	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	defaults()
+	if err := validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return &c, nil
+	return nil
 }
 
 func decodeConfig(path string, v any) error {

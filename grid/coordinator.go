@@ -316,13 +316,28 @@ func (c *coordinator) schedule() (refused bool) {
 	for _, j := range c.jobs {
 		if j.over() {
 			c.finish(j)
-			continue
 		}
+	}
+	// An offer a job cannot use is declined with a filter, and the cycle
+	// runs again so that the job is offered another agent now rather than
+	// at the next event. Each round filters out at least one agent.
+	for range len(c.agents) + 1 {
+		c.setDemands()
+		if !c.offerRound() {
+			break
+		}
+		refused = true
+	}
+	return refused
+}
+
+// setDemands tells the allocator what each job can start now: offers of
+// one task each, as many as it has runnable tasks (so that shares count
+// what jobs use, and one agent serves several jobs in a cycle), or none.
+func (c *coordinator) setDemands() {
+	for _, j := range c.jobs {
 		id := allocator.FrameworkID(j.id)
 		if n := j.sched.Runnable(); n > 0 && j.err == nil {
-			// Offers of one task each, as many as it can start: shares
-			// count what jobs use, and one agent serves several jobs
-			// in a cycle.
 			if err := c.alloc.SetDemand(id, allocator.Demand{Task: j.taskRes, Tasks: n}); err != nil {
 				c.logger.Error("set demand", "job", j.id, "err", err)
 			}
@@ -335,16 +350,6 @@ func (c *coordinator) schedule() (refused bool) {
 			j.suppressed = true
 		}
 	}
-	// An offer a job cannot use is declined with a filter, and the cycle
-	// runs again so that the job is offered another agent now rather than
-	// at the next event. Each round filters out at least one agent.
-	for range len(c.agents) + 1 {
-		if !c.offerRound() {
-			break
-		}
-		refused = true
-	}
-	return refused
 }
 
 // offerRound runs one offer cycle and launches what the offers hold. It
@@ -380,9 +385,6 @@ func (c *coordinator) offerRound() (refused bool) {
 		}
 		if err := c.alloc.Accept(o.ID, used); err != nil {
 			c.logger.Error("accept offer", "err", err)
-		}
-		if n := j.sched.Runnable(); n > 0 {
-			_ = c.alloc.SetDemand(o.Framework, allocator.Demand{Task: j.taskRes, Tasks: n})
 		}
 	}
 	return refused

@@ -111,15 +111,7 @@ func New(cfg Config) (*Grid, error) {
 		}
 		g.stateDir, g.ownState = d, true
 	}
-	cacheDir := cfg.CacheDir
-	switch cacheDir {
-	case "off":
-		cacheDir = ""
-	case "":
-		if d, err := os.UserCacheDir(); err == nil {
-			cacheDir = filepath.Join(d, "wasmgrid", "wazero")
-		}
-	}
+	cacheDir := defaultCacheDir(cfg.CacheDir)
 	// The coordinator runs no guest code: manifests are read by an
 	// executor of its own, which it kills if a module's initialization
 	// runs too long.

@@ -52,23 +52,15 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("agent", cfg.Name)
-	_, clientTLS, err := loadNodeTLS(cfg.TLS, cfg.Name, quicnet.ControlALPN)
+	id, err := loadNode(cfg.TLS, cfg.Name)
 	if err != nil {
 		return nil, err
 	}
-	blockTLS, _, err := loadNodeTLS(cfg.TLS, cfg.Name, executor.ShuffleALPN)
+	_, clientTLS, err := id.mutual(quicnet.ControlALPN)
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := os.ReadFile(cfg.TLS.CA)
-	if err != nil {
-		return nil, err
-	}
-	certPEM, err := os.ReadFile(cfg.TLS.Cert)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := os.ReadFile(cfg.TLS.Key)
+	blockTLS, _, err := id.mutual(executor.ShuffleALPN)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +108,7 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 		executorArgv: []string{exe},
 		executorCfg: executor.Config{
 			CacheDir: defaultCacheDir(cfg.CacheDir), MemoryLimit: mem << 20,
-			ShuffleCA: caPEM, ShuffleCert: certPEM, ShuffleKey: keyPEM,
+			ShuffleCA: id.caPEM, ShuffleCert: id.certPEM, ShuffleKey: id.keyPEM,
 		},
 		modules:  map[string]string{},
 		tokens:   map[string]string{},

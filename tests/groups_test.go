@@ -82,13 +82,7 @@ func TestGroupByKeyAndDistinct(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		if _, err := l.Run(context.Background(), built, &out); err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-		slices.Sort(lines)
-		return lines
+		return sortedLines(t, l, built)
 	}
 	gotGroups := run(func(src *sdk.Dataset, g *sdk.ModuleRef) {
 		src.GroupByKey(5).Map(g.Func("group")).Write(sdk.Stdout())
@@ -249,4 +243,17 @@ func TestUnion(t *testing.T) {
 	if len(gotLines) != len(wantLines) || !slices.Equal(gotLines, wantLines) {
 		t.Errorf("union of lines: %d lines, want %d", len(gotLines), len(wantLines))
 	}
+}
+
+// sortedLines runs job on l and returns the lines it printed, sorted (the
+// order of partitions is the grid's business).
+func sortedLines(t testing.TB, l *sdk.Local, job *sdk.Job) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := l.Run(context.Background(), job, &out); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	slices.Sort(lines)
+	return lines
 }

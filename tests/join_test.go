@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/examples/join"
@@ -71,13 +70,7 @@ func TestJoinRevenue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		if _, err := l.Run(context.Background(), job, &out); err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-		slices.Sort(lines)
-		return lines
+		return sortedLines(t, l, job)
 	}
 	if got := run(repoPath("examples/join/job.toml")); !slices.Equal(got, want) {
 		t.Errorf("join:\n got %q\nwant %q", got, want)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,42 +21,11 @@ import (
 // into files under dir and returns their checksum.
 func genTera(t testing.TB, dir string, n uint64, files int, ascii bool) sortbench.Uint128 {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	sum, err := sortbench.GenerateFiles(dir, n, files, ascii)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var total sortbench.Uint128
-	var start uint64
-	for i := range files {
-		count := n / uint64(files)
-		if i == files-1 {
-			count = n - start
-		}
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("in-%05d", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := bufio.NewWriterSize(f, 4<<20)
-		gen := sortbench.Generate
-		if ascii {
-			gen = sortbench.GenerateASCII
-		}
-		sum, err := gen(w, sortbench.Uint128{Lo: start}, count)
-		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
-			t.Fatal(err)
-		}
-		total = addU128(total, sum)
-		start += count
-	}
-	return total
-}
-
-func addU128(a, b sortbench.Uint128) sortbench.Uint128 {
-	lo := a.Lo + b.Lo
-	var carry uint64
-	if lo < a.Lo {
-		carry = 1
-	}
-	return sortbench.Uint128{Hi: a.Hi + b.Hi + carry, Lo: lo}
+	return sum
 }
 
 // validateParts validates the part files of dir in name order as one
@@ -69,16 +37,7 @@ func validateParts(t testing.TB, dir string) sortbench.Summary {
 		t.Fatalf("no part files in %s: %v", dir, err)
 	}
 	sort.Strings(parts)
-	var rs []io.Reader
-	for _, p := range parts {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		rs = append(rs, f)
-	}
-	s, err := sortbench.Validate(io.MultiReader(rs...))
+	s, err := sortbench.ValidateFiles(parts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,14 +79,13 @@ func AppendGroupedValues(dst []byte, values [][]byte) []byte {
 // reduceSide folds a merged shuffle input, in key order, for a builtin
 // shuffle: emit receives the records the stage's steps see.
 type reduceSide struct {
-	kind   string // "group", "distinct" or "count"; others pass records through
-	count  uint64 // "count": the sum so far for key
-	emit   func(key, value []byte) error
-	key    []byte
-	vals   [][]byte
-	have   bool
-	enc    []byte
-	groupN int // bytes held in vals
+	kind  string // "group", "distinct" or "count"; others pass records through
+	count uint64 // "count": the sum so far for key
+	emit  func(key, value []byte) error
+	key   []byte
+	vals  [][]byte
+	have  bool
+	enc   []byte
 }
 
 func (r *reduceSide) add(key, value []byte) error {
@@ -125,7 +124,6 @@ func (r *reduceSide) add(key, value []byte) error {
 			r.key, r.have = append(r.key[:0], key...), true
 		}
 		r.vals = append(r.vals, bytes.Clone(value))
-		r.groupN += len(value) + 4
 		return nil
 	default: // a pure repartitioning
 		return r.emit(key, value)
@@ -147,7 +145,7 @@ func (r *reduceSide) flush() error {
 	}
 	r.enc = AppendGroupedValues(r.enc[:0], r.vals)
 	err := r.emit(r.key, r.enc)
-	r.vals, r.have, r.groupN = r.vals[:0], false, 0
+	r.vals, r.have = r.vals[:0], false
 	return err
 }
 

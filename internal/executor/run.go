@@ -189,48 +189,37 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		b.Reset()
 		return err
 	}
-	if spec.Split != nil && spec.Split.Generate {
-		var num []byte
-		for i := spec.Split.Offset; i < spec.Split.Offset+spec.Split.Length; i++ {
-			num = strconv.AppendInt(num[:0], i, 10)
-			b.Add(nil, num)
-			if b.Full() {
-				if err := flush(); err != nil {
-					return err
+	// add batches one record, flushing full batches.
+	add := func(key, value []byte) error {
+		b.Add(key, value)
+		if b.Full() {
+			return flush()
+		}
+		return nil
+	}
+	if sp := spec.Split; sp != nil {
+		var n int64
+		var err error
+		switch {
+		case sp.Generate:
+			var num []byte
+			for i := sp.Offset; i < sp.Offset+sp.Length && err == nil; i++ {
+				num = strconv.AppendInt(num[:0], i, 10)
+				err = add(nil, num)
+			}
+		case sp.RecordSize > 0:
+			n, err = readRecords(*sp, add)
+		default:
+			n, err = readSplit(*sp, r.t.MaxRecord, func(line []byte) error {
+				if sp.JSON && len(bytes.TrimSpace(line)) == 0 {
+					return nil // blank lines between JSON values
 				}
-			}
+				if sp.JSON && !json.Valid(line) {
+					return &inputError{fmt.Errorf("%s: a line of %d bytes in the split at byte %d is not valid JSON (a json source reads JSON lines: one JSON value per line)", sp.Path, len(line), sp.Offset)}
+				}
+				return add(nil, line)
+			})
 		}
-		return flush()
-	}
-	if spec.Split != nil && spec.Split.RecordSize > 0 {
-		n, err := readRecords(*spec.Split, func(key, value []byte) error {
-			b.Add(key, value)
-			if b.Full() {
-				return flush()
-			}
-			return nil
-		})
-		r.res.BytesIn = n
-		if err != nil {
-			return err
-		}
-		return flush()
-	}
-	if spec.Split != nil {
-		sp := *spec.Split
-		n, err := readSplit(sp, r.t.MaxRecord, func(line []byte) error {
-			if sp.JSON && !json.Valid(line) && len(bytes.TrimSpace(line)) > 0 {
-				return &inputError{fmt.Errorf("%s: a line of %d bytes in the split at byte %d is not valid JSON (a json source reads JSON lines: one JSON value per line)", sp.Path, len(line), sp.Offset)}
-			}
-			if sp.JSON && len(bytes.TrimSpace(line)) == 0 {
-				return nil // blank lines between JSON values
-			}
-			b.Add(nil, line)
-			if b.Full() {
-				return flush()
-			}
-			return nil
-		})
 		r.res.BytesIn = n
 		if err != nil {
 			return err
@@ -248,13 +237,6 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 			return err
 		}
 		defer closeRight()
-		add := func(key, value []byte) error {
-			b.Add(key, value)
-			if b.Full() {
-				return flush()
-			}
-			return nil
-		}
 		if err := mergeJoin(merged, right, st.Join.Outer, add); err != nil {
 			return err
 		}
@@ -282,13 +264,6 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 			}
 			return pipe(out)
 		}
-	}
-	add := func(key, value []byte) error {
-		b.Add(key, value)
-		if b.Full() {
-			return flush()
-		}
-		return nil
 	}
 	var side *reduceSide
 	if kind := st.ShuffleIn.Builtin; kind != "" {

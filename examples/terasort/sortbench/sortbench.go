@@ -38,6 +38,7 @@
 package sortbench
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -45,6 +46,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math/bits"
+	"os"
+	"path/filepath"
 	"strconv"
 )
 
@@ -58,8 +61,8 @@ const (
 // Uint128 is an unsigned 128-bit integer (Hi, Lo).
 type Uint128 struct{ Hi, Lo uint64 }
 
-// add returns a + b mod 2**128 (rand16.c's add16).
-func (a Uint128) add(b Uint128) Uint128 {
+// Add returns a + b mod 2**128 (rand16.c's add16): checksums of parts add up to the whole's.
+func (a Uint128) Add(b Uint128) Uint128 {
 	lo, carry := bits.Add64(a.Lo, b.Lo, 0)
 	hi, _ := bits.Add64(a.Hi, b.Hi, carry)
 	return Uint128{hi, lo}
@@ -96,14 +99,14 @@ var gen = func() (g [128]lcg) {
 	}
 	for i := 1; i < len(g); i++ {
 		p := g[i-1]
-		g[i] = lcg{a: p.a.mul(p.a), c: p.a.mul(p.c).add(p.c)}
+		g[i] = lcg{a: p.a.mul(p.a), c: p.a.mul(p.c).Add(p.c)}
 	}
 	return g
 }()
 
 // nextRand is rand16.c's next_rand: the generator advanced one step.
 func nextRand(r Uint128) Uint128 {
-	return r.mul(gen[0].a).add(gen[0].c)
+	return r.mul(gen[0].a).Add(gen[0].c)
 }
 
 // skipAheadRand is rand16.c's skip_ahead_rand: the random number that is
@@ -112,13 +115,13 @@ func skipAheadRand(advance Uint128) Uint128 {
 	var r Uint128
 	for i, m := 0, advance.Lo; m != 0 && i < 64; i++ {
 		if m&(1<<i) != 0 {
-			r = r.mul(gen[i].a).add(gen[i].c)
+			r = r.mul(gen[i].a).Add(gen[i].c)
 			m &^= 1 << i
 		}
 	}
 	for i, m := 0, advance.Hi; m != 0 && i < 64; i++ {
 		if m&(1<<i) != 0 {
-			r = r.mul(gen[i+64].a).add(gen[i+64].c)
+			r = r.mul(gen[i+64].a).Add(gen[i+64].c)
 			m &^= 1 << i
 		}
 	}
@@ -272,11 +275,11 @@ func gensort(w io.Writer, start Uint128, n uint64, ascii bool) (Uint128, error) 
 			rec := buf[b*RecordSize : (b+1)*RecordSize]
 			if ascii {
 				genASCIIRec(rec, q[b], i)
-				i = i.add(Uint128{0, 1})
+				i = i.Add(Uint128{0, 1})
 			} else {
 				genRec(rec, q[b:b+10])
 			}
-			sum = sum.add(Uint128{0, uint64(crc32.ChecksumIEEE(rec))})
+			sum = sum.Add(Uint128{0, uint64(crc32.ChecksumIEEE(rec))})
 		}
 		if _, err := w.Write(buf[:m*RecordSize]); err != nil {
 			return Uint128{}, err
@@ -327,7 +330,7 @@ func Validate(r io.Reader) (Summary, error) {
 		full := n - n%RecordSize
 		for off := 0; off < full; off += RecordSize {
 			rec := buf[off : off+RecordSize]
-			s.Checksum = s.Checksum.add(Uint128{0, uint64(crc32.ChecksumIEEE(rec))})
+			s.Checksum = s.Checksum.Add(Uint128{0, uint64(crc32.ChecksumIEEE(rec))})
 			if s.Records > 0 {
 				switch diff := bytes.Compare(prev[:], rec[:KeySize]); {
 				case diff == 0:
@@ -360,4 +363,54 @@ func Validate(r io.Reader) (Summary, error) {
 			buf = make([]byte, min(2*len(buf), valChunk*RecordSize))
 		}
 	}
+}
+
+// GenerateFiles writes n records, binary or ASCII, into files in-NNNNN of
+// dir (consecutive record numbers, spread evenly) and returns their
+// checksum.
+func GenerateFiles(dir string, n uint64, files int, ascii bool) (Uint128, error) {
+	var total Uint128
+	if files < 1 {
+		return total, errors.New("sortbench: GenerateFiles needs at least one file")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return total, err
+	}
+	var start uint64
+	for i := range files {
+		count := n / uint64(files)
+		if i == files-1 {
+			count = n - start
+		}
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("in-%05d", i)))
+		if err != nil {
+			return total, err
+		}
+		w := bufio.NewWriterSize(f, 4<<20)
+		gen := Generate
+		if ascii {
+			gen = GenerateASCII
+		}
+		sum, err := gen(w, Uint128{Lo: start}, count)
+		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
+			return total, err
+		}
+		total = total.Add(sum)
+		start += count
+	}
+	return total, nil
+}
+
+// ValidateFiles validates files, in order, as one sequence of records.
+func ValidateFiles(files []string) (Summary, error) {
+	rs := make([]io.Reader, 0, len(files))
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return Summary{}, err
+		}
+		defer f.Close()
+		rs = append(rs, f)
+	}
+	return Validate(io.MultiReader(rs...))
 }

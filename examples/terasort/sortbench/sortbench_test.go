@@ -149,7 +149,7 @@ func TestRecordMatchesGenerate(t *testing.T) {
 			for _, tt := range tests {
 				data, _ := generateWith(t, m.gen, tt.start, tt.n)
 				for k := uint64(0); k < tt.n; k++ {
-					i := tt.start.add(Uint128{0, k})
+					i := tt.start.Add(Uint128{0, k})
 					m.record(rec, i)
 					if got := data[k*RecordSize : (k+1)*RecordSize]; !bytes.Equal(got, rec) {
 						t.Fatalf("generated(%v, %d) record %d = %q, record(%v) = %q", tt.start, tt.n, k, got, i, rec)
@@ -203,7 +203,7 @@ func TestChecksum(t *testing.T) {
 			data, sum := generateWith(t, m.gen, Uint128{0, 12345}, 300)
 			var want Uint128
 			for off := 0; off < len(data); off += RecordSize {
-				want = want.add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
+				want = want.Add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
 			}
 			if sum != want {
 				t.Errorf("checksum = %v, want %v", sum, want)
@@ -218,7 +218,7 @@ func TestChecksum(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				total = total.add(s)
+				total = total.Add(s)
 				end = p.start + p.n
 			}
 			whole, err := m.gen(io.Discard, Uint128{}, end)
@@ -261,7 +261,7 @@ func TestUint128(t *testing.T) {
 		{Uint128{math.MaxUint64, math.MaxUint64}, Uint128{0, 1}, Uint128{0, 0}}, // mod 2**128
 	}
 	for _, tt := range adds {
-		if got := tt.a.add(tt.b); got != tt.want {
+		if got := tt.a.Add(tt.b); got != tt.want {
 			t.Errorf("%#v + %#v = %#v, want %#v", tt.a, tt.b, got, tt.want)
 		}
 	}
@@ -312,7 +312,7 @@ func records(keys ...string) []byte {
 func checksum(data []byte) Uint128 {
 	var s Uint128
 	for off := 0; off+RecordSize <= len(data); off += RecordSize {
-		s = s.add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
+		s = s.Add(Uint128{0, uint64(crc32.ChecksumIEEE(data[off : off+RecordSize]))})
 	}
 	return s
 }

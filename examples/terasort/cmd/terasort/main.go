@@ -6,11 +6,8 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -53,55 +50,12 @@ func gen(args []string) error {
 	if fs.NArg() != 1 || *files < 1 {
 		usage()
 	}
-	sum, err := Generate(fs.Arg(0), *n, *files, *ascii)
+	sum, err := sortbench.GenerateFiles(fs.Arg(0), *n, *files, *ascii)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("records: %d\nchecksum: %s\n", *n, sum)
 	return nil
-}
-
-// Generate writes n records into files in-NNNNN of dir and returns their
-// checksum.
-func Generate(dir string, n uint64, files int, ascii bool) (sortbench.Uint128, error) {
-	var total sortbench.Uint128
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return total, err
-	}
-	per := n / uint64(files)
-	var start uint64
-	for i := range files {
-		count := per
-		if i == files-1 {
-			count = n - start
-		}
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("in-%05d", i)))
-		if err != nil {
-			return total, err
-		}
-		w := bufio.NewWriterSize(f, 4<<20)
-		var sum sortbench.Uint128
-		if ascii {
-			sum, err = generateASCII(w, sortbench.Uint128{Lo: start}, count)
-		} else {
-			sum, err = sortbench.Generate(w, sortbench.Uint128{Lo: start}, count)
-		}
-		if err = errors.Join(err, w.Flush(), f.Close()); err != nil {
-			return total, err
-		}
-		total = add(total, sum)
-		start += count
-	}
-	return total, nil
-}
-
-func add(a, b sortbench.Uint128) sortbench.Uint128 {
-	lo := a.Lo + b.Lo
-	carry := uint64(0)
-	if lo < a.Lo {
-		carry = 1
-	}
-	return sortbench.Uint128{Hi: a.Hi + b.Hi + carry, Lo: lo}
 }
 
 // validate checks that the records are in key order and, with -checksum,
@@ -122,7 +76,7 @@ func validate(args []string) error {
 		sort.Strings(m)
 		files = m
 	}
-	s, err := Validate(files)
+	s, err := sortbench.ValidateFiles(files)
 	if err != nil {
 		return err
 	}
@@ -135,18 +89,4 @@ func validate(args []string) error {
 	}
 	fmt.Println("SUCCESS - all records are in order")
 	return nil
-}
-
-// Validate reads files in order as one sequence of records.
-func Validate(files []string) (sortbench.Summary, error) {
-	var rs []io.Reader
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			return sortbench.Summary{}, err
-		}
-		defer f.Close()
-		rs = append(rs, f)
-	}
-	return sortbench.Validate(io.MultiReader(rs...))
 }
