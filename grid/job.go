@@ -42,6 +42,8 @@ var stepKinds = map[jobspec.Op]string{
 	jobspec.OpMap:         "map",
 	jobspec.OpFlatMap:     "flat_map",
 	jobspec.OpFilter:      "filter",
+	jobspec.OpMapValues:   "map",
+	jobspec.OpKeyBy:       "map",
 	jobspec.OpReduceByKey: "reduce",
 }
 
@@ -86,13 +88,21 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 	return plan, blobs, nil
 }
 
-// planSpec turns a spec into a physical plan: its main chain, and each
-// side dataset's chain where a join brings it in. check, if set, vets each
-// step with a guest function.
+// planSpec turns a spec into a physical plan: its main chain, and the
+// chain of each named dataset where a step or a source reads it (once for
+// a cached dataset, at every read otherwise, as Spark recomputes an
+// uncached dataset for each action that needs it). check, if set, vets
+// each step with a guest function.
 func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*planner.Plan, error) {
 	partitions := cmp.Or(spec.Conf.Partitions, slots)
 	var job planner.Job
+	cached := map[string]int{} // cached dataset -> the planner dataset that computes it
+	var chain func(parent int, steps []jobspec.Step) (int, error)
+	var named func(name string) (int, error)
 	source := func(src jobspec.Source) (int, error) {
+		if src.Kind == "dataset" {
+			return named(src.Dataset)
+		}
 		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots)
 		if err != nil {
 			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
@@ -101,22 +111,35 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 		job.Datasets = append(job.Datasets, planner.Dataset{ID: id, Op: planner.OpSource, Splits: splits})
 		return id, nil
 	}
-	var chain func(parent int, steps []jobspec.Step) (int, error)
+	named = func(name string) (int, error) {
+		if id, ok := cached[name]; ok {
+			return id, nil
+		}
+		c := spec.Datasets[name]
+		first, err := source(c.Source)
+		if err != nil {
+			return 0, err
+		}
+		last, err := chain(first, c.Steps)
+		if err != nil {
+			return 0, err
+		}
+		if c.Cache {
+			job.Datasets[last].Cache = true
+			cached[name] = last
+		}
+		return last, nil
+	}
 	chain = func(parent int, steps []jobspec.Step) (int, error) {
 		for _, st := range steps {
-			d := planner.Dataset{ID: len(job.Datasets), Op: planner.Op(st.Op), Parents: []int{parent}}
+			d := planner.Dataset{Op: planner.Op(st.Op), Parents: []int{parent}}
 			switch {
 			case st.Op.Side():
-				side := spec.Datasets[st.With]
-				first, err := source(side.Source)
+				other, err := named(st.With)
 				if err != nil {
 					return 0, err
 				}
-				last, err := chain(first, side.Steps)
-				if err != nil {
-					return 0, err
-				}
-				d.ID, d.Parents = len(job.Datasets), []int{parent, last}
+				d.Parents = []int{parent, other}
 				if st.Op != jobspec.OpUnion {
 					d.Partitions = partitions
 				}
@@ -133,6 +156,7 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 					d.Partitions = partitions
 				}
 			}
+			d.ID = len(job.Datasets)
 			job.Datasets = append(job.Datasets, d)
 			parent = d.ID
 		}

@@ -48,11 +48,24 @@ const (
 	// run side by side, the steps after the union run in both, and both
 	// write the same shuffle (or the result).
 	OpUnion Op = "union"
+	// OpMapValues applies a map function and keeps each record's key: the
+	// record takes the value the function returns. Hash partitioning by
+	// key survives it.
+	OpMapValues Op = "map_values"
+	// OpKeyBy applies a map function and keeps each record's value: the
+	// record takes the key the function returns.
+	OpKeyBy Op = "key_by"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
 // parent, so that it can be fused into its parent's pipeline.
-func (op Op) Narrow() bool { return op == OpMap || op == OpFlatMap || op == OpFilter }
+func (op Op) Narrow() bool {
+	return op == OpMap || op == OpFlatMap || op == OpFilter || op == OpMapValues || op == OpKeyBy
+}
+
+// KeepsKeys reports whether op never changes a record's key, so that a
+// dataset partitioned by key stays so.
+func (op Op) KeepsKeys() bool { return op == OpFilter || op == OpMapValues }
 
 // FuncRef names a guest function of a module of the job.
 type FuncRef struct {
@@ -73,6 +86,10 @@ type Dataset struct {
 	// Splits of a source dataset; the first source may leave them to
 	// Job.Splits.
 	Splits []Split
+	// Cache computes the dataset once and keeps its partitions on the
+	// agents for every dataset that reads it (Spark's cache()); a dataset
+	// that is not cached feeds exactly one other.
+	Cache bool
 }
 
 // Split is a piece of a source for one task: a byte range of a file.
@@ -128,10 +145,19 @@ type ShuffleDep struct {
 	// "distinct" (records are keyed by their whole content, combined on
 	// the map side, deduplicated on the reduce side and decoded back) or
 	// "count" (values become decimal counts, summed on both sides),
-	// "round_robin" (records spread evenly, unchanged) or "by_key" (hash
-	// partitioned by key, unchanged).
+	// "round_robin" (records spread evenly, unchanged), "by_key" (hash
+	// partitioned by key, unchanged) or "cache" (map task i writes all its
+	// records, unchanged, to partition i: a cached dataset, which each
+	// reader's task i reads from map output i alone).
 	Builtin string
+	// KeyPartitioned, for a "cache" shuffle, says that partition i holds
+	// exactly the keys a hash shuffle to Partitions sends to i, so that a
+	// join with as many partitions reads it as it is (no shuffle).
+	KeyPartitioned bool
 }
+
+// Identity reports whether map output i holds only partition i (a cache).
+func (d *ShuffleDep) Identity() bool { return d.Builtin == "cache" }
 
 // JoinSpec is the right side of a join stage.
 type JoinSpec struct {
@@ -212,9 +238,10 @@ type Plan struct {
 func (p *Plan) Result() *Stage { return p.Stages[len(p.Stages)-1] }
 
 // Build cuts a job into stages at its shuffle dependencies. Datasets are
-// in topological order; each is consumed by at most one other (a dataset
-// used twice would need caching, which is not there yet), and the last is
-// the result.
+// in topological order; each is consumed by exactly one other unless it is
+// cached, and the last is the result. A cached dataset ends its stage with
+// a cache that each reader reads narrowly; a join reads a cache that is
+// hash partitioned by key into its partitions as it is.
 func Build(job Job) (*Plan, error) {
 	if len(job.Datasets) == 0 {
 		return nil, errors.New("planner: job has no datasets")
@@ -223,18 +250,9 @@ func Build(job Job) (*Plan, error) {
 		return nil, errors.New("planner: the first dataset must be a source")
 	}
 	p := &Plan{}
-	open := map[int]*Stage{} // dataset -> the open stage that computes it
-	take := func(i, parent int) (*Stage, error) {
-		if parent < 0 || parent >= i {
-			return nil, fmt.Errorf("planner: dataset %d: parent %d is not an earlier dataset", i, parent)
-		}
-		st, ok := open[parent]
-		if !ok {
-			return nil, fmt.Errorf("planner: dataset %d reads dataset %d, which another dataset reads already: a dataset can feed one other (no caching yet)", i, parent)
-		}
-		delete(open, parent)
-		return st, nil
-	}
+	open := map[int]*Stage{}        // dataset -> the open stage that computes it
+	cached := map[int]*ShuffleDep{} // cached dataset -> its cache
+	readers := map[int]int{}        // cached dataset -> how many datasets read it
 	// closeStage gives a finished stage its ID and appends it.
 	closeStage := func(st *Stage) {
 		st.ID = len(p.Stages)
@@ -274,6 +292,52 @@ func Build(job Job) (*Plan, error) {
 		}
 		return ids
 	}
+	// take returns the open stage that computes parent, for dataset i to
+	// extend: the parent's own, which no other dataset may then take, or
+	// for a cached parent a new stage that reads the cache.
+	take := func(i, parent int) (*Stage, error) {
+		if parent < 0 || parent >= i {
+			return nil, fmt.Errorf("planner: dataset %d: parent %d is not an earlier dataset", i, parent)
+		}
+		if dep, ok := cached[parent]; ok {
+			readers[parent]++
+			return &Stage{Parents: parentsOf(dep), ShuffleIn: dep, Partitions: dep.Partitions}, nil
+		}
+		st, ok := open[parent]
+		if !ok {
+			return nil, fmt.Errorf("planner: dataset %d reads dataset %d, which another dataset reads already: a dataset that feeds several others must be cached", i, parent)
+		}
+		delete(open, parent)
+		return st, nil
+	}
+	// keep makes cur the open stage of dataset d, or closes it into d's
+	// cache: each task writes its partition unchanged, and each reader
+	// reads it narrowly.
+	keep := func(d Dataset, cur *Stage) {
+		if !d.Cache {
+			open[d.ID] = cur
+			return
+		}
+		n := cur.Partitions
+		if cur.members != nil {
+			n = 0
+			for _, m := range cur.members {
+				n += m.Partitions
+			}
+		}
+		cached[d.ID] = shuffleOutAll(cur, &ShuffleDep{Partitions: n, Builtin: "cache", KeyPartitioned: keyPartitioned(cur)})
+	}
+	// joinSide returns the shuffle a join with partitions partitions
+	// reads one side from: a cache that is partitioned as the join needs
+	// as it is, or a new hash shuffle that closes st.
+	joinSide := func(st *Stage, partitions int) (*ShuffleDep, []int) {
+		if in := st.ShuffleIn; in != nil && in.Identity() && in.KeyPartitioned && in.Partitions == partitions &&
+			st.Partitions == partitions && st.Reduce == nil && st.Join == nil && len(st.Steps) == 0 {
+			return in, st.Parents
+		}
+		dep := shuffleOutAll(st, &ShuffleDep{Partitions: partitions})
+		return dep, parentsOf(dep)
+	}
 	for i, d := range job.Datasets {
 		if d.ID != i {
 			return nil, fmt.Errorf("planner: dataset %d has ID %d", i, d.ID)
@@ -286,7 +350,7 @@ func Build(job Job) (*Plan, error) {
 			if len(splits) == 0 {
 				return nil, fmt.Errorf("planner: source dataset %d has no splits (no input)", i)
 			}
-			open[i] = &Stage{Splits: splits, Partitions: len(splits)}
+			keep(d, &Stage{Splits: splits, Partitions: len(splits)})
 			continue
 		}
 		want := 1
@@ -382,23 +446,30 @@ func Build(job Job) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			left := shuffleOut(cur, &ShuffleDep{Partitions: d.Partitions})
-			rdep := shuffleOut(right, &ShuffleDep{Partitions: d.Partitions})
-			cur = &Stage{Parents: []int{left.ID, rdep.ID}, ShuffleIn: left, Join: &JoinSpec{Right: rdep, Outer: d.Op == OpLeftOuterJoin}, Partitions: d.Partitions}
+			left, parents := joinSide(cur, d.Partitions)
+			rdep, rparents := joinSide(right, d.Partitions)
+			cur = &Stage{Parents: append(parents, rparents...), ShuffleIn: left, Join: &JoinSpec{Right: rdep, Outer: d.Op == OpLeftOuterJoin}, Partitions: d.Partitions}
 		default:
 			return nil, fmt.Errorf("planner: dataset %d: unknown operator %q", i, d.Op)
 		}
-		open[i] = cur
+		keep(d, cur)
 	}
 	last := len(job.Datasets) - 1
-	res, ok := open[last]
-	if !ok || len(open) != 1 {
-		var unused []int
-		for id := range open {
-			if id != last {
-				unused = append(unused, id)
-			}
+	res := open[last]
+	delete(open, last)
+	if _, ok := cached[last]; ok {
+		res, _ = take(last+1, last)
+	}
+	var unused []int
+	for id := range open {
+		unused = append(unused, id)
+	}
+	for id := range cached {
+		if readers[id] == 0 {
+			unused = append(unused, id)
 		}
+	}
+	if len(unused) > 0 {
 		slices.Sort(unused)
 		return nil, fmt.Errorf("planner: datasets %v are computed but never used: the last dataset is the result", unused)
 	}
@@ -415,6 +486,32 @@ func Build(job Job) (*Plan, error) {
 	}
 	closeStage(res)
 	return p, nil
+}
+
+// keyPartitioned reports whether stage st's partition i holds exactly the
+// keys that a hash shuffle to its partitions sends to i: it reads a hash
+// shuffle by key (or a cache that does) without coalescing it, and its
+// steps keep keys.
+func keyPartitioned(st *Stage) bool {
+	in := st.ShuffleIn
+	if st.members != nil || in == nil || in.Range || st.Partitions != in.Partitions {
+		return false
+	}
+	switch in.Builtin {
+	case "", "group", "count", "by_key":
+	case "cache":
+		if !in.KeyPartitioned {
+			return false
+		}
+	default: // round robin, distinct (by the whole record)
+		return false
+	}
+	for _, step := range st.Steps {
+		if !step.Op.KeepsKeys() {
+			return false
+		}
+	}
+	return true
 }
 
 // spread picks at most n of splits, evenly spaced.
@@ -435,9 +532,16 @@ func spread(splits []Split, n int) []Split {
 //	└─ stage 0 (2 tasks): source (2 splits) → flat_map wc.split → shuffle 0 (4 partitions, combine wc.sum)
 func (p *Plan) String() string {
 	var b strings.Builder
+	seen := map[int]bool{}
 	var walk func(s *Stage, prefix, indent string)
 	walk = func(s *Stage, prefix, indent string) {
 		b.WriteString(prefix)
+		if seen[s.ID] {
+			// A cache's stage, read again: once in full is enough.
+			fmt.Fprintf(&b, "stage %d (above)\n", s.ID)
+			return
+		}
+		seen[s.ID] = true
 		b.WriteString(s.describe())
 		b.WriteByte('\n')
 		deps := append(slices.Clone(s.Parents), s.After...)
@@ -453,6 +557,14 @@ func (p *Plan) String() string {
 	return b.String()
 }
 
+// name is how a plan refers to the shuffle: "shuffle 3" or "cache 3".
+func (d *ShuffleDep) name() string {
+	if d.Identity() {
+		return fmt.Sprintf("cache %d", d.ID)
+	}
+	return fmt.Sprintf("shuffle %d", d.ID)
+}
+
 func (s *Stage) describe() string {
 	parts := []string{}
 	if s.ShuffleIn != nil && s.Join != nil {
@@ -460,9 +572,9 @@ func (s *Stage) describe() string {
 		if s.Join.Outer {
 			kind = "left outer join"
 		}
-		parts = append(parts, fmt.Sprintf("shuffle %d %s shuffle %d", s.ShuffleIn.ID, kind, s.Join.Right.ID))
+		parts = append(parts, fmt.Sprintf("%s %s %s", s.ShuffleIn.name(), kind, s.Join.Right.name()))
 	} else if s.ShuffleIn != nil {
-		parts = append(parts, fmt.Sprintf("shuffle %d", s.ShuffleIn.ID))
+		parts = append(parts, s.ShuffleIn.name())
 	} else {
 		parts = append(parts, fmt.Sprintf("source (%d splits)", len(s.Splits)))
 	}
@@ -481,6 +593,12 @@ func (s *Stage) describe() string {
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
 	}
 	switch {
+	case s.ShuffleOut != nil && s.ShuffleOut.Identity():
+		out := fmt.Sprintf("cache %d (%d partitions", s.ShuffleOut.ID, s.ShuffleOut.Partitions)
+		if s.ShuffleOut.KeyPartitioned {
+			out += ", by key"
+		}
+		parts = append(parts, out+")")
 	case s.ShuffleOut != nil:
 		out := fmt.Sprintf("shuffle %d (%d partitions", s.ShuffleOut.ID, s.ShuffleOut.Partitions)
 		if s.ShuffleOut.Combine != nil {

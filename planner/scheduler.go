@@ -158,33 +158,71 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 		if !s.ready(st) {
 			continue
 		}
-		for p := range s.tasks[st.ID] {
-			t := &s.tasks[st.ID][p]
-			if t.state != pending || (!avoidOK && t.avoid == agent) {
-				continue
-			}
-			t.state, t.agent = running, agent
-			t.attempt++
-			spec := TaskSpec{Key: TaskKey{st.ID, p}, Attempt: t.attempt, Stage: st}
-			if st.ShuffleOut != nil && st.ShuffleOut.Range {
-				spec.Bounds = s.bounds[st.ShuffleOut.ID]
-			}
-			if st.Splits != nil {
-				spec.Split = &st.Splits[p]
-			} else {
-				for _, o := range s.outputs[st.ShuffleIn.ID] {
-					spec.Inputs = append(spec.Inputs, *o)
-				}
-				if st.Join != nil {
-					for _, o := range s.outputs[st.Join.Right.ID] {
-						spec.RightInputs = append(spec.RightInputs, *o)
-					}
-				}
-			}
-			return spec, true
+		p := s.pick(st, agent, avoidOK)
+		if p < 0 {
+			continue
 		}
+		t := &s.tasks[st.ID][p]
+		t.state, t.agent = running, agent
+		t.attempt++
+		spec := TaskSpec{Key: TaskKey{st.ID, p}, Attempt: t.attempt, Stage: st}
+		if st.ShuffleOut != nil && st.ShuffleOut.Range {
+			spec.Bounds = s.bounds[st.ShuffleOut.ID]
+		}
+		if st.Splits != nil {
+			spec.Split = &st.Splits[p]
+		} else {
+			parts := st.InputPartitions(p)
+			spec.Inputs = s.inputs(st.ShuffleIn, parts)
+			if st.Join != nil {
+				spec.RightInputs = s.inputs(st.Join.Right, parts)
+			}
+		}
+		return spec, true
 	}
 	return TaskSpec{}, false
+}
+
+// pick chooses a pending task of a ready stage for agent, or -1. A task
+// that reads a cache prefers the agent that holds its partition, which it
+// then reads from local disk.
+func (s *Scheduler) pick(st *Stage, agent string, avoidOK bool) int {
+	first := -1
+	for p := range s.tasks[st.ID] {
+		t := &s.tasks[st.ID][p]
+		if t.state != pending || (!avoidOK && t.avoid == agent) {
+			continue
+		}
+		if first < 0 {
+			first = p
+		}
+		if st.ShuffleIn == nil || !st.ShuffleIn.Identity() {
+			return p
+		}
+		for _, q := range st.InputPartitions(p) {
+			if o := s.outputs[st.ShuffleIn.ID][q]; o != nil && o.Agent == agent {
+				return p
+			}
+		}
+	}
+	return first
+}
+
+// inputs are the map outputs of dep that hold the shuffle partitions
+// parts: every one, or for a cache only those of the same indexes.
+func (s *Scheduler) inputs(dep *ShuffleDep, parts []int) []MapOutputLoc {
+	outs := s.outputs[dep.ID]
+	var locs []MapOutputLoc
+	if dep.Identity() {
+		for _, q := range parts {
+			locs = append(locs, *outs[q])
+		}
+		return locs
+	}
+	for _, o := range outs {
+		locs = append(locs, *o)
+	}
+	return locs
 }
 
 // StageDone reports whether every task of stage id has succeeded.

@@ -32,7 +32,7 @@ func TestBuildSortSamplesFirst(t *testing.T) {
 └─ stage 2 (3 tasks): shuffle 0 → reduce wc.sum → map wc.by_count → shuffle 2 (4 partitions, by key range)
    ├─ stage 0 (40 tasks): source (40 splits) → flat_map wc.split → shuffle 0 (3 partitions, combine wc.sum)
    └─ stage 1 (3 tasks): shuffle 0 → reduce wc.sum → map wc.by_count → sample 80 keys for the bounds of shuffle 2
-      └─ stage 0 (40 tasks): source (40 splits) → flat_map wc.split → shuffle 0 (3 partitions, combine wc.sum)
+      └─ stage 0 (above)
 `
 	if got := p.String(); got != want {
 		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)

@@ -78,8 +78,9 @@ type Dataset struct {
 	// What this dataset is: a source (TOML lines for [source]), a step
 	// (one TOML line for [[steps]]), or a sink (lines for [sink]).
 	source, step, sink string
-	// side is the other dataset of a join step.
-	side *Dataset
+	// side is the other dataset of a join or union step.
+	side  *Dataset
+	cache bool
 }
 
 // TextFile is a source of text files, one record per line.
@@ -159,6 +160,25 @@ func (d *Dataset) FlatMap(f Func) *Dataset { return d.then("flat_map = " + quote
 // Filter keeps the records f accepts.
 func (d *Dataset) Filter(f Func) *Dataset { return d.then("filter = " + quote(string(f))) }
 
+// MapValues applies the map function f to each record and keeps the
+// record's key: the record takes the value f returns. A dataset
+// partitioned by key stays partitioned (a later join need not shuffle it).
+func (d *Dataset) MapValues(f Func) *Dataset { return d.then("map_values = " + quote(string(f))) }
+
+// KeyBy applies the map function f to each record and keeps the record's
+// value: the record takes the key f returns.
+func (d *Dataset) KeyBy(f Func) *Dataset { return d.then("key_by = " + quote(string(f))) }
+
+// Cache keeps d once computed: however many datasets read it, it is
+// computed once and its partitions stay on the agents that computed them
+// (recomputed from its lineage if an agent is lost). Without Cache, d is
+// computed again for every dataset that reads it, as in Spark. It returns
+// d.
+func (d *Dataset) Cache() *Dataset {
+	d.cache = true
+	return d
+}
+
 // ReduceByKey folds the values of each key with f (associative and
 // commutative), combining on the map side first. The number of partitions
 // is the job's partitions setting.
@@ -202,8 +222,9 @@ func (d *Dataset) builtin(op string, partitions int) *Dataset {
 
 // Join joins d with other by key: for every key on both sides, one record
 // per (d's value, other's value) pair, whose value lists the two (read it
-// with the guest SDK's grouped-values helper, docs/abi.md). other must
-// come from its own source and feed nothing else.
+// with the guest SDK's grouped-values helper, docs/abi.md). Both sides
+// are shuffled by key, except a cached side that is partitioned by key
+// into the job's partitions already (a ReduceByKey or GroupByKey result).
 func (d *Dataset) Join(other *Dataset) *Dataset { return d.join("join", other) }
 
 // LeftOuterJoin is Join that also keeps d's records whose key other lacks,
@@ -211,7 +232,7 @@ func (d *Dataset) Join(other *Dataset) *Dataset { return d.join("join", other) }
 func (d *Dataset) LeftOuterJoin(other *Dataset) *Dataset { return d.join("left_outer_join", other) }
 
 // Union is the records of d and of other, unchanged; the steps after it
-// run on both. other must come from its own source and feed nothing else.
+// run on both.
 func (d *Dataset) Union(other *Dataset) *Dataset { return d.join("union", other) }
 
 func (d *Dataset) join(op string, other *Dataset) *Dataset {
@@ -256,54 +277,102 @@ func (j *JobBuilder) Spec() (string, error) {
 	if j.sink == nil {
 		return "", fmt.Errorf("job %s has no result: call Write on the dataset it computes", j.name)
 	}
-	chainOf := func(end *Dataset) []*Dataset {
-		var chain []*Dataset
-		for d := end; d != nil; d = d.parent {
-			chain = append(chain, d)
+	// Count the readers of every dataset, and find the sides of joins.
+	readers := map[*Dataset]int{}
+	sides := map[*Dataset]bool{}
+	var visit func(d *Dataset)
+	visit = func(d *Dataset) {
+		for _, p := range []*Dataset{d.parent, d.side} {
+			if p == nil {
+				continue
+			}
+			readers[p]++
+			if readers[p] == 1 {
+				visit(p)
+			}
 		}
-		slices.Reverse(chain)
-		return chain
+		if d.side != nil {
+			sides[d.side] = true
+		}
 	}
-	chain := chainOf(j.sink)
+	visit(j.sink)
+	// A dataset read by a join or union, by several datasets, or cached
+	// is a [datasets.NAME] table, named in the order the spec reads them.
+	isNamed := func(d *Dataset) bool {
+		return d.source == "" && (d.cache || sides[d] || readers[d] > 1) || d.source != "" && (sides[d] || readers[d] > 1 || d.cache)
+	}
+	names := map[*Dataset]string{}
+	var queue []*Dataset
+	nameOf := func(d *Dataset) string {
+		if n, ok := names[d]; ok {
+			return n
+		}
+		n := fmt.Sprintf("side%d", len(queue)+1)
+		names[d] = n
+		queue = append(queue, d)
+		return n
+	}
+	// chain renders the source and steps that compute end: back through
+	// parents to a source or a named dataset.
+	chain := func(end *Dataset) (source string, steps []string) {
+		var ds []*Dataset
+		d := end
+		for ; d.source == "" && (d == end || !isNamed(d)); d = d.parent {
+			ds = append(ds, d)
+		}
+		if d.source != "" && (d == end || !isNamed(d)) {
+			source = d.source
+		} else {
+			source = "dataset = " + quote(nameOf(d))
+		}
+		slices.Reverse(ds)
+		for _, d := range ds {
+			step := d.step
+			if d.side != nil {
+				step += " = " + quote(nameOf(d.side))
+			}
+			steps = append(steps, step)
+		}
+		return source, steps
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "name = %s\n", quote(j.name))
-	names := make([]string, 0, len(j.modules))
+	mods := make([]string, 0, len(j.modules))
 	for n := range j.modules {
-		names = append(names, n)
+		mods = append(mods, n)
 	}
-	slices.Sort(names)
-	for _, n := range names {
+	slices.Sort(mods)
+	for _, n := range mods {
 		m := j.modules[n]
 		fmt.Fprintf(&b, "\n[modules.%s]\n%s = %s\n", quote(n), m.kind, quote(m.path))
 	}
-	fmt.Fprintf(&b, "\n[source]\n%s\n", chain[0].source)
-	var sides []string
-	for _, d := range chain[1 : len(chain)-1] {
-		step := d.step
-		if d.side != nil {
-			name := fmt.Sprintf("side%d", len(sides)+1)
-			sc := chainOf(d.side)
-			var sb strings.Builder
-			fmt.Fprintf(&sb, "\n[datasets.%s]\nsource = { %s }\n", name, strings.ReplaceAll(sc[0].source, "\n", ", "))
-			if len(sc) > 1 {
-				var steps []string
-				for _, s := range sc[1:] {
-					if s.side != nil {
-						return "", fmt.Errorf("job %s: a dataset joined or unioned in cannot itself join or union; do it in the main chain", j.name)
-					}
-					steps = append(steps, "{ "+s.step+" }")
-				}
-				fmt.Fprintf(&sb, "steps = [%s]\n", strings.Join(steps, ", "))
+	result := j.sink.parent
+	var source string
+	var steps []string
+	if isNamed(result) {
+		source = "dataset = " + quote(nameOf(result))
+	} else {
+		source, steps = chain(result)
+	}
+	fmt.Fprintf(&b, "\n[source]\n%s\n", source)
+	for _, st := range steps {
+		fmt.Fprintf(&b, "\n[[steps]]\n%s\n", st)
+	}
+	for i := 0; i < len(queue); i++ {
+		d := queue[i]
+		source, steps := chain(d)
+		fmt.Fprintf(&b, "\n[datasets.%s]\nsource = { %s }\n", names[d], strings.ReplaceAll(source, "\n", ", "))
+		if len(steps) > 0 {
+			for i, st := range steps {
+				steps[i] = "{ " + st + " }"
 			}
-			sides = append(sides, sb.String())
-			step = d.step + " = " + quote(name)
+			fmt.Fprintf(&b, "steps = [%s]\n", strings.Join(steps, ", "))
 		}
-		fmt.Fprintf(&b, "\n[[steps]]\n%s\n", step)
+		if d.cache {
+			b.WriteString("cache = true\n")
+		}
 	}
-	for _, s := range sides {
-		b.WriteString(s)
-	}
-	fmt.Fprintf(&b, "\n[sink]\n%s\n", chain[len(chain)-1].sink)
+	fmt.Fprintf(&b, "\n[sink]\n%s\n", j.sink.sink)
 	return b.String(), nil
 }
 

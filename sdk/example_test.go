@@ -117,7 +117,7 @@ func ExampleDataset_SortByKey() {
 	// └─ stage 2 (2 tasks): shuffle 0 → reduce tw.sum → map tw.by_count → shuffle 2 (2 partitions, by key range)
 	//    ├─ stage 0 (2 tasks): source (2 splits) → flat_map tw.split → shuffle 0 (2 partitions, combine tw.sum)
 	//    └─ stage 1 (2 tasks): shuffle 0 → reduce tw.sum → map tw.by_count → sample 60 keys for the bounds of shuffle 2
-	//       └─ stage 0 (2 tasks): source (2 splits) → flat_map tw.split → shuffle 0 (2 partitions, combine tw.sum)
+	//       └─ stage 0 (above)
 }
 
 // The TOML spec a Go-built job stands for.
@@ -142,4 +142,40 @@ func ExampleJobBuilder_Spec() {
 	//
 	// [sink]
 	// records = "/data/sorted"
+}
+
+// Cache a dataset that several others read: PageRank's links are
+// computed once, kept on the agents, and joined with the ranks in every
+// iteration without another shuffle (they are partitioned by page). The
+// plan shows the cache and each reader of it.
+func ExampleDataset_Cache() {
+	job := sdk.NewJob("pagerank").Conf("partitions", "2")
+	pr := job.Module("pr", sdk.GoGuest("../examples/pagerank/guest/go"))
+	links := job.TextFile("../examples/pagerank/data/edges.txt").
+		Map(pr.Func("edge")).
+		GroupByKey(0).
+		Cache()
+	ranks := links.MapValues(pr.Func("first_rank"))
+	for range 2 {
+		ranks = ranks.Join(links).
+			FlatMap(pr.Func("contribs")).
+			ReduceByKey(pr.Func("sum")).
+			MapValues(pr.Func("damp"))
+	}
+	ranks.Write(sdk.Stdout())
+	plan, err := job.Explain(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+	// Output:
+	// stage 6 (2 tasks): shuffle 5 → reduce pr.sum → map_values pr.damp → result
+	// └─ stage 5 (2 tasks): shuffle 4 join cache 1 → flat_map pr.contribs → shuffle 5 (2 partitions, combine pr.sum)
+	//    ├─ stage 4 (2 tasks): shuffle 3 → reduce pr.sum → map_values pr.damp → shuffle 4 (2 partitions)
+	//    │  └─ stage 3 (2 tasks): shuffle 2 join cache 1 → flat_map pr.contribs → shuffle 3 (2 partitions, combine pr.sum)
+	//    │     ├─ stage 2 (2 tasks): cache 1 → map_values pr.first_rank → shuffle 2 (2 partitions)
+	//    │     │  └─ stage 1 (2 tasks): shuffle 0 → group values → cache 1 (2 partitions, by key)
+	//    │     │     └─ stage 0 (1 tasks): source (1 splits) → map pr.edge → shuffle 0 (2 partitions)
+	//    │     └─ stage 1 (above)
+	//    └─ stage 1 (above)
 }

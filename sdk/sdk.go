@@ -10,9 +10,16 @@ import (
 	"path/filepath"
 
 	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
+
+// MainIfExecutor must be the first call in the main function of a program
+// that starts an embedded grid (StartLocal): the grid runs tasks in
+// executor processes started from the program's own binary, and in those
+// MainIfExecutor runs the executor and never returns.
+func MainIfExecutor() { executor.MainIfExecutor() }
 
 // Job is a job ready to submit: its spec and the bytes of its modules.
 type Job struct {
@@ -94,6 +101,10 @@ func buildGo(ctx context.Context, dir string) (string, error) {
 
 // LocalConfig configures an embedded grid.
 type LocalConfig = grid.Config
+
+// Summary is what a finished job reports: records, stages, tasks,
+// attempts, its duration and plan.
+type Summary = grid.Summary
 
 // Local is an embedded grid running in this process.
 type Local struct {

@@ -15,6 +15,11 @@ type Step struct {
 	Name     string // the module's name in the job, for errors
 	Module   *Module
 	Function Function
+	// Keep, for a map function, keeps a part of each input record: "key"
+	// (map_values: the record takes the value the function returns) or
+	// "value" (key_by: it takes the key the function returns). The host
+	// does it, so the step runs in a guest call of its own.
+	Keep string
 }
 
 // Pipeline pushes batches through a chain of map, flat_map and filter
@@ -30,6 +35,9 @@ type segment struct {
 	inst  *Instance
 	funcs []uint32
 	label string
+	keep  string // Step.Keep of its one function
+	in    []byte // for keep: a copy of the input batch
+	buf   []byte // for keep: the output batch rebuilt
 }
 
 // NewPipeline instantiates the modules of steps for one task. Steps must not
@@ -41,7 +49,10 @@ func (r *Runtime) NewPipeline(ctx context.Context, steps []Step, lim Limits) (*P
 		if s.Function.Kind == "reduce" {
 			return nil, fmt.Errorf("wasmexec: reduce function %s in a pipeline", s.Function.Name)
 		}
-		if n := len(p.segments); n > 0 && p.segments[n-1].inst == byModule[s.Module] {
+		if s.Keep != "" && s.Function.Kind != "map" {
+			return nil, fmt.Errorf("wasmexec: %s is a %s function; keeping a record's %s needs a map function", s.Function.Name, s.Function.Kind, s.Keep)
+		}
+		if n := len(p.segments); n > 0 && p.segments[n-1].inst == byModule[s.Module] && p.segments[n-1].keep == "" && s.Keep == "" {
 			seg := &p.segments[n-1]
 			seg.funcs = append(seg.funcs, s.Function.Index)
 			seg.label += "|" + s.Function.Name
@@ -58,7 +69,7 @@ func (r *Runtime) NewPipeline(ctx context.Context, steps []Step, lim Limits) (*P
 			byModule[s.Module] = inst
 			p.instances = append(p.instances, inst)
 		}
-		p.segments = append(p.segments, segment{inst: inst, funcs: []uint32{s.Function.Index}, label: s.Function.Name})
+		p.segments = append(p.segments, segment{inst: inst, funcs: []uint32{s.Function.Index}, label: s.Function.Name, keep: s.Keep})
 	}
 	return p, nil
 }
@@ -67,14 +78,46 @@ func (r *Runtime) NewPipeline(ctx context.Context, steps []Step, lim Limits) (*P
 // emit, which must not keep it after it returns. An empty pipeline passes
 // batches through.
 func (p *Pipeline) Push(ctx context.Context, b []byte, emit func(batch []byte) error) error {
-	for _, s := range p.segments {
+	for i := range p.segments {
+		s := &p.segments[i]
+		if s.keep != "" {
+			// b may be the output of the instance's last call, which
+			// this call overwrites: keep a copy to take keys or values
+			// from.
+			s.in = append(s.in[:0], b...)
+			b = s.in
+		}
 		out, err := s.inst.Call(ctx, s.funcs, s.label, b)
 		if err != nil {
 			return err
 		}
+		if s.keep != "" {
+			if out, err = s.rekey(b, out); err != nil {
+				return err
+			}
+		}
 		b = out
 	}
 	return emit(b)
+}
+
+// rekey rebuilds a map function's output batch with each input record's
+// key (keep "key") or value (keep "value"): a map returns exactly one
+// record per input record, in order.
+func (s *segment) rekey(in, out []byte) ([]byte, error) {
+	if n, m := batch.Count(in), batch.Count(out); n != m {
+		return nil, &Error{Module: s.inst.label, Function: s.label, Kind: KindInvalid, Msg: fmt.Sprintf("the map function returned %d records for %d: a map returns exactly one record per record", m, n)}
+	}
+	s.buf = append(s.buf[:0], out[:4]...)
+	a, b := batch.Checked(in), batch.Checked(out)
+	for a.Next() && b.Next() {
+		if s.keep == "key" {
+			s.buf = batch.AppendRecord(s.buf, a.Key(), b.Value())
+		} else {
+			s.buf = batch.AppendRecord(s.buf, b.Key(), a.Value())
+		}
+	}
+	return s.buf, nil
 }
 
 // Log is the tail of what the pipeline's guests wrote to stdout and stderr.

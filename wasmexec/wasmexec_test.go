@@ -456,3 +456,44 @@ func TestSandboxIsDeterministic(t *testing.T) {
 		t.Fatalf("readfile = %q, want true (the guest must not read files)", got)
 	}
 }
+
+// TestPipelineKeep: map_values and key_by keep a part of each record;
+// the step runs in a call of its own between the others.
+func TestPipelineKeep(t *testing.T) {
+	r := newRuntime(t)
+	m := load(t, r)
+	ctx := context.Background()
+	in := batchOf([][2]string{{"k1", "v1"}, {"", "v\x002"}, {"\xff", ""}}...)
+	for _, tt := range []struct {
+		keep string
+		want string
+	}{
+		{"key", "[[k1 V1] [ V\x002] [\xff ]]"},
+		{"value", "[[K1 v1] [ v\x002] [\xff ]]"},
+	} {
+		s := steps(t, m, "nonempty", "upper", "nonempty")
+		s[1].Keep = tt.keep
+		p, err := r.NewPipeline(ctx, s, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.segments) != 3 {
+			t.Errorf("keep %s: %d segments, want 3", tt.keep, len(p.segments))
+		}
+		var got [][2]string
+		if err := p.Push(ctx, in, func(b []byte) error { got = records(t, b); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		p.Close(ctx)
+		// nonempty drops the record with an empty value first.
+		want := strings.Replace(tt.want, " [\xff ]", "", 1)
+		if fmt.Sprint(got) != want {
+			t.Errorf("keep %s: got %q, want %q", tt.keep, fmt.Sprint(got), want)
+		}
+	}
+	s := steps(t, m, "explode")
+	s[0].Keep = "key"
+	if _, err := r.NewPipeline(ctx, s, Limits{}); err == nil || !strings.Contains(err.Error(), "needs a map function") {
+		t.Errorf("keep on a flat_map: %v", err)
+	}
+}

@@ -137,6 +137,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
+		switch s.Op {
+		case planner.OpMapValues:
+			ws.Keep = "key"
+		case planner.OpKeyBy:
+			ws.Keep = "value"
+		}
 		steps = append(steps, ws)
 	}
 	pipe, err := r.rt.NewPipeline(ctx, steps, r.t.limits())
@@ -498,6 +504,10 @@ func (r *runner) openShuffleOutput(ctx context.Context) (sink func([]byte) error
 		cfg.Combine = combineFirst
 	case "count":
 		cfg.Combine = combineCount
+	case "cache":
+		// A cached partition stays where it is: map output i is
+		// partition i of the cache.
+		cfg.Partition = func([]byte, int) int { return int(cfg.ID.MapIndex) }
 	case "round_robin":
 		// Each map task starts at its own partition, so that small map
 		// outputs do not all land in partition 0.

@@ -105,6 +105,17 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 	if d == nil {
 		return Source{}, p.errorf(0, "missing [source]: add a [source] table with text = \"<glob>\" (or an array of globs)")
 	}
+	if d.Dataset != nil {
+		line := p.idx.line("source", "dataset")
+		if d.Generate != nil || d.Text != nil || d.Records != nil || d.CSV != nil || d.JSON != nil || d.Header != nil || d.RecordSize != nil || d.KeySize != nil {
+			return Source{}, p.errorf(line, "a source with dataset = \"NAME\" reads that dataset and nothing else: remove its other keys")
+		}
+		name, ok := d.Dataset.(string)
+		if !ok || name == "" {
+			return Source{}, p.errorf(line, "source.dataset names a [datasets.NAME] table, like dataset = \"links\", not %v", d.Dataset)
+		}
+		return Source{Kind: "dataset", Dataset: name, Line: line}, nil
+	}
 	if d.Generate != nil {
 		line := p.idx.line("source", "generate")
 		if d.Text != nil || d.Records != nil {
@@ -285,9 +296,10 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
 }
 
-// datasets checks the side datasets: each has a source and steps without
-// joins of their own, and each is joined exactly once by the main chain.
-func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module) (map[string]*Chain, error) {
+// datasets checks the named datasets: each has a source and steps, every
+// name that a step or a source reads exists, no dataset reads itself
+// through others, and each is read at least once.
+func (p *parser) datasets(docs map[string]datasetDoc, mainSrc Source, main []Step, mods []Module) (map[string]*Chain, error) {
 	out := map[string]*Chain{}
 	for _, name := range sortedKeys(docs) {
 		d := docs[name]
@@ -302,34 +314,95 @@ func (p *parser) datasets(docs map[string]datasetDoc, main []Step, mods []Module
 				return nil, p.errorf(line, "datasets.%s: %v", quoteKey(name), err)
 			}
 		}
+		c := &Chain{Name: name, Source: src, Steps: steps, Line: line}
+		switch v := d.Cache.(type) {
+		case nil:
+		case bool:
+			c.Cache = v
+		case string: // a parameter: cache = "${cache}"
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, p.errorf(line, "datasets.%s.cache must be true or false, not %q", quoteKey(name), v)
+			}
+			c.Cache = b
+		default:
+			return nil, p.errorf(line, "datasets.%s.cache must be true or false, not %v", quoteKey(name), v)
+		}
+		out[name] = c
+	}
+	// reads are the datasets a chain reads, each with the line that does.
+	type read struct {
+		name, what string
+		line       int
+	}
+	readsOf := func(src Source, steps []Step) []read {
+		var rs []read
+		if src.Kind == "dataset" {
+			rs = append(rs, read{src.Dataset, fmt.Sprintf("source.dataset = %q", src.Dataset), src.Line})
+		}
 		for _, st := range steps {
 			if st.Op.Side() {
-				return nil, p.errorf(line, "datasets.%s: a side dataset cannot %s another; do it in the main steps", quoteKey(name), st.Op)
+				rs = append(rs, read{st.With, fmt.Sprintf("%s = %q", st.Op, st.With), st.Line})
 			}
 		}
-		out[name] = &Chain{Name: name, Source: src, Steps: steps, Line: line}
+		return rs
 	}
 	used := map[string]bool{}
-	for _, st := range main {
-		if !st.Op.Side() {
-			continue
-		}
-		if out[st.With] == nil {
-			names := sortedKeys(docs)
-			hint := ""
-			if s := suggest(st.With, names); s != "" {
-				hint = fmt.Sprintf(" (did you mean %q?)", s)
+	check := func(rs []read, where string) error {
+		for _, r := range rs {
+			if out[r.name] == nil {
+				names := sortedKeys(docs)
+				hint := ""
+				if s := suggest(r.name, names); s != "" {
+					hint = fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				if len(names) == 0 {
+					return p.errorf(r.line, "%s%s: no [datasets.%s] table: add one with its source and steps", where, r.what, quoteKey(r.name))
+				}
+				return p.errorf(r.line, "%s%s: no [datasets.%s]; datasets are: %s%s", where, r.what, quoteKey(r.name), strings.Join(names, ", "), hint)
 			}
-			return nil, p.errorf(st.Line, "%s = %q: no [datasets.%s]; datasets are: %s%s", st.Op, st.With, quoteKey(st.With), strings.Join(names, ", "), hint)
+			used[r.name] = true
 		}
-		if used[st.With] {
-			return nil, p.errorf(st.Line, "dataset %q is used twice: a dataset feeds one step (no caching yet)", st.With)
-		}
-		used[st.With] = true
+		return nil
 	}
-	for name, c := range out {
+	if err := check(readsOf(mainSrc, main), ""); err != nil {
+		return nil, err
+	}
+	for _, name := range sortedKeys(out) {
+		c := out[name]
+		if err := check(readsOf(c.Source, c.Steps), fmt.Sprintf("datasets.%s: ", quoteKey(name))); err != nil {
+			return nil, err
+		}
+	}
+	// A dataset that reads itself, through others or not, never ends.
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(name string, path []string) error
+	visit = func(name string, path []string) error {
+		switch state[name] {
+		case 1:
+			i := slices.Index(path, name)
+			return p.errorf(out[name].Line, "datasets %s read each other in a circle: a dataset cannot read itself", strings.Join(append(path[i:], name), " → "))
+		case 2:
+			return nil
+		}
+		state[name] = 1
+		c := out[name]
+		for _, r := range readsOf(c.Source, c.Steps) {
+			if err := visit(r.name, append(path, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		return nil
+	}
+	for _, name := range sortedKeys(out) {
+		if err := visit(name, nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range sortedKeys(out) {
 		if !used[name] {
-			return nil, p.errorf(c.Line, "datasets.%s is never used: add a join = %q or union = %q step, or remove it", quoteKey(name), name, name)
+			return nil, p.errorf(out[name].Line, "datasets.%s is never used: read it with join = %q, union = %q or a source with dataset = %q, or remove it", quoteKey(name), name, name, name)
 		}
 	}
 	if len(out) == 0 {

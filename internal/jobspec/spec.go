@@ -24,8 +24,8 @@ type Spec struct {
 	Steps   []Step
 	Sink    Sink
 	Conf    Conf
-	// Datasets are the named side inputs that join steps bring into the
-	// main chain: each its own source and steps.
+	// Datasets are the named datasets that join and union steps and
+	// dataset sources read: each its own source and steps.
 	Datasets map[string]*Chain
 
 	display string // the file as the caller named it, for messages
@@ -48,7 +48,7 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind string // "text": text files, one record per line; "csv": the same with a header line; "json": JSON lines, each checked; "records": fixed-length binary records; "generate": synthetic
+	Kind string // "text": text files, one record per line; "csv": the same with a header line; "json": JSON lines, each checked; "records": fixed-length binary records; "generate": synthetic; "dataset": a named dataset's records
 	// Header, for "csv": the first line of each file is a header, not a
 	// record.
 	Header bool
@@ -59,7 +59,9 @@ type Source struct {
 	// RecordSize and KeySize, for "records": each record is RecordSize
 	// bytes, of which the first KeySize are its key and the rest its value.
 	RecordSize, KeySize int
-	Line                int
+	// Dataset, for "dataset", names the [datasets.NAME] read.
+	Dataset string
+	Line    int
 }
 
 // Op is the operator of a step.
@@ -95,6 +97,11 @@ const (
 	OpPartitionBy Op = "partition_by"
 	// OpUnion adds a named side dataset's records: union = "more".
 	OpUnion Op = "union"
+	// OpMapValues applies a map function but keeps each record's key
+	// (the record takes the function's value); OpKeyBy keeps each
+	// record's value (it takes the function's key).
+	OpMapValues Op = "map_values"
+	OpKeyBy     Op = "key_by"
 )
 
 // Side reports whether op brings a side dataset in (join, union).
@@ -102,7 +109,7 @@ func (op Op) Side() bool { return op == OpJoin || op == OpLeftOuterJoin || op ==
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
 }
 
 // Builtin reports whether op takes no guest function.
@@ -127,12 +134,16 @@ type Step struct {
 	Line       int
 }
 
-// Chain is a named side dataset: a source and its steps.
+// Chain is a named dataset: a source and its steps.
 type Chain struct {
 	Name   string
 	Source Source
 	Steps  []Step
-	Line   int
+	// Cache computes the dataset once, however many steps and sources
+	// read it, and keeps it on the agents; a dataset that is not cached
+	// is computed again for each reader (as in Spark).
+	Cache bool
+	Line  int
 }
 
 // Sink is the job's output.
@@ -162,6 +173,7 @@ type fileDoc struct {
 type datasetDoc struct {
 	Source *sourceDoc       `toml:"source"`
 	Steps  []map[string]any `toml:"steps"`
+	Cache  any              `toml:"cache"`
 }
 
 type moduleDoc struct {
@@ -171,6 +183,7 @@ type moduleDoc struct {
 }
 
 type sourceDoc struct {
+	Dataset    any `toml:"dataset"`
 	Generate   any `toml:"generate"`
 	CSV        any `toml:"csv"`
 	JSON       any `toml:"json"`
@@ -273,10 +286,13 @@ func Parse(data []byte, file string, params, conf map[string]string) (*Spec, err
 	if spec.Source, err = p.source(doc.Source); err != nil {
 		return nil, err
 	}
-	if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
-		return nil, err
+	if len(doc.Steps) > 0 || spec.Source.Kind != "dataset" {
+		// A job may write a named dataset as it is.
+		if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
+			return nil, err
+		}
 	}
-	if spec.Datasets, err = p.datasets(doc.Datasets, spec.Steps, spec.Modules); err != nil {
+	if spec.Datasets, err = p.datasets(doc.Datasets, spec.Source, spec.Steps, spec.Modules); err != nil {
 		return nil, err
 	}
 	if spec.Sink, err = p.sink(doc.Sink); err != nil {

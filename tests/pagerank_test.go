@@ -1,0 +1,130 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wasmgrid/wasmgrid/examples/pagerank"
+	"github.com/wasmgrid/wasmgrid/sdk"
+)
+
+// writeGraph writes a PageRank graph of pages pages and returns its path.
+func writeGraph(t testing.TB, pages int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "edges.txt")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pagerank.Graph(f, pages, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Lines the job must skip: a page alone and a blank line.
+	fmt.Fprintln(f, "lonely")
+	fmt.Fprintln(f)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runPageRank runs examples/pagerank/job.toml and reads its ranks.
+func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[string]float64, *sdk.Summary) {
+	t.Helper()
+	ctx := context.Background()
+	job, err := sdk.LoadJob(ctx, repoPath("examples/pagerank/job.toml"),
+		map[string]string{"edges": edges, "cache": strconv.FormatBool(cache)}, map[string]string{"partitions": "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	sum, err := l.Run(ctx, job, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranks := map[string]float64{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		page, rank, ok := strings.Cut(sc.Text(), "\t")
+		r, err := strconv.ParseFloat(rank, 64)
+		if !ok || err != nil {
+			t.Fatalf("result line %q is not page<TAB>rank", sc.Text())
+		}
+		if _, dup := ranks[page]; dup {
+			t.Fatalf("page %s ranked twice", page)
+		}
+		ranks[page] = r
+	}
+	return ranks, sum
+}
+
+// TestPageRank runs 10 iterations with and without caching the links:
+// both give a native reference's ranks within 1e-9, and the cached job
+// computes the links once.
+func TestPageRank(t *testing.T) {
+	edges := writeGraph(t, 3000)
+	f, err := os.Open(edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pagerank.Reference(f, 10)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, cache := range []bool{true, false} {
+		got, sum := runPageRank(t, l, edges, cache)
+		if len(got) != len(want) {
+			t.Errorf("cache %v: %d pages ranked, want %d", cache, len(got), len(want))
+		}
+		worst := 0.0
+		for _, p := range pagerank.Pages(want) {
+			d := math.Abs(got[p] - want[p])
+			if _, ok := got[p]; !ok || d > 1e-9 {
+				t.Errorf("cache %v: page %s: rank %v, want %v", cache, p, got[p], want[p])
+			}
+			worst = max(worst, d)
+		}
+		// Reading the edges is the only source stage: once with the
+		// cache, in every iteration (and for the first ranks) without.
+		sources := strings.Count(sum.Plan, "source (")
+		if cache && sources != 1 || !cache && sources != 11 {
+			t.Errorf("cache %v: the plan reads the edges %d times:\n%s", cache, sources, sum.Plan)
+		}
+		t.Logf("cache %v: %d pages, largest difference %.2g, %d stages, %d tasks, %v (task round trip p50 %v, p99 %v)", cache, len(got), worst, sum.Stages, sum.Tasks, sum.Duration, sum.RoundTripP50, sum.RoundTripP99)
+	}
+}
+
+// BenchmarkPageRank runs 10 iterations on a 100,000-page graph with the
+// links cached and computed again in every iteration, in the same run.
+func BenchmarkPageRank(b *testing.B) {
+	edges := writeGraph(b, 100_000)
+	l, err := sdk.StartLocal(sdk.LocalConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var with, without float64
+	for range b.N {
+		_, sum := runPageRank(b, l, edges, true)
+		with += sum.Duration.Seconds()
+		_, sum = runPageRank(b, l, edges, false)
+		without += sum.Duration.Seconds()
+	}
+	b.ReportMetric(with/float64(b.N), "s/job-cached")
+	b.ReportMetric(without/float64(b.N), "s/job-uncached")
+	b.ReportMetric(without/with, "uncached/cached")
+}
