@@ -13,7 +13,7 @@ test: ## the test suite, with the race detector
 check: ## formatting, vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/guest/... ./examples/wordcount/guest/... ./wasmexec/testdata/testguest ./wasmexec/testdata/noabi
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/guest/... ./examples/wordcount/guest/... ./examples/logs/guest/go ./examples/topwords/guest/go ./examples/join/guest/go ./examples/pi/guest/go ./examples/pagerank/guest/go ./tests/guests/... ./wasmexec/testdata/testguest ./wasmexec/testdata/noabi
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 bench: ## wasm against native Go, whole jobs and guest calls
@@ -38,5 +38,6 @@ guests: ## rebuild the prebuilt guest modules (examples) from their Rust, C and 
 	for lang in rust c assemblyscript; do \
 		bash sdk/guest/$$lang/build.sh examples/wordcount/guest/$$lang examples/wordcount/guest/$$lang/guest.wasm || exit 1; \
 	done
+	bash sdk/guest/rust/build.sh examples/logs/guest/rust examples/logs/guest/rust/guest.wasm
 	mkdir -p bin
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/wordcount-go.wasm ./examples/wordcount/guest/go

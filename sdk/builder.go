@@ -47,6 +47,11 @@ func GoGuest(dir string) ModuleSource { return ModuleSource{"go", dir} }
 // WasmFile is a prebuilt module file.
 func WasmFile(path string) ModuleSource { return ModuleSource{"path", path} }
 
+// GuestDir is a guest directory in any language, as a spec's dir = "...":
+// built as a Go guest if it holds .go files, its prebuilt guest.wasm
+// otherwise.
+func GuestDir(dir string) ModuleSource { return ModuleSource{"dir", dir} }
+
 // Module declares a module under name.
 func (j *JobBuilder) Module(name string, src ModuleSource) *ModuleRef {
 	abs, err := filepath.Abs(src.path)

@@ -478,6 +478,11 @@ func (p *parser) sink(d *sinkDoc) (Sink, error) {
 	}
 	if d.Take != nil {
 		n, ok := d.Take.(int64)
+		if str, isStr := d.Take.(string); isStr {
+			// A string lets a parameter set it: take = "${top}".
+			v, err := strconv.ParseInt(strings.TrimSpace(str), 10, 64)
+			n, ok = v, err == nil
+		}
 		if !ok || n < 1 {
 			return Sink{}, p.errorf(p.idx.line("sink", "take"), "sink.take must be a whole number of records, 1 or more, not %v", d.Take)
 		}
