@@ -424,10 +424,17 @@ func (c *coordinator) taskSeconds(tenant string) float64 {
 // outputs spec reads.
 func (c *coordinator) blockServers(spec planner.TaskSpec) map[string]string {
 	m := map[string]string{}
-	for _, in := range spec.Inputs {
-		if ref, ok := c.agents[in.Agent]; ok {
-			m[in.Agent] = ref.blockAddr
+	add := func(ins []planner.MapOutputLoc) {
+		for _, in := range ins {
+			if ref, ok := c.agents[in.Agent]; ok {
+				m[in.Agent] = ref.blockAddr
+			}
 		}
+	}
+	add(spec.Inputs)
+	add(spec.RightInputs) // a join's right side may live on other agents
+	for _, ins := range spec.BroadcastInputs {
+		add(ins)
 	}
 	return m
 }
@@ -684,7 +691,11 @@ func stageName(s *planner.Stage) string {
 		parts = append(parts, s.Reduce.Function)
 	}
 	for _, st := range s.Steps {
-		parts = append(parts, st.Func.Function)
+		if st.Host() {
+			parts = append(parts, "broadcast_join")
+		} else {
+			parts = append(parts, st.Func.Function)
+		}
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "read")

@@ -142,6 +142,8 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 				d.Parents = []int{parent, other}
 				if st.Op != jobspec.OpUnion {
 					d.Partitions = partitions
+					t := int64(spec.Conf.BroadcastThreshold)
+					d.Broadcast = t > 0 && inputBytes(job.Datasets, other) <= t
 				}
 			case st.Op.Builtin():
 				d.Partitions = cmp.Or(st.Partitions, partitions)
@@ -170,6 +172,33 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 		return nil, err
 	}
 	return planner.Build(job)
+}
+
+// inputBytes estimates the size of dataset id by the bytes of the source
+// splits it is computed from (Spark estimates a file relation by its
+// files' size too); a generated record counts 8 bytes.
+func inputBytes(ds []planner.Dataset, id int) int64 {
+	seen := map[int]bool{}
+	var total int64
+	var walk func(id int)
+	walk = func(id int) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		for _, sp := range ds[id].Splits {
+			if sp.Generate {
+				total += 8 * sp.Length
+			} else {
+				total += sp.Length
+			}
+		}
+		for _, p := range ds[id].Parents {
+			walk(p)
+		}
+	}
+	walk(id)
+	return total
 }
 
 // splitInputs expands globs into byte-range splits of at most size bytes.

@@ -65,7 +65,9 @@ func (op Op) Narrow() bool {
 
 // KeepsKeys reports whether op never changes a record's key, so that a
 // dataset partitioned by key stays so.
-func (op Op) KeepsKeys() bool { return op == OpFilter || op == OpMapValues }
+func (op Op) KeepsKeys() bool {
+	return op == OpFilter || op == OpMapValues || op == OpJoin || op == OpLeftOuterJoin
+}
 
 // FuncRef names a guest function of a module of the job.
 type FuncRef struct {
@@ -90,6 +92,10 @@ type Dataset struct {
 	// agents for every dataset that reads it (Spark's cache()); a dataset
 	// that is not cached feeds exactly one other.
 	Cache bool
+	// Broadcast, for a join, sends the whole right side (a small one) to
+	// every task of the left side, which joins it where it runs: the left
+	// side is not shuffled (Spark's broadcast hash join).
+	Broadcast bool
 }
 
 // Split is a piece of a source for one task: a byte range of a file.
@@ -120,11 +126,17 @@ type Job struct {
 	Splits []Split
 }
 
-// Step is one fused narrow operator of a stage's pipeline.
+// Step is one fused narrow operator of a stage's pipeline: a guest
+// function, or a broadcast join (Op join or left_outer_join) with the
+// stage's Broadcasts[Broadcast], which the host does.
 type Step struct {
-	Op   Op
-	Func FuncRef
+	Op        Op
+	Func      FuncRef
+	Broadcast int
 }
+
+// Host reports whether the host runs the step (a broadcast join).
+func (s Step) Host() bool { return s.Op == OpJoin || s.Op == OpLeftOuterJoin }
 
 // ShuffleDep is a shuffle between two stages.
 type ShuffleDep struct {
@@ -146,9 +158,10 @@ type ShuffleDep struct {
 	// the map side, deduplicated on the reduce side and decoded back) or
 	// "count" (values become decimal counts, summed on both sides),
 	// "round_robin" (records spread evenly, unchanged), "by_key" (hash
-	// partitioned by key, unchanged) or "cache" (map task i writes all its
+	// partitioned by key, unchanged), "cache" (map task i writes all its
 	// records, unchanged, to partition i: a cached dataset, which each
-	// reader's task i reads from map output i alone).
+	// reader's task i reads from map output i alone) or "broadcast" (one
+	// partition, which every task of the reading stage reads whole).
 	Builtin string
 	// KeyPartitioned, for a "cache" shuffle, says that partition i holds
 	// exactly the keys a hash shuffle to Partitions sends to i, so that a
@@ -198,8 +211,19 @@ type Stage struct {
 	// MapOffset is the index of this stage's first map output in its
 	// shuffle, which a union shares with another stage.
 	MapOffset int
+	// Broadcasts are the small sides of the stage's broadcast joins
+	// (Step.Broadcast indexes them): each task reads all of each.
+	Broadcasts []*ShuffleDep
 
 	members []*Stage // while planning: the open stages of a union
+}
+
+// all is the stage itself, or the members of a union being planned.
+func (s *Stage) all() []*Stage {
+	if s.members != nil {
+		return s.members
+	}
+	return []*Stage{s}
 }
 
 // InputPartitions are the shuffle partitions task p of a stage that reads
@@ -331,9 +355,8 @@ func Build(job Job) (*Plan, error) {
 	// reads one side from: a cache that is partitioned as the join needs
 	// as it is, or a new hash shuffle that closes st.
 	joinSide := func(st *Stage, partitions int) (*ShuffleDep, []int) {
-		if in := st.ShuffleIn; in != nil && in.Identity() && in.KeyPartitioned && in.Partitions == partitions &&
-			st.Partitions == partitions && st.Reduce == nil && st.Join == nil && len(st.Steps) == 0 {
-			return in, st.Parents
+		if inPlace(st, partitions) {
+			return st.ShuffleIn, st.Parents
 		}
 		dep := shuffleOutAll(st, &ShuffleDep{Partitions: partitions})
 		return dep, parentsOf(dep)
@@ -372,7 +395,7 @@ func Build(job Job) (*Plan, error) {
 		}
 		if cur.members != nil {
 			switch {
-			case d.Op.Narrow(), d.Op == OpUnion, d.Op == OpReduceByKey, d.Op == OpGroupByKey, d.Op == OpDistinct,
+			case d.Op.Narrow(), d.Op == OpUnion, d.Op == OpJoin, d.Op == OpLeftOuterJoin, d.Op == OpReduceByKey, d.Op == OpGroupByKey, d.Op == OpDistinct,
 				d.Op == OpCountByKey, d.Op == OpRepartition, d.Op == OpPartitionBy:
 			default:
 				return nil, fmt.Errorf("planner: dataset %d: %s right after a union is not supported yet: put a partition_by or repartition between them", i, d.Op)
@@ -414,7 +437,7 @@ func Build(job Job) (*Plan, error) {
 			}
 			// The stage so far runs twice: first as a sample stage, whose
 			// keys give the range bounds, then as the map stage.
-			sample := &Stage{Parents: cur.Parents, ShuffleIn: cur.ShuffleIn, Join: cur.Join, Reduce: cur.Reduce, Steps: slices.Clone(cur.Steps), Partitions: cur.Partitions}
+			sample := &Stage{Parents: cur.Parents, ShuffleIn: cur.ShuffleIn, Join: cur.Join, Reduce: cur.Reduce, Steps: slices.Clone(cur.Steps), Broadcasts: cur.Broadcasts, Partitions: cur.Partitions}
 			if cur.Splits != nil {
 				sample.Splits = spread(cur.Splits, maxSampleTasks)
 				sample.Partitions = len(sample.Splits)
@@ -445,6 +468,21 @@ func Build(job Job) (*Plan, error) {
 			right, err := take(i, d.Parents[1])
 			if err != nil {
 				return nil, err
+			}
+			if d.Broadcast && !inPlace(right, d.Partitions) {
+				// A cache partitioned as the join needs is read in place
+				// instead: it costs nothing, where a broadcast sends it
+				// whole to every task.
+				dep := shuffleOutAll(right, &ShuffleDep{Partitions: 1, Builtin: "broadcast"})
+				for _, m := range cur.all() {
+					m.Steps = append(m.Steps, Step{Op: d.Op, Broadcast: len(m.Broadcasts)})
+					m.Broadcasts = append(m.Broadcasts, dep)
+					m.Parents = append(m.Parents, parentsOf(dep)...)
+				}
+				break
+			}
+			if cur.members != nil {
+				return nil, fmt.Errorf("planner: dataset %d: %s right after a union is not supported yet: put a partition_by or repartition between them", i, d.Op)
 			}
 			left, parents := joinSide(cur, d.Partitions)
 			rdep, rparents := joinSide(right, d.Partitions)
@@ -486,6 +524,15 @@ func Build(job Job) (*Plan, error) {
 	}
 	closeStage(res)
 	return p, nil
+}
+
+// inPlace reports whether st only reads a cache that is hash partitioned
+// by key into partitions, so that a join with that many partitions reads
+// the cache as it is.
+func inPlace(st *Stage, partitions int) bool {
+	in := st.ShuffleIn
+	return in != nil && in.Identity() && in.KeyPartitioned && in.Partitions == partitions &&
+		st.Partitions == partitions && st.Reduce == nil && st.Join == nil && len(st.Steps) == 0 && len(st.Broadcasts) == 0
 }
 
 // keyPartitioned reports whether stage st's partition i holds exactly the
@@ -559,8 +606,11 @@ func (p *Plan) String() string {
 
 // name is how a plan refers to the shuffle: "shuffle 3" or "cache 3".
 func (d *ShuffleDep) name() string {
-	if d.Identity() {
+	switch d.Builtin {
+	case "cache":
 		return fmt.Sprintf("cache %d", d.ID)
+	case "broadcast":
+		return fmt.Sprintf("broadcast %d", d.ID)
 	}
 	return fmt.Sprintf("shuffle %d", d.ID)
 }
@@ -590,9 +640,15 @@ func (s *Stage) describe() string {
 		}
 	}
 	for _, st := range s.Steps {
+		if st.Host() {
+			parts = append(parts, string(st.Op)+" "+s.Broadcasts[st.Broadcast].name())
+			continue
+		}
 		parts = append(parts, string(st.Op)+" "+st.Func.String())
 	}
 	switch {
+	case s.ShuffleOut != nil && s.ShuffleOut.Builtin == "broadcast":
+		parts = append(parts, s.ShuffleOut.name()+" (to every task)")
 	case s.ShuffleOut != nil && s.ShuffleOut.Identity():
 		out := fmt.Sprintf("cache %d (%d partitions", s.ShuffleOut.ID, s.ShuffleOut.Partitions)
 		if s.ShuffleOut.KeyPartitioned {

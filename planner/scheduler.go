@@ -41,6 +41,9 @@ type TaskSpec struct {
 	Inputs  []MapOutputLoc // the map outputs a shuffle-reading task reads its partition from
 	// RightInputs are the map outputs of a join stage's right side.
 	RightInputs []MapOutputLoc
+	// BroadcastInputs are the map outputs of each of the stage's
+	// Broadcasts, all of which the task reads.
+	BroadcastInputs [][]MapOutputLoc
 	// Bounds are the range bounds of the stage's shuffle output, when it
 	// is partitioned by key range: Stage.ShuffleOut.Partitions-1 keys.
 	Bounds [][]byte
@@ -131,18 +134,25 @@ func (s *Scheduler) ready(st *Stage) bool {
 			return false
 		}
 	}
-	if st.ShuffleIn == nil {
+	if !s.complete(st.ShuffleIn) || st.Join != nil && !s.complete(st.Join.Right) {
+		return false
+	}
+	for _, dep := range st.Broadcasts {
+		if !s.complete(dep) {
+			return false
+		}
+	}
+	return true
+}
+
+// complete reports whether every map output of dep exists (or dep is nil).
+func (s *Scheduler) complete(dep *ShuffleDep) bool {
+	if dep == nil {
 		return true
 	}
-	deps := []*ShuffleDep{st.ShuffleIn}
-	if st.Join != nil {
-		deps = append(deps, st.Join.Right)
-	}
-	for _, dep := range deps {
-		for _, o := range s.outputs[dep.ID] {
-			if o == nil {
-				return false
-			}
+	for _, o := range s.outputs[dep.ID] {
+		if o == nil {
+			return false
 		}
 	}
 	return true
@@ -168,6 +178,9 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 		spec := TaskSpec{Key: TaskKey{st.ID, p}, Attempt: t.attempt, Stage: st}
 		if st.ShuffleOut != nil && st.ShuffleOut.Range {
 			spec.Bounds = s.bounds[st.ShuffleOut.ID]
+		}
+		for _, b := range st.Broadcasts {
+			spec.BroadcastInputs = append(spec.BroadcastInputs, s.inputs(b, nil))
 		}
 		if st.Splits != nil {
 			spec.Split = &st.Splits[p]

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/examples/join"
@@ -63,17 +64,27 @@ func TestJoinRevenue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	run := func(specPath string) []string {
+	// Each join runs as a shuffle join and as a broadcast join (the
+	// customers, ~60 KB, are under a 1 MiB threshold): the same answer.
+	run := func(specPath, threshold string) []string {
+		t.Helper()
 		job, err := sdk.LoadJob(context.Background(), specPath,
 			map[string]string{"orders": filepath.Join(dir, "orders.csv"), "customers": filepath.Join(dir, "customers.csv")},
-			map[string]string{"partitions": "5", "source.split_size": "128KiB"})
+			map[string]string{"partitions": "5", "source.split_size": "128KiB", "join.broadcast_threshold": threshold})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sortedLines(t, l, job)
-	}
-	if got := run(repoPath("examples/join/job.toml")); !slices.Equal(got, want) {
-		t.Errorf("join:\n got %q\nwant %q", got, want)
+		var out bytes.Buffer
+		sum, err := l.Run(context.Background(), job, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if broadcast := strings.Contains(sum.Plan, "join broadcast"); broadcast != (threshold != "0") {
+			t.Errorf("threshold %s: plan:\n%s", threshold, sum.Plan)
+		}
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		slices.Sort(lines)
+		return lines
 	}
 	// The same job with a left outer join: orders without a customer come
 	// through with the left value alone (revenue keys them "?").
@@ -86,8 +97,13 @@ func TestJoinRevenue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.Remove(outer)
-	got := run(outer)
-	if !slices.Contains(got, "?\t0.00") || len(got) != len(want)+1 {
-		t.Errorf("left outer join: %q, want the countries and a \"?\" line for %d orphan orders", got, orphan)
+	for _, threshold := range []string{"0", "1MiB"} {
+		if got := run(repoPath("examples/join/job.toml"), threshold); !slices.Equal(got, want) {
+			t.Errorf("join, threshold %s:\n got %q\nwant %q", threshold, got, want)
+		}
+		got := run(outer, threshold)
+		if !slices.Contains(got, "?\t0.00") || len(got) != len(want)+1 || !slices.Equal(slices.DeleteFunc(got, func(l string) bool { return strings.HasPrefix(l, "?") }), want) {
+			t.Errorf("left outer join, threshold %s: %q, want the countries and a \"?\" line for %d orphan orders", threshold, got, orphan)
+		}
 	}
 }

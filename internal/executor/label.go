@@ -17,7 +17,9 @@ func StageLabel(s *planner.Stage, hashes map[string]string) string {
 		refs = append(refs, *s.Reduce)
 	}
 	for _, st := range s.Steps {
-		refs = append(refs, st.Func)
+		if !st.Host() {
+			refs = append(refs, st.Func)
+		}
 	}
 	if s.ShuffleOut != nil && s.ShuffleOut.Combine != nil && (s.Reduce == nil || *s.Reduce != *s.ShuffleOut.Combine) {
 		refs = append(refs, *s.ShuffleOut.Combine)

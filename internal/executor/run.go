@@ -130,30 +130,6 @@ func (r *runner) step(ref planner.FuncRef) (wasmexec.Step, error) {
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
-	st := r.t.Spec.Stage
-	var steps []wasmexec.Step
-	for _, s := range st.Steps {
-		ws, err := r.step(s.Func)
-		if err != nil {
-			return err
-		}
-		switch s.Op {
-		case planner.OpMapValues:
-			ws.Keep = "key"
-		case planner.OpKeyBy:
-			ws.Keep = "value"
-		}
-		steps = append(steps, ws)
-	}
-	pipe, err := r.rt.NewPipeline(ctx, steps, r.t.limits())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		r.log.WriteString(pipe.Log())
-		pipe.Close(context.WithoutCancel(ctx))
-	}()
-
 	sink, commit, abort, err := r.openOutput(ctx)
 	if err != nil {
 		return err
@@ -170,11 +146,133 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		return sink(b)
 	}
-	push := func(b []byte) error { return pipe.Push(ctx, b, limited) }
+	push, closePipes, err := r.pipeline(ctx, r.t.Spec.Stage.Steps, limited)
+	if err != nil {
+		return err
+	}
+	defer closePipes()
 	if err := r.readInput(ctx, push); err != nil {
 		return err
 	}
 	return commit()
+}
+
+// pipeline builds the function that pushes a batch through steps and
+// hands what comes out to out: runs of guest functions in wasm
+// pipelines, broadcast joins on the host between them. The returned
+// function closes the pipelines, keeping their guests' output.
+func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]byte) error) (func([]byte) error, func(), error) {
+	push := out
+	var closers []func()
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for end := len(steps); end > 0; {
+		start := end - 1
+		if steps[start].Host() {
+			join, err := r.broadcastJoin(ctx, steps[start])
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			next := push
+			push = func(b []byte) error { return join(b, next) }
+			end = start
+			continue
+		}
+		for start > 0 && !steps[start-1].Host() {
+			start--
+		}
+		var ws []wasmexec.Step
+		for _, s := range steps[start:end] {
+			w, err := r.step(s.Func)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			switch s.Op {
+			case planner.OpMapValues:
+				w.Keep = "key"
+			case planner.OpKeyBy:
+				w.Keep = "value"
+			}
+			ws = append(ws, w)
+		}
+		pipe, err := r.rt.NewPipeline(ctx, ws, r.t.limits())
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		closers = append(closers, func() {
+			r.log.WriteString(pipe.Log())
+			pipe.Close(context.WithoutCancel(ctx))
+		})
+		next := push
+		push = func(b []byte) error { return pipe.Push(ctx, b, next) }
+		end = start
+	}
+	return push, closeAll, nil
+}
+
+// broadcastJoin reads the small side of a broadcast join whole into a hash
+// table and returns the function that joins a batch with it, as a shuffle
+// join would (the same output records, in the left side's order).
+func (r *runner) broadcastJoin(ctx context.Context, step planner.Step) (func(in []byte, next func([]byte) error) error, error) {
+	spec := r.t.Spec
+	dep := spec.Stage.Broadcasts[step.Broadcast]
+	merged, closeAll, err := r.openShuffleInput(ctx, dep, spec.BroadcastInputs[step.Broadcast], []int{0})
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	table := map[string][][]byte{}
+	for merged.Next() {
+		k := string(merged.Key())
+		table[k] = append(table[k], bytes.Clone(merged.Value()))
+	}
+	if err := merged.Err(); err != nil {
+		return nil, err
+	}
+	outer := step.Op == planner.OpLeftOuterJoin
+	b := batch.NewBuilder(r.t.BatchSize)
+	var enc []byte
+	pair := make([][]byte, 2)
+	return func(in []byte, next func([]byte) error) error {
+		b.Reset()
+		emit := func(key, value []byte) error {
+			b.Add(key, value)
+			if !b.Full() {
+				return nil
+			}
+			err := next(b.Bytes())
+			b.Reset()
+			return err
+		}
+		it := batch.Checked(in)
+		for it.Next() {
+			rights := table[string(it.Key())]
+			pair[0] = it.Value()
+			if len(rights) == 0 && outer {
+				enc = AppendGroupedValues(enc[:0], pair[:1])
+				if err := emit(it.Key(), enc); err != nil {
+					return err
+				}
+			}
+			for _, v := range rights {
+				pair[1] = v
+				enc = AppendGroupedValues(enc[:0], pair)
+				if err := emit(it.Key(), enc); err != nil {
+					return err
+				}
+			}
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return next(b.Bytes())
+	}, nil
 }
 
 // readInput feeds the task's input, in batches, to push.
@@ -232,13 +330,14 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		}
 		return flush()
 	}
-	merged, closeAll, err := r.openShuffleInput(ctx, st.ShuffleIn, spec.Inputs)
+	parts := st.InputPartitions(spec.Key.Partition)
+	merged, closeAll, err := r.openShuffleInput(ctx, st.ShuffleIn, spec.Inputs, parts)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 	if st.Join != nil {
-		right, closeRight, err := r.openShuffleInput(ctx, st.Join.Right, spec.RightInputs)
+		right, closeRight, err := r.openShuffleInput(ctx, st.Join.Right, spec.RightInputs, parts)
 		if err != nil {
 			return err
 		}
@@ -307,8 +406,8 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 	return nil
 }
 
-func (r *runner) openShuffleInput(ctx context.Context, dep *planner.ShuffleDep, inputs []planner.MapOutputLoc) (*shuffle.Merger, func(), error) {
-	spec := r.t.Spec
+// openShuffleInput merges partitions of dep's map outputs inputs.
+func (r *runner) openShuffleInput(ctx context.Context, dep *planner.ShuffleDep, inputs []planner.MapOutputLoc, partitions []int) (*shuffle.Merger, func(), error) {
 	// One request per agent for all the blocks it holds of this partition:
 	// the blocks travel on one stream each way, and a reducer never waits
 	// for a stream slot that another of its own open blocks holds.
@@ -336,7 +435,6 @@ func (r *runner) openShuffleInput(ctx context.Context, dep *planner.ShuffleDep, 
 		return nil, nil, err
 	}
 	// A coalesced task merges several consecutive partitions.
-	partitions := spec.Stage.InputPartitions(spec.Key.Partition)
 	type fetch struct {
 		agent     string
 		partition int

@@ -24,6 +24,10 @@ type Conf struct {
 	ShuffleMemory    Size     // shuffle.memory: map-side buffer before records are combined
 	CompressionLevel int      // shuffle.compression_level: zstd level of shuffle blocks, 1..4
 	SinkOverwrite    bool     // sink.overwrite: replace an existing output directory
+	// BroadcastThreshold is join.broadcast_threshold: a join whose right
+	// side's input is at most this many bytes is a broadcast join; 0
+	// turns broadcast joins off.
+	BroadcastThreshold Size
 }
 
 // DefaultConf returns the settings of a spec without a [conf] table.
@@ -40,6 +44,8 @@ func DefaultConf() Conf {
 		ShuffleMemory:    64 * MiB,
 		CompressionLevel: 1,
 		SinkOverwrite:    false,
+		// Spark's spark.sql.autoBroadcastJoinThreshold.
+		BroadcastThreshold: 10 * MiB,
 	}
 }
 
@@ -57,6 +63,7 @@ func ConfKeys() []string {
 		"shuffle.memory",
 		"shuffle.compression_level",
 		"sink.overwrite",
+		"join.broadcast_threshold",
 	}
 }
 
@@ -100,6 +107,8 @@ func (c *Conf) set(key string, v any) error {
 		c.CompressionLevel, err = setInt(c.CompressionLevel, key, v, 1, 4)
 	case "sink.overwrite":
 		c.SinkOverwrite, err = setBool(c.SinkOverwrite, key, v)
+	case "join.broadcast_threshold":
+		c.BroadcastThreshold, err = setSize(c.BroadcastThreshold, key, v, 0, math.MaxInt64)
 	default:
 		keys := ConfKeys()
 		hint := ""

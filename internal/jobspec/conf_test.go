@@ -134,8 +134,8 @@ func TestConfSet(t *testing.T) {
 		{key: "task.max_attempts", value: "x", err: `task.max_attempts: "x" is not an integer`},
 		{key: "shuffle.compression_level", value: "0", err: `shuffle.compression_level: 0 is out of range: must be 1 to 4`},
 		{key: "sink.overwrite", value: "1", err: `sink.overwrite: "1" is not a boolean: use true or false`},
-		{key: "task.timout", value: "1m", err: `task.timout: unknown conf key (did you mean "task.timeout"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite`},
-		{key: "workers", value: "1", err: `workers: unknown conf key; known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite`},
+		{key: "task.timout", value: "1m", err: `task.timout: unknown conf key (did you mean "task.timeout"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite, join.broadcast_threshold`},
+		{key: "workers", value: "1", err: `workers: unknown conf key; known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite, join.broadcast_threshold`},
 	}
 	for _, tt := range tests {
 		c := DefaultConf()
@@ -162,7 +162,7 @@ func TestConfKeysComplete(t *testing.T) {
 		"partitions": "7", "source.split_size": "1MiB", "source.max_record": "2MiB",
 		"task.memory": "256MiB", "task.timeout": "1m", "task.max_attempts": "9", "task.max_output": "7MiB",
 		"batch.size": "3KiB", "shuffle.memory": "5MiB", "shuffle.compression_level": "2",
-		"sink.overwrite": "true",
+		"sink.overwrite": "true", "join.broadcast_threshold": "1MiB",
 	}
 	want := DefaultConf()
 	var file strings.Builder

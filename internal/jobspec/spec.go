@@ -222,6 +222,9 @@ type confDoc struct {
 	Sink struct {
 		Overwrite any `toml:"overwrite"`
 	} `toml:"sink"`
+	Join struct {
+		BroadcastThreshold any `toml:"broadcast_threshold"`
+	} `toml:"join"`
 }
 
 type confValue struct {
@@ -243,6 +246,7 @@ func (d *confDoc) values() []confValue {
 		{"shuffle.memory", d.Shuffle.Memory},
 		{"shuffle.compression_level", d.Shuffle.CompressionLevel},
 		{"sink.overwrite", d.Sink.Overwrite},
+		{"join.broadcast_threshold", d.Join.BroadcastThreshold},
 	}
 	return slices.DeleteFunc(all, func(c confValue) bool { return c.v == nil })
 }

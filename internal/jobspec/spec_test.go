@@ -206,7 +206,7 @@ sink.overwrite = true`),
 				want := Conf{
 					Partitions: 2, SplitSize: 4096, MaxRecord: GiB, TaskMemory: 1e9,
 					TaskTimeout: Duration(time.Hour), MaxAttempts: 5, MaxOutput: 16 * GiB, BatchSize: 512 * KiB,
-					ShuffleMemory: 128 * MiB, CompressionLevel: 3, SinkOverwrite: false,
+					ShuffleMemory: 128 * MiB, CompressionLevel: 3, SinkOverwrite: false, BroadcastThreshold: 10 * MiB,
 				}
 				if s.Conf != want {
 					t.Errorf("conf = %+v, want %+v", s.Conf, want)
@@ -375,7 +375,7 @@ func TestParseErrors(t *testing.T) {
 		{"--conf size", baseSpec, none, map[string]string{"batch.size": "1.5MiB"},
 			`--conf batch.size: "1.5MiB" is not a size: use a whole number of bytes, or one with a unit, like "64MiB", "512KiB" or "1GB"`},
 		{"--conf unknown key", baseSpec, none, map[string]string{"partitons": "4"},
-			`--conf partitons: unknown conf key (did you mean "partitions"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite`},
+			`--conf partitons: unknown conf key (did you mean "partitions"?); known keys are: partitions, source.split_size, source.max_record, task.memory, task.timeout, task.max_attempts, task.max_output, batch.size, shuffle.memory, shuffle.compression_level, sink.overwrite, join.broadcast_threshold`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
