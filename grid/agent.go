@@ -28,8 +28,8 @@ type launch struct {
 	modules    []moduleBlob
 	conf       jobspec.Conf
 	outputFile string
-	// outputRecords: the result is raw records (a records sink), not text.
-	outputRecords bool
+	// outputFormat: how a result task writes its records (Settings.OutputFormat).
+	outputFormat string
 	// blockServers locates the agents whose blocks the task reads; nil
 	// means the agent's own peers table (an embedded grid).
 	blockServers map[string]string
@@ -240,7 +240,7 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 			ShuffleMemory:    int64(l.conf.ShuffleMemory),
 			CompressionLevel: l.conf.CompressionLevel,
 			OutputFile:       l.outputFile,
-			OutputRecords:    l.outputRecords,
+			OutputFormat:     l.outputFormat,
 		},
 		Job:          l.job,
 		Token:        l.token,

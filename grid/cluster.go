@@ -457,15 +457,15 @@ func (l *remoteLink) enqueue(f frame) {
 
 func (l *remoteLink) launch(x launch) {
 	msg := &wire.Launch{
-		Epoch:         l.epoch,
-		Job:           x.job,
-		Tenant:        x.tenant,
-		Token:         x.token,
-		Spec:          x.spec,
-		Conf:          x.conf,
-		OutputFile:    x.outputFile,
-		OutputRecords: x.outputRecords,
-		BlockServers:  x.blockServers,
+		Epoch:        l.epoch,
+		Job:          x.job,
+		Tenant:       x.tenant,
+		Token:        x.token,
+		Spec:         x.spec,
+		Conf:         x.conf,
+		OutputFile:   x.outputFile,
+		OutputFormat: x.outputFormat,
+		BlockServers: x.blockServers,
 	}
 	// The stage's other splits are not this task's business.
 	st := *x.spec.Stage

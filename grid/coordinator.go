@@ -19,6 +19,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -368,7 +369,7 @@ func (c *coordinator) offerRound() (refused bool) {
 			l := launch{ctx: j.ctx, job: j.id, tenant: j.tenantName(), token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
 			if spec.Stage.IsResult() {
 				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
-				l.outputRecords = j.req.Spec.Sink.Kind == "records"
+				l.outputFormat = outputFormat(j.req.Spec.Sink, spec.Key.Partition)
 			}
 			l.blockServers = c.blockServers(spec)
 			c.agents[string(o.Agent)].link.launch(l)
@@ -730,11 +731,20 @@ func (j *jobRun) summarize() *Summary {
 	}
 }
 
+// outputFormat is how result task partition writes its part of sink: a
+// CSV header goes in every part file, and once on standard output.
+func outputFormat(sink jobspec.Sink, partition int) string {
+	if sink.Kind == "csv" && sink.Header && (!sink.Stdout || partition == 0) {
+		return "csv_header"
+	}
+	return sink.Kind
+}
+
 // prepareOutput makes the job's output directory and its _temporary
 // directory for attempt files.
 func (j *jobRun) prepareOutput(stateDir string) error {
 	sink := j.req.Spec.Sink
-	if sink.Kind == "stdout" {
+	if sink.Path == "" { // standard output, or a count
 		j.stdout = true
 		j.outputDir = filepath.Join(stateDir, "results", j.id)
 	} else {
@@ -782,6 +792,13 @@ func (j *jobRun) commitOutput() error {
 	if n := j.req.Spec.Sink.Take; n > 0 {
 		if err := j.take(n); err != nil {
 			return fmt.Errorf("sink.take: %w", err)
+		}
+	}
+	if j.req.Spec.Sink.Kind == "count" {
+		// The result tasks wrote empty parts and counted: the result is
+		// the count, one line.
+		if err := os.WriteFile(j.partPath(0), fmt.Appendf(nil, "%d\n", j.recordsOut.Load()), 0o644); err != nil {
+			return fmt.Errorf("sink.count: %w", err)
 		}
 	}
 	f, err := os.Create(filepath.Join(j.outputDir, "_SUCCESS"))

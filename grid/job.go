@@ -142,9 +142,29 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 				d.Parents = []int{parent, other}
 				if st.Op != jobspec.OpUnion {
 					d.Partitions = partitions
+				}
+				if st.Op == jobspec.OpJoin || st.Op == jobspec.OpLeftOuterJoin {
 					t := int64(spec.Conf.BroadcastThreshold)
 					d.Broadcast = t > 0 && inputBytes(job.Datasets, other) <= t
 				}
+			case st.Op == jobspec.OpSample:
+				d.Fraction, d.Seed = st.Fraction, st.Seed
+			case st.Op == jobspec.OpAggregateByKey:
+				// map_values with the create function, then reduce_by_key
+				// with the merge function (which combines on the map side).
+				create := jobspec.Step{Op: jobspec.OpMapValues, Module: st.Module, Function: st.Function, Line: st.Line}
+				merge := jobspec.Step{Op: jobspec.OpReduceByKey, Module: st.MergeModule, Function: st.MergeFunction, Line: st.Line}
+				if check != nil {
+					for _, s := range []jobspec.Step{create, merge} {
+						if err := check(s); err != nil {
+							return 0, err
+						}
+					}
+				}
+				d.ID = len(job.Datasets)
+				d.Op, d.Func = planner.OpMapValues, planner.FuncRef{Module: create.Module, Function: create.Function}
+				job.Datasets = append(job.Datasets, d)
+				d = planner.Dataset{Op: planner.OpReduceByKey, Parents: []int{d.ID}, Func: planner.FuncRef{Module: merge.Module, Function: merge.Function}, Partitions: partitions}
 			case st.Op.Builtin():
 				d.Partitions = cmp.Or(st.Partitions, partitions)
 			default:

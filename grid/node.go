@@ -348,7 +348,7 @@ func (n *Agent) launch(ctx context.Context, conn *quicnet.ControlConn, l wire.La
 	actx, acancel := context.WithCancelCause(jctx)
 	n.attempts[at] = acancel
 	n.mu.Unlock()
-	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputRecords: l.OutputRecords, blockServers: l.BlockServers}
+	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputFormat: l.OutputFormat, blockServers: l.BlockServers}
 	select {
 	case n.a.launches <- x:
 	case <-ctx.Done():

@@ -55,18 +55,26 @@ const (
 	// OpKeyBy applies a map function and keeps each record's value: the
 	// record takes the key the function returns.
 	OpKeyBy Op = "key_by"
+	// OpCogroup groups two datasets by key (Parents: left, right): one
+	// record per key of either, whose value lists two lists, the left
+	// values and the right values (grouped-values encoding, nested).
+	OpCogroup Op = "cogroup"
+	// OpSample keeps each record with probability Fraction (Bernoulli
+	// sampling, Spark's sample without replacement), the same records on
+	// every run with the same Seed. The host does it.
+	OpSample Op = "sample"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
 // parent, so that it can be fused into its parent's pipeline.
 func (op Op) Narrow() bool {
-	return op == OpMap || op == OpFlatMap || op == OpFilter || op == OpMapValues || op == OpKeyBy
+	return op == OpMap || op == OpFlatMap || op == OpFilter || op == OpMapValues || op == OpKeyBy || op == OpSample
 }
 
 // KeepsKeys reports whether op never changes a record's key, so that a
 // dataset partitioned by key stays so.
 func (op Op) KeepsKeys() bool {
-	return op == OpFilter || op == OpMapValues || op == OpJoin || op == OpLeftOuterJoin
+	return op == OpFilter || op == OpMapValues || op == OpJoin || op == OpLeftOuterJoin || op == OpSample
 }
 
 // FuncRef names a guest function of a module of the job.
@@ -96,6 +104,9 @@ type Dataset struct {
 	// every task of the left side, which joins it where it runs: the left
 	// side is not shuffled (Spark's broadcast hash join).
 	Broadcast bool
+	// Fraction and Seed of a sample.
+	Fraction float64
+	Seed     uint64
 }
 
 // Split is a piece of a source for one task: a byte range of a file.
@@ -133,10 +144,14 @@ type Step struct {
 	Op        Op
 	Func      FuncRef
 	Broadcast int
+	// Fraction and Seed of a sample step.
+	Fraction float64
+	Seed     uint64
 }
 
-// Host reports whether the host runs the step (a broadcast join).
-func (s Step) Host() bool { return s.Op == OpJoin || s.Op == OpLeftOuterJoin }
+// Host reports whether the host runs the step (a broadcast join or a
+// sample), not a guest.
+func (s Step) Host() bool { return s.Op == OpJoin || s.Op == OpLeftOuterJoin || s.Op == OpSample }
 
 // ShuffleDep is a shuffle between two stages.
 type ShuffleDep struct {
@@ -174,8 +189,9 @@ func (d *ShuffleDep) Identity() bool { return d.Builtin == "cache" }
 
 // JoinSpec is the right side of a join stage.
 type JoinSpec struct {
-	Right *ShuffleDep
-	Outer bool // left outer: left keys without a match are kept
+	Right   *ShuffleDep
+	Outer   bool // left outer: left keys without a match are kept
+	Cogroup bool // one record per key of either side, with both lists
 }
 
 // SampleSpec makes a stage a sample stage: it runs the pipeline of the
@@ -377,7 +393,7 @@ func Build(job Job) (*Plan, error) {
 			continue
 		}
 		want := 1
-		if d.Op == OpJoin || d.Op == OpLeftOuterJoin || d.Op == OpUnion {
+		if d.Op == OpJoin || d.Op == OpLeftOuterJoin || d.Op == OpUnion || d.Op == OpCogroup {
 			want = 2
 		}
 		if len(d.Parents) != want {
@@ -416,12 +432,10 @@ func Build(job Job) (*Plan, error) {
 				}
 			}
 			cur = u
-		case d.Op.Narrow() && cur.members != nil:
-			for _, m := range cur.members {
-				m.Steps = append(m.Steps, Step{Op: d.Op, Func: d.Func})
-			}
 		case d.Op.Narrow():
-			cur.Steps = append(cur.Steps, Step{Op: d.Op, Func: d.Func})
+			for _, m := range cur.all() {
+				m.Steps = append(m.Steps, Step{Op: d.Op, Func: d.Func, Fraction: d.Fraction, Seed: d.Seed})
+			}
 		case d.Op == OpCoalesce:
 			if cur.ShuffleIn == nil {
 				return nil, fmt.Errorf("planner: dataset %d: coalesce follows a shuffle (reduce_by_key, sort_by_key, ...); a source's partitions are its splits (raise source.split_size)", i)
@@ -461,7 +475,7 @@ func Build(job Job) (*Plan, error) {
 			fn := d.Func
 			dep := shuffleOutAll(cur, &ShuffleDep{Partitions: d.Partitions, Combine: &fn})
 			cur = &Stage{Parents: parentsOf(dep), ShuffleIn: dep, Reduce: &fn, Partitions: d.Partitions}
-		case d.Op == OpJoin || d.Op == OpLeftOuterJoin:
+		case d.Op == OpJoin || d.Op == OpLeftOuterJoin || d.Op == OpCogroup:
 			if err := needPartitions(); err != nil {
 				return nil, err
 			}
@@ -469,7 +483,7 @@ func Build(job Job) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			if d.Broadcast && !inPlace(right, d.Partitions) {
+			if d.Broadcast && d.Op != OpCogroup && !inPlace(right, d.Partitions) {
 				// A cache partitioned as the join needs is read in place
 				// instead: it costs nothing, where a broadcast sends it
 				// whole to every task.
@@ -486,7 +500,7 @@ func Build(job Job) (*Plan, error) {
 			}
 			left, parents := joinSide(cur, d.Partitions)
 			rdep, rparents := joinSide(right, d.Partitions)
-			cur = &Stage{Parents: append(parents, rparents...), ShuffleIn: left, Join: &JoinSpec{Right: rdep, Outer: d.Op == OpLeftOuterJoin}, Partitions: d.Partitions}
+			cur = &Stage{Parents: append(parents, rparents...), ShuffleIn: left, Join: &JoinSpec{Right: rdep, Outer: d.Op == OpLeftOuterJoin, Cogroup: d.Op == OpCogroup}, Partitions: d.Partitions}
 		default:
 			return nil, fmt.Errorf("planner: dataset %d: unknown operator %q", i, d.Op)
 		}
@@ -619,8 +633,11 @@ func (s *Stage) describe() string {
 	parts := []string{}
 	if s.ShuffleIn != nil && s.Join != nil {
 		kind := "join"
-		if s.Join.Outer {
+		switch {
+		case s.Join.Outer:
 			kind = "left outer join"
+		case s.Join.Cogroup:
+			kind = "cogroup"
 		}
 		parts = append(parts, fmt.Sprintf("%s %s %s", s.ShuffleIn.name(), kind, s.Join.Right.name()))
 	} else if s.ShuffleIn != nil {
@@ -640,6 +657,10 @@ func (s *Stage) describe() string {
 		}
 	}
 	for _, st := range s.Steps {
+		if st.Op == OpSample {
+			parts = append(parts, fmt.Sprintf("sample %g (seed %d)", st.Fraction, st.Seed))
+			continue
+		}
 		if st.Host() {
 			parts = append(parts, string(st.Op)+" "+s.Broadcasts[st.Broadcast].name())
 			continue

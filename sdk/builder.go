@@ -1,10 +1,14 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,6 +178,25 @@ func (d *Dataset) MapValues(f Func) *Dataset { return d.then("map_values = " + q
 // value: the record takes the key f returns.
 func (d *Dataset) KeyBy(f Func) *Dataset { return d.then("key_by = " + quote(string(f))) }
 
+// Sample keeps each record with probability fraction (Spark's sample
+// without replacement); the same seed keeps the same records.
+func (d *Dataset) Sample(fraction float64, seed uint64) *Dataset {
+	return d.then(fmt.Sprintf("sample = { fraction = %s, seed = %d }", strconv.FormatFloat(fraction, 'g', -1, 64), seed))
+}
+
+// AggregateByKey folds each key's values into an accumulator: create (a
+// map function) makes one value an accumulator, merge (a reduce function)
+// merges two. Accumulators are merged on the map side first, as Spark's
+// aggregateByKey and combineByKey do.
+func (d *Dataset) AggregateByKey(create, merge Func) *Dataset {
+	return d.then(fmt.Sprintf("aggregate_by_key = { create = %s, merge = %s }", quote(string(create)), quote(string(merge))))
+}
+
+// Cogroup groups d and other by key: one record per key of either, whose
+// value lists two lists, d's values and other's (grouped-values encoding,
+// nested: decode the value, then each of its two elements).
+func (d *Dataset) Cogroup(other *Dataset) *Dataset { return d.join("cogroup", other) }
+
 // Cache keeps d once computed: however many datasets read it, it is
 // computed once and its partitions stay on the agents that computed them
 // (recomputed from its lineage if an agent is lost). Without Cache, d is
@@ -260,6 +283,25 @@ func Stdout() Sink { return Sink{`text = "-"`} }
 // Records writes part files of raw records (key then value) into dir.
 func Records(dir string) Sink { return Sink{"records = " + quote(absGlob(dir))} }
 
+// JSON writes part files of JSON lines, {"key":"…","value":"…"} (a key or
+// value that is not UTF-8 as "key_base64" or "value_base64"), into dir,
+// or prints them for "-".
+func JSON(dir string) Sink { return Sink{"json = " + quote(outPath(dir))} }
+
+// CSV writes part files of key,value rows (RFC 4180 quoting) into dir, or
+// prints them for "-"; with header, each part starts with "key,value"
+// (printed once).
+func CSV(dir string, header bool) Sink {
+	return Sink{"csv = " + quote(outPath(dir)) + "\nheader = " + strconv.FormatBool(header)}
+}
+
+func outPath(dir string) string {
+	if dir == "-" {
+		return dir
+	}
+	return absGlob(dir)
+}
+
 // Write makes d the job's result, written to s. A job has one result.
 func (d *Dataset) Write(s Sink) { d.writeSink(s.toml) }
 
@@ -272,6 +314,87 @@ func (d *Dataset) writeSink(toml string) {
 		d.job.err = fmt.Errorf("job %s: a job has one result, and Write was called twice", d.job.name)
 	}
 	d.job.sink = &Dataset{job: d.job, parent: d, sink: toml}
+}
+
+// Grid runs jobs: a Local or a Remote grid.
+type Grid interface {
+	// runJob runs job, writing a standard-output result to w.
+	runJob(ctx context.Context, job *Job, w io.Writer) error
+}
+
+func (l *Local) runJob(ctx context.Context, job *Job, w io.Writer) error {
+	_, err := l.Run(ctx, job, w)
+	return err
+}
+
+func (r *Remote) runJob(ctx context.Context, job *Job, w io.Writer) error {
+	_, err := r.Run(ctx, job, w)
+	return err
+}
+
+// Record is a record of a collected dataset.
+type Record struct{ Key, Value []byte }
+
+// Collect runs the job that computes d on g and returns d's records, in
+// partition order (Spark's collect): for results that fit in memory.
+// The job is d's job with d as its result, whatever Write set.
+func (d *Dataset) Collect(ctx context.Context, g Grid) ([]Record, error) {
+	var out bytes.Buffer
+	if err := d.action(ctx, g, `json = "-"`, &out); err != nil {
+		return nil, err
+	}
+	var recs []Record
+	dec := json.NewDecoder(&out)
+	for {
+		var line map[string]string
+		if err := dec.Decode(&line); err == io.EOF {
+			return recs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("job %s: collect: %w", d.job.name, err)
+		}
+		var rec Record
+		var err error
+		if rec.Key, err = field(line, "key"); err == nil {
+			rec.Value, err = field(line, "value")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("job %s: collect: %w", d.job.name, err)
+		}
+		recs = append(recs, rec)
+	}
+}
+
+// field reads name, or name_base64, of a JSON sink's line.
+func field(line map[string]string, name string) ([]byte, error) {
+	if b64, ok := line[name+"_base64"]; ok {
+		return base64.StdEncoding.DecodeString(b64)
+	}
+	return []byte(line[name]), nil
+}
+
+// Count runs the job that computes d on g and returns how many records d
+// has (Spark's count); the records stay on the agents.
+func (d *Dataset) Count(ctx context.Context, g Grid) (int64, error) {
+	var out bytes.Buffer
+	if err := d.action(ctx, g, "count = true", &out); err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(out.String()), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("job %s: count: the result %q is not a number", d.job.name, out.String())
+	}
+	return n, nil
+}
+
+// action runs d's job with d as the result, written to sink.
+func (d *Dataset) action(ctx context.Context, g Grid, sink string, w io.Writer) error {
+	j := *d.job
+	j.sink = &Dataset{job: &j, parent: d, sink: sink}
+	built, err := j.Build(ctx)
+	if err != nil {
+		return err
+	}
+	return g.runJob(ctx, built, w)
 }
 
 // Spec renders the job as the TOML spec that describes it.

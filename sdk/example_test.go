@@ -179,3 +179,31 @@ func ExampleDataset_Cache() {
 	//    │     └─ stage 1 (above)
 	//    └─ stage 1 (above)
 }
+
+// Actions run the job that computes a dataset: Count counts its records
+// where they are, Collect brings them back (for results that fit in
+// memory).
+func ExampleDataset_Collect() {
+	ctx := context.Background()
+	local, err := sdk.StartLocal(sdk.LocalConfig{Slots: 2, CacheDir: "off"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer local.Close()
+	job := sdk.NewJob("actions").Conf("partitions", "2")
+	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
+	words := job.TextFile("../examples/wordcount/data/*.txt").FlatMap(wc.Func("split"))
+	n, err := words.Count(ctx, local)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "words")
+	counts, err := words.ReduceByKey(wc.Func("sum")).Sample(0.05, 3).Collect(ctx, local)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(counts), "counts sampled, the first:", string(counts[0].Key), string(counts[0].Value))
+	// Output:
+	// 309 words
+	// 3 counts sampled, the first: bandersnatch 1
+}

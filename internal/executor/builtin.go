@@ -76,6 +76,81 @@ func AppendGroupedValues(dst []byte, values [][]byte) []byte {
 	return dst
 }
 
+// keyRun is the values of one key of a merged input.
+type keyRun struct {
+	key  []byte
+	vals [][]byte
+	ok   bool // a run was read
+}
+
+// nextRun reads the run of equal keys that starts at the input's current
+// record; more reports whether the input has a current record.
+func nextRun(in keyed, more *bool) (keyRun, error) {
+	var r keyRun
+	if !*more {
+		return r, in.Err()
+	}
+	r.key, r.ok = bytes.Clone(in.Key()), true
+	for *more && bytes.Equal(in.Key(), r.key) {
+		r.vals = append(r.vals, bytes.Clone(in.Value()))
+		*more = in.Next()
+	}
+	return r, in.Err()
+}
+
+// mergeCogroup merges two inputs sorted by key into one record per key of
+// either: its value lists two lists, the left values and the right values
+// (grouped-values encoding, nested; a side without the key has an empty
+// list).
+func mergeCogroup(left, right keyed, emit func(key, value []byte) error) error {
+	lmore, rmore := left.Next(), right.Next()
+	l, err := nextRun(left, &lmore)
+	if err != nil {
+		return err
+	}
+	r, err := nextRun(right, &rmore)
+	if err != nil {
+		return err
+	}
+	var lenc, renc, enc []byte
+	for l.ok || r.ok {
+		c := 0
+		switch {
+		case !r.ok:
+			c = -1
+		case !l.ok:
+			c = 1
+		default:
+			c = bytes.Compare(l.key, r.key)
+		}
+		key := l.key
+		var lv, rv [][]byte
+		if c <= 0 {
+			lv = l.vals
+		}
+		if c >= 0 {
+			key, rv = r.key, r.vals
+		}
+		lenc = AppendGroupedValues(lenc[:0], lv)
+		renc = AppendGroupedValues(renc[:0], rv)
+		enc = AppendGroupedValues(enc[:0], [][]byte{lenc, renc})
+		if err := emit(key, enc); err != nil {
+			return err
+		}
+		if c <= 0 {
+			if l, err = nextRun(left, &lmore); err != nil {
+				return err
+			}
+		}
+		if c >= 0 {
+			if r, err = nextRun(right, &rmore); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // reduceSide folds a merged shuffle input, in key order, for a builtin
 // shuffle: emit receives the records the stage's steps see.
 type reduceSide struct {
@@ -216,25 +291,7 @@ type keyed interface {
 // match keeps its values, each alone in its list. A key's values are held
 // in memory while it is joined.
 func mergeJoin(left, right keyed, outer bool, emit func(key, value []byte) error) error {
-	type run struct {
-		key  []byte
-		vals [][]byte
-		ok   bool // a run was read
-	}
-	// next reads the run of equal keys that starts at the input's
-	// current record; more reports whether the input has a current record.
-	next := func(in keyed, more *bool) (run, error) {
-		var r run
-		if !*more {
-			return r, in.Err()
-		}
-		r.key, r.ok = bytes.Clone(in.Key()), true
-		for *more && bytes.Equal(in.Key(), r.key) {
-			r.vals = append(r.vals, bytes.Clone(in.Value()))
-			*more = in.Next()
-		}
-		return r, in.Err()
-	}
+	next := nextRun
 	lmore, rmore := left.Next(), right.Next()
 	l, err := next(left, &lmore)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -42,9 +43,12 @@ type Settings struct {
 	// OutputFile is where a result task writes its text part (an attempt
 	// file; the coordinator commits it).
 	OutputFile string
-	// OutputRecords writes a result task's records raw (key then value,
-	// no separators: a records sink) instead of as text lines.
-	OutputRecords bool
+	// OutputFormat is how a result task writes its records: "text" (or
+	// ""): "key<TAB>value" lines, the value alone for an empty key;
+	// "records": raw key‖value, no separators; "json": JSON lines
+	// {"key":…,"value":…}; "csv": key,value rows, "csv_header" with a
+	// "key,value" line first; "count": nothing (the records are counted).
+	OutputFormat string
 }
 
 func (s Settings) limits() wasmexec.Limits { return wasmexec.Limits{MemoryBytes: s.MemoryBytes} }
@@ -172,13 +176,16 @@ func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]
 	for end := len(steps); end > 0; {
 		start := end - 1
 		if steps[start].Host() {
-			join, err := r.broadcastJoin(ctx, steps[start])
-			if err != nil {
-				closeAll()
-				return nil, nil, err
+			host := r.sample(steps[start])
+			if steps[start].Op != planner.OpSample {
+				var err error
+				if host, err = r.broadcastJoin(ctx, steps[start]); err != nil {
+					closeAll()
+					return nil, nil, err
+				}
 			}
 			next := push
-			push = func(b []byte) error { return join(b, next) }
+			push = func(b []byte) error { return host(b, next) }
 			end = start
 			continue
 		}
@@ -214,6 +221,42 @@ func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]
 		end = start
 	}
 	return push, closeAll, nil
+}
+
+// sample returns the function that keeps each record of a batch with
+// probability step.Fraction. The draws come from a generator seeded by the
+// step's seed, the stage and the partition, so that a retry (which reads
+// the same records in the same order) keeps the same ones.
+func (r *runner) sample(step planner.Step) func(in []byte, next func([]byte) error) error {
+	state := step.Seed ^ uint64(r.t.Spec.Key.Stage)<<40 ^ uint64(r.t.Spec.Key.Partition)
+	// Keep a record when a uniform 64-bit draw is below this.
+	var below uint64
+	switch {
+	case step.Fraction >= 1:
+		below = math.MaxUint64
+	case step.Fraction > 0:
+		below = uint64(step.Fraction * (1 << 64))
+	}
+	b := batch.NewBuilder(r.t.BatchSize)
+	return func(in []byte, next func([]byte) error) error {
+		b.Reset()
+		it := batch.Checked(in)
+		for it.Next() {
+			state += 0x9e3779b97f4a7c15 // splitmix64
+			z := state
+			z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+			z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+			if z^(z>>31) < below || below == math.MaxUint64 {
+				// A sample is never larger than its input batch: one
+				// output batch, whatever the batch size.
+				b.Add(it.Key(), it.Value())
+			}
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return next(b.Bytes())
+	}
 }
 
 // broadcastJoin reads the small side of a broadcast join whole into a hash
@@ -342,7 +385,13 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 			return err
 		}
 		defer closeRight()
-		if err := mergeJoin(merged, right, st.Join.Outer, add); err != nil {
+		join := mergeJoin
+		if st.Join.Cogroup {
+			join = func(left, right keyed, _ bool, emit func(key, value []byte) error) error {
+				return mergeCogroup(left, right, emit)
+			}
+		}
+		if err := join(merged, right, st.Join.Outer, add); err != nil {
 			return err
 		}
 		return flush()
@@ -510,25 +559,17 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		return nil, nil, nil, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
+	write, err := recordWriter(w, r.t.OutputFormat)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
 	// Batches reach the sink from a guest call, which checked them, or from
 	// the task's own batch builder: they are not scanned a second time.
 	sink = func(b []byte) error {
 		it := batch.Checked(b)
 		for it.Next() {
-			if r.t.OutputRecords {
-				// Raw records: key and value as they are, no separators.
-				w.Write(it.Key())
-				if _, err := w.Write(it.Value()); err != nil {
-					return err
-				}
-				continue
-			}
-			if k := it.Key(); len(k) > 0 {
-				w.Write(k)
-				w.WriteByte('\t')
-			}
-			w.Write(it.Value())
-			if err := w.WriteByte('\n'); err != nil {
+			if err := write(it.Key(), it.Value()); err != nil {
 				return err
 			}
 		}

@@ -219,9 +219,6 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 
 // steps checks the chain of operators.
 func (p *parser) steps(docs []map[string]any, mods []Module) ([]Step, error) {
-	if len(docs) == 0 {
-		return nil, p.errorf(0, "the job has no steps: add a [[steps]] table with one operator, like flat_map = \"module.function\"")
-	}
 	names := make([]string, len(mods))
 	for i, m := range mods {
 		names[i] = m.Name
@@ -261,8 +258,26 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		}
 		return Step{}, p.errorf(line, "unknown operator %q; operators are %s%s", op, strings.Join(ops(), ", "), hint)
 	}
+	if Op(op) == OpSample {
+		return p.sampleStep(v, line)
+	}
 	if Op(op).Builtin() {
 		return p.builtinStep(Op(op), v, line)
+	}
+	if Op(op) == OpAggregateByKey {
+		t, ok := v.(map[string]any)
+		if !ok || len(t) != 2 || t["create"] == nil || t["merge"] == nil {
+			return Step{}, p.errorf(line, "aggregate_by_key takes { create = \"module.function\", merge = \"module.function\" }: a map function that makes a value an accumulator and a reduce function that merges two, not %v", v)
+		}
+		create, err := p.step(string(OpMap), t["create"], line, modules)
+		if err != nil {
+			return Step{}, err
+		}
+		merge, err := p.step(string(OpReduceByKey), t["merge"], line, modules)
+		if err != nil {
+			return Step{}, err
+		}
+		return Step{Op: OpAggregateByKey, Module: create.Module, Function: create.Function, MergeModule: merge.Module, MergeFunction: merge.Function, Line: line}, nil
 	}
 	if Op(op).Side() {
 		name, ok := v.(string)
@@ -411,6 +426,45 @@ func (p *parser) datasets(docs map[string]datasetDoc, mainSrc Source, main []Ste
 	return out, nil
 }
 
+// sampleStep checks sample = FRACTION or { fraction = F, seed = N }.
+func (p *parser) sampleStep(v any, line int) (Step, error) {
+	st := Step{Op: OpSample, Line: line}
+	fraction := v
+	if t, ok := v.(map[string]any); ok {
+		fraction = t["fraction"]
+		for k, x := range t {
+			switch k {
+			case "fraction":
+			case "seed":
+				n, ok := x.(int64)
+				if !ok || n < 0 {
+					return Step{}, p.errorf(line, "sample seed must be a whole number, 0 or more, not %v", x)
+				}
+				st.Seed = uint64(n)
+			default:
+				return Step{}, p.errorf(line, "sample has no setting %q; it takes { fraction = F, seed = N }", k)
+			}
+		}
+	}
+	switch f := fraction.(type) {
+	case float64:
+		st.Fraction = f
+	case int64:
+		st.Fraction = float64(f)
+	case string: // a parameter: sample = "${fraction}"
+		var err error
+		if st.Fraction, err = strconv.ParseFloat(strings.TrimSpace(f), 64); err != nil {
+			st.Fraction = -1
+		}
+	default:
+		st.Fraction = -1
+	}
+	if !(st.Fraction >= 0 && st.Fraction <= 1) {
+		return Step{}, p.errorf(line, "sample takes the fraction of records to keep, 0 to 1 (like sample = 0.1, or { fraction = 0.1, seed = 7 }), not %v", fraction)
+	}
+	return st, nil
+}
+
 // builtinStep checks op = true or op = { partitions = N }, for the
 // operators without a function.
 func (p *parser) builtinStep(op Op, v any, line int) (Step, error) {
@@ -492,12 +546,36 @@ func (p *parser) sink(d *sinkDoc) (Sink, error) {
 }
 
 func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
-	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output"
-	if d.Records != nil {
-		line := p.idx.line("sink", "records")
-		if d.Text != nil {
-			return Sink{}, p.errorf(line, "[sink] has both text and records: a job writes one kind of output")
+	const missing = "add text = \"<output directory>\", or text = \"-\" for standard output (or json, csv, records, count = true)"
+	var given []string
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"text", d.Text}, {"json", d.JSON}, {"csv", d.CSV}, {"records", d.Records}, {"count", d.Count}} {
+		if f.v != nil {
+			given = append(given, f.name)
 		}
+	}
+	switch {
+	case len(given) == 0:
+		return Sink{}, p.errorf(p.idx.line("sink"), "[sink] has no output: %s", missing)
+	case len(given) > 1:
+		return Sink{}, p.errorf(p.idx.line("sink"), "[sink] has %s: a job writes one kind of output", strings.Join(given, " and "))
+	case d.Header != nil && d.CSV == nil:
+		return Sink{}, p.errorf(p.idx.line("sink", "header"), "sink.header goes with csv = \"<output directory>\"")
+	}
+	kind := given[0]
+	line := p.idx.line("sink", kind)
+	switch kind {
+	case "count":
+		if b, ok := d.Count.(bool); !ok || !b {
+			return Sink{}, p.errorf(line, "sink.count = true prints the number of records of the result; it takes no other value, not %v", d.Count)
+		}
+		if d.Take != nil {
+			return Sink{}, p.errorf(p.idx.line("sink", "take"), "sink.take keeps records, and a count sink writes none: remove one")
+		}
+		return Sink{Kind: "count", Line: line}, nil
+	case "records":
 		v, ok := d.Records.(string)
 		if !ok || v == "" || v == "-" {
 			return Sink{}, p.errorf(line, "sink.records must be an output directory for part files of raw records (not standard output), not %v", d.Records)
@@ -508,24 +586,32 @@ func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
 		}
 		return Sink{Kind: "records", Path: abs, Line: line}, nil
 	}
-	line := p.idx.line("sink", "text")
-	switch v := d.Text.(type) {
-	case nil:
-		return Sink{}, p.errorf(p.idx.line("sink"), "[sink] has no output: %s", missing)
+	v := map[string]any{"text": d.Text, "json": d.JSON, "csv": d.CSV}[kind]
+	sk := Sink{Kind: kind, Line: line}
+	if kind == "csv" && d.Header != nil {
+		h, ok := d.Header.(bool)
+		if !ok {
+			return Sink{}, p.errorf(p.idx.line("sink", "header"), "sink.header must be true or false, not %v", d.Header)
+		}
+		sk.Header = h
+	}
+	switch v := v.(type) {
 	case string:
 		switch v {
 		case "":
-			return Sink{}, p.errorf(line, "sink.text is empty: %s", missing)
+			return Sink{}, p.errorf(line, "sink.%s is empty: give an output directory, or \"-\" for standard output", kind)
 		case "-":
-			return Sink{Kind: "stdout", Line: line}, nil
+			sk.Stdout = true
+			return sk, nil
 		}
 		abs, err := filepath.Abs(v)
 		if err != nil {
-			return Sink{}, p.errorf(line, "sink.text: cannot make %q absolute: %v", v, err)
+			return Sink{}, p.errorf(line, "sink.%s: cannot make %q absolute: %v", kind, v, err)
 		}
-		return Sink{Kind: "text", Path: abs, Line: line}, nil
+		sk.Path = abs
+		return sk, nil
 	default:
-		return Sink{}, p.errorf(line, "sink.text must be a string (a directory, or \"-\"), not %s", tomlKind(v))
+		return Sink{}, p.errorf(line, "sink.%s must be a string (a directory, or \"-\"), not %s", kind, tomlKind(v))
 	}
 }
 

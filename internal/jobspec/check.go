@@ -53,7 +53,7 @@ func (s *Spec) Check() error {
 			}
 		}
 	}
-	if s.Sink.Kind == "text" || s.Sink.Kind == "records" {
+	if s.Sink.Path != "" {
 		if err := checkSink(s.Sink.Path, s.Conf.SinkOverwrite); err != nil {
 			errs = append(errs, s.errorf(s.Sink.Line, err, "sink.%s: %v", s.Sink.Kind, err))
 		}

@@ -102,20 +102,33 @@ const (
 	// record's value (it takes the function's key).
 	OpMapValues Op = "map_values"
 	OpKeyBy     Op = "key_by"
+	// OpCogroup groups the chain so far and a named dataset by key: one
+	// record per key of either, listing both sides' values.
+	OpCogroup Op = "cogroup"
+	// OpAggregateByKey folds each key's values into an accumulator:
+	// aggregate_by_key = { create = "m.f", merge = "m.g" }, f a map
+	// function that makes a value an accumulator (its key is kept), g a
+	// reduce function that merges two; combined on the map side.
+	OpAggregateByKey Op = "aggregate_by_key"
+	// OpSample keeps each record with a probability: sample = 0.1, or
+	// { fraction = 0.1, seed = 7 }.
+	OpSample Op = "sample"
 )
 
 // Side reports whether op brings a side dataset in (join, union).
-func (op Op) Side() bool { return op == OpJoin || op == OpLeftOuterJoin || op == OpUnion }
+func (op Op) Side() bool {
+	return op == OpJoin || op == OpLeftOuterJoin || op == OpUnion || op == OpCogroup
+}
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpReduceByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpSample), string(OpReduceByKey), string(OpAggregateByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpCogroup), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
 }
 
 // Builtin reports whether op takes no guest function.
 func (op Op) Builtin() bool {
 	switch op {
-	case OpSortByKey, OpGroupByKey, OpDistinct, OpCountByKey, OpCoalesce, OpRepartition, OpPartitionBy:
+	case OpSortByKey, OpGroupByKey, OpDistinct, OpCountByKey, OpCoalesce, OpRepartition, OpPartitionBy, OpSample:
 		return true
 	}
 	return false
@@ -131,7 +144,13 @@ type Step struct {
 	// Partitions of a builtin operator's shuffle; 0 means the job's
 	// partitions setting.
 	Partitions int
-	Line       int
+	// MergeModule and MergeFunction are aggregate_by_key's merge
+	// function (Module and Function are its create function).
+	MergeModule, MergeFunction string
+	// Fraction and Seed of a sample.
+	Fraction float64
+	Seed     uint64
+	Line     int
 }
 
 // Chain is a named dataset: a source and its steps.
@@ -148,8 +167,18 @@ type Chain struct {
 
 // Sink is the job's output.
 type Sink struct {
-	Kind string // "text" (a directory of part-NNNNN files), "records" (part files of raw key‖value records) or "stdout"
-	Path string // absolute directory for "text", "" for "stdout"
+	// Kind is the format of the result's part-NNNNN files: "text"
+	// ("key<TAB>value" lines), "json" (JSON lines), "csv" (key,value
+	// rows), "records" (raw key‖value records), or "count" (no records:
+	// the job prints how many there are).
+	Kind string
+	Path string // absolute output directory, or "" for Stdout and count
+	// Stdout prints the result once the job has succeeded instead of
+	// writing a directory (text = "-", json = "-", csv = "-").
+	Stdout bool
+	// Header, for "csv": each part file starts with the line "key,value"
+	// (standard output gets it once).
+	Header bool
 	// Take, if not zero, keeps only the first Take records of the result,
 	// in partition order (Spark's take: the top N after a sort).
 	Take int64
@@ -196,6 +225,10 @@ type sourceDoc struct {
 
 type sinkDoc struct {
 	Text    any `toml:"text"`
+	JSON    any `toml:"json"`
+	CSV     any `toml:"csv"`
+	Header  any `toml:"header"`
+	Count   any `toml:"count"`
 	Records any `toml:"records"`
 	Take    any `toml:"take"`
 }
@@ -290,11 +323,10 @@ func Parse(data []byte, file string, params, conf map[string]string) (*Spec, err
 	if spec.Source, err = p.source(doc.Source); err != nil {
 		return nil, err
 	}
-	if len(doc.Steps) > 0 || spec.Source.Kind != "dataset" {
-		// A job may write a named dataset as it is.
-		if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
-			return nil, err
-		}
+	// A job without steps writes its source as it is (in another format,
+	// say).
+	if spec.Steps, err = p.steps(doc.Steps, spec.Modules); err != nil {
+		return nil, err
 	}
 	if spec.Datasets, err = p.datasets(doc.Datasets, spec.Source, spec.Steps, spec.Modules); err != nil {
 		return nil, err

@@ -79,16 +79,16 @@ type ModuleRef struct {
 
 // Launch starts one task attempt.
 type Launch struct {
-	Epoch         uint64            `json:"epoch"`
-	Job           string            `json:"job"`
-	Tenant        string            `json:"tenant"`
-	Token         string            `json:"token"` // shown by the job's tasks to block servers
-	Spec          planner.TaskSpec  `json:"spec"`
-	Modules       []ModuleRef       `json:"modules"`
-	Conf          jobspec.Conf      `json:"conf"`
-	OutputFile    string            `json:"output_file,omitempty"`
-	OutputRecords bool              `json:"output_records,omitempty"`
-	BlockServers  map[string]string `json:"block_servers"` // agent -> block server address
+	Epoch        uint64            `json:"epoch"`
+	Job          string            `json:"job"`
+	Tenant       string            `json:"tenant"`
+	Token        string            `json:"token"` // shown by the job's tasks to block servers
+	Spec         planner.TaskSpec  `json:"spec"`
+	Modules      []ModuleRef       `json:"modules"`
+	Conf         jobspec.Conf      `json:"conf"`
+	OutputFile   string            `json:"output_file,omitempty"`
+	OutputFormat string            `json:"output_format,omitempty"`
+	BlockServers map[string]string `json:"block_servers"` // agent -> block server address
 }
 
 // Kill stops an attempt; RemoveJob stops a job's attempts and deletes its

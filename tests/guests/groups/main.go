@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 
 	guest "github.com/wasmgrid/wasmgrid/sdk/guest/go"
@@ -23,17 +24,64 @@ func init() {
 	// group renders a grouped record as hex(key), its values in hex,
 	// sorted and joined by commas.
 	guest.Map("group", func(k, v []byte) ([]byte, []byte) {
-		vals, err := guest.Grouped(v)
+		hs, err := hexList(v)
 		if err != nil {
 			return []byte("error"), []byte(err.Error())
 		}
-		hs := make([]string, len(vals))
-		for i, x := range vals {
-			hs[i] = hex.EncodeToString(x)
-		}
-		slices.Sort(hs)
-		return []byte(hex.EncodeToString(k)), []byte(strings.Join(hs, ","))
+		return []byte(hex.EncodeToString(k)), []byte(hs)
 	})
+}
+
+func init() {
+	// valhex returns a junk key and the value in hex: as map_values, the
+	// record keeps its key.
+	guest.Map("valhex", func(k, v []byte) ([]byte, []byte) {
+		return []byte("junk"), []byte(hex.EncodeToString(v))
+	})
+	// lastbyte returns the value's last byte as the key and a junk value:
+	// as key_by, the record keeps its value.
+	guest.Map("lastbyte", func(k, v []byte) ([]byte, []byte) {
+		return v[len(v)-1:], []byte("junk")
+	})
+	// one and sum count: create and merge of aggregate_by_key.
+	guest.Map("one", func(k, v []byte) ([]byte, []byte) { return k, []byte("1") })
+	guest.Reduce("sum", func(a, b []byte) []byte {
+		x, _ := strconv.Atoi(string(a))
+		y, _ := strconv.Atoi(string(b))
+		return strconv.AppendInt(nil, int64(x+y), 10)
+	})
+	// cogroup renders a cogrouped record as hex(key), then the sorted hex
+	// values of each side joined by commas, the sides by "|".
+	guest.Map("cogroup", func(k, v []byte) ([]byte, []byte) {
+		sides, err := guest.Grouped(v)
+		if err != nil || len(sides) != 2 {
+			return []byte("error"), []byte("not two sides")
+		}
+		var out []string
+		for _, side := range sides {
+			hs, err := hexList(side)
+			if err != nil {
+				return []byte("error"), []byte(err.Error())
+			}
+			out = append(out, hs)
+		}
+		return []byte(hex.EncodeToString(k)), []byte(strings.Join(out, "|"))
+	})
+}
+
+// hexList renders grouped values as their hex forms, sorted, joined by
+// commas.
+func hexList(grouped []byte) (string, error) {
+	vals, err := guest.Grouped(grouped)
+	if err != nil {
+		return "", err
+	}
+	hs := make([]string, len(vals))
+	for i, x := range vals {
+		hs[i] = hex.EncodeToString(x)
+	}
+	slices.Sort(hs)
+	return strings.Join(hs, ","), nil
 }
 
 func main() {}
