@@ -23,6 +23,8 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 20s ./internal/jobspec/
 	$(GO) test -run XXX -fuzz FuzzParseManifest -fuzztime 20s ./wasmexec/
 	$(GO) test -run XXX -fuzz FuzzRun -fuzztime 20s ./sdk/guest/go/
+	$(GO) test -run XXX -fuzz FuzzGrouped -fuzztime 20s ./sdk/guest/go/
+	$(GO) test -run XXX -fuzz FuzzRecords -fuzztime 20s ./sdk/guest/go/
 	$(GO) test -run XXX -fuzz FuzzBlockDecoder -fuzztime 20s ./shuffle/
 	$(GO) test -run XXX -fuzz FuzzReadIndex -fuzztime 20s ./shuffle/
 	$(GO) test -run XXX -fuzz FuzzMerge -fuzztime 20s ./shuffle/

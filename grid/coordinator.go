@@ -692,10 +692,13 @@ func stageName(s *planner.Stage) string {
 		parts = append(parts, s.Reduce.Function)
 	}
 	for _, st := range s.Steps {
-		if st.Host() {
-			parts = append(parts, "broadcast_join")
-		} else {
+		switch {
+		case st.Func != (planner.FuncRef{}):
 			parts = append(parts, st.Func.Function)
+		case st.Op == planner.OpSample:
+			parts = append(parts, "sample")
+		default:
+			parts = append(parts, "broadcast_join")
 		}
 	}
 	if len(parts) == 0 {

@@ -39,12 +39,13 @@ type moduleBlob struct {
 
 // stepKinds says which guest function kind each operator needs.
 var stepKinds = map[jobspec.Op]string{
-	jobspec.OpMap:         "map",
-	jobspec.OpFlatMap:     "flat_map",
-	jobspec.OpFilter:      "filter",
-	jobspec.OpMapValues:   "map",
-	jobspec.OpKeyBy:       "map",
-	jobspec.OpReduceByKey: "reduce",
+	jobspec.OpMap:           "map",
+	jobspec.OpFlatMap:       "flat_map",
+	jobspec.OpFilter:        "filter",
+	jobspec.OpMapValues:     "map",
+	jobspec.OpKeyBy:         "map",
+	jobspec.OpMapPartitions: "flat_map",
+	jobspec.OpReduceByKey:   "reduce",
 }
 
 // prepare checks a request against its modules' manifests and the input

@@ -63,12 +63,16 @@ const (
 	// sampling, Spark's sample without replacement), the same records on
 	// every run with the same Seed. The host does it.
 	OpSample Op = "sample"
+	// OpMapPartitions calls a flat_map function once per partition, with
+	// one record whose value is the whole partition as a batch
+	// (docs/abi.md); the host gathers it.
+	OpMapPartitions Op = "map_partitions"
 )
 
 // Narrow reports whether op computes a partition from one partition of its
 // parent, so that it can be fused into its parent's pipeline.
 func (op Op) Narrow() bool {
-	return op == OpMap || op == OpFlatMap || op == OpFilter || op == OpMapValues || op == OpKeyBy || op == OpSample
+	return op == OpMap || op == OpFlatMap || op == OpFilter || op == OpMapValues || op == OpKeyBy || op == OpSample || op == OpMapPartitions
 }
 
 // KeepsKeys reports whether op never changes a record's key, so that a
@@ -149,9 +153,12 @@ type Step struct {
 	Seed     uint64
 }
 
-// Host reports whether the host runs the step (a broadcast join or a
-// sample), not a guest.
-func (s Step) Host() bool { return s.Op == OpJoin || s.Op == OpLeftOuterJoin || s.Op == OpSample }
+// Host reports whether the host runs the step (a broadcast join, a
+// sample, or the gathering of a partition for map_partitions) rather than
+// a chain of guest functions.
+func (s Step) Host() bool {
+	return s.Op == OpJoin || s.Op == OpLeftOuterJoin || s.Op == OpSample || s.Op == OpMapPartitions
+}
 
 // ShuffleDep is a shuffle between two stages.
 type ShuffleDep struct {
@@ -661,7 +668,7 @@ func (s *Stage) describe() string {
 			parts = append(parts, fmt.Sprintf("sample %g (seed %d)", st.Fraction, st.Seed))
 			continue
 		}
-		if st.Host() {
+		if st.Op == OpJoin || st.Op == OpLeftOuterJoin {
 			parts = append(parts, string(st.Op)+" "+s.Broadcasts[st.Broadcast].name())
 			continue
 		}

@@ -178,6 +178,15 @@ func (d *Dataset) MapValues(f Func) *Dataset { return d.then("map_values = " + q
 // value: the record takes the key f returns.
 func (d *Dataset) KeyBy(f Func) *Dataset { return d.then("key_by = " + quote(string(f))) }
 
+// MapPartitions calls the flat_map function f once per partition, with one
+// record whose value is the whole partition as a batch (decode it with
+// the guest SDK's Records; docs/abi.md): for per-partition setup or
+// partial results, as Spark's mapPartitions. The partition must fit in
+// the task's memory.
+func (d *Dataset) MapPartitions(f Func) *Dataset {
+	return d.then("map_partitions = " + quote(string(f)))
+}
+
 // Sample keeps each record with probability fraction (Spark's sample
 // without replacement); the same seed keeps the same records.
 func (d *Dataset) Sample(fraction float64, seed uint64) *Dataset {

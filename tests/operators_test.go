@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,7 +33,7 @@ func hexPairs[R any](recs []R, kv func(R) ([]byte, []byte)) []string {
 func pairKV(r [2][]byte) ([]byte, []byte)    { return r[0], r[1] }
 func recordKV(r sdk.Record) ([]byte, []byte) { return r.Key, r.Value }
 
-// TestNarrowAndAggregateOperators runs map_values, key_by, sample,
+// TestNarrowAndAggregateOperators runs map_values, key_by, map_partitions, sample,
 // aggregate_by_key and cogroup, and the collect and count actions, on
 // records with keys that are not UTF-8 and one key holding half of them,
 // over 5 partitions (some empty), against native references.
@@ -102,6 +103,21 @@ func TestNarrowAndAggregateOperators(t *testing.T) {
 	}
 	if got := hexPairs(collect("key_by", src.KeyBy(g.Func("lastbyte"))), recordKV); !slices.Equal(got, wantKB) {
 		t.Errorf("key_by: first %q, want %q", got[0], wantKB[0])
+	}
+
+	// map_partitions sees each partition whole: one call per partition,
+	// the empty ones too.
+	parts := collect("map_partitions", src.PartitionBy(5).MapPartitions(g.Func("partition")))
+	total := 0
+	for _, p := range parts {
+		n, err := strconv.Atoi(string(p.Value))
+		if err != nil {
+			t.Fatalf("map_partitions: %q", p.Value)
+		}
+		total += n
+	}
+	if len(parts) != 5 || total != len(recs) {
+		t.Errorf("map_partitions: %d calls for 5 partitions, %d records of %d", len(parts), total, len(recs))
 	}
 
 	// aggregate_by_key counts each key (create "1", merge +).

@@ -17,7 +17,7 @@ func StageLabel(s *planner.Stage, hashes map[string]string) string {
 		refs = append(refs, *s.Reduce)
 	}
 	for _, st := range s.Steps {
-		if !st.Host() {
+		if st.Func != (planner.FuncRef{}) {
 			refs = append(refs, st.Func)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,7 +151,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		return sink(b)
 	}
-	push, closePipes, err := r.pipeline(ctx, r.t.Spec.Stage.Steps, limited)
+	push, finish, closePipes, err := r.pipeline(ctx, r.t.Spec.Stage.Steps, limited)
 	if err != nil {
 		return err
 	}
@@ -158,46 +159,33 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err := r.readInput(ctx, push); err != nil {
 		return err
 	}
+	if err := finish(); err != nil {
+		return err
+	}
 	return commit()
 }
 
 // pipeline builds the function that pushes a batch through steps and
 // hands what comes out to out: runs of guest functions in wasm
-// pipelines, broadcast joins on the host between them. The returned
-// function closes the pipelines, keeping their guests' output.
-func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]byte) error) (func([]byte) error, func(), error) {
-	push := out
+// pipelines, broadcast joins, samples and map_partitions on the host
+// between them. finish, called after the last batch, sends on what steps
+// hold back (a map_partitions' partition); closeAll closes the pipelines,
+// keeping their guests' output.
+func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]byte) error) (push func([]byte) error, finish func() error, closeAll func(), err error) {
+	push, finish = out, func() error { return nil }
 	var closers []func()
-	closeAll := func() {
+	closeAll = func() {
 		for _, c := range closers {
 			c()
 		}
 	}
-	for end := len(steps); end > 0; {
-		start := end - 1
-		if steps[start].Host() {
-			host := r.sample(steps[start])
-			if steps[start].Op != planner.OpSample {
-				var err error
-				if host, err = r.broadcastJoin(ctx, steps[start]); err != nil {
-					closeAll()
-					return nil, nil, err
-				}
-			}
-			next := push
-			push = func(b []byte) error { return host(b, next) }
-			end = start
-			continue
-		}
-		for start > 0 && !steps[start-1].Host() {
-			start--
-		}
+	// guest makes a wasm pipeline of steps.
+	guest := func(steps []planner.Step) (*wasmexec.Pipeline, error) {
 		var ws []wasmexec.Step
-		for _, s := range steps[start:end] {
+		for _, s := range steps {
 			w, err := r.step(s.Func)
 			if err != nil {
-				closeAll()
-				return nil, nil, err
+				return nil, err
 			}
 			switch s.Op {
 			case planner.OpMapValues:
@@ -209,18 +197,71 @@ func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]
 		}
 		pipe, err := r.rt.NewPipeline(ctx, ws, r.t.limits())
 		if err != nil {
-			closeAll()
-			return nil, nil, err
+			return nil, err
 		}
 		closers = append(closers, func() {
 			r.log.WriteString(pipe.Log())
 			pipe.Close(context.WithoutCancel(ctx))
 		})
+		return pipe, nil
+	}
+	for end := len(steps); end > 0; {
+		start := end - 1
+		if steps[start].Op == planner.OpMapPartitions {
+			pipe, err := guest(steps[start : start+1])
+			if err != nil {
+				closeAll()
+				return nil, nil, nil, err
+			}
+			next, nextFinish := push, finish
+			// The partition gathers as one batch: a count, then records.
+			part := make([]byte, 4)
+			var n uint32
+			push = func(b []byte) error {
+				n += batch.Count(b)
+				part = append(part, b[4:]...)
+				return nil
+			}
+			finish = func() error {
+				binary.LittleEndian.PutUint32(part, n)
+				call := binary.LittleEndian.AppendUint32(nil, 1)
+				call = batch.AppendRecord(call, nil, part)
+				part = nil
+				if err := pipe.Push(ctx, call, next); err != nil {
+					return err
+				}
+				return nextFinish()
+			}
+			end = start
+			continue
+		}
+		if steps[start].Host() {
+			host := r.sample(steps[start])
+			if steps[start].Op != planner.OpSample {
+				var err error
+				if host, err = r.broadcastJoin(ctx, steps[start]); err != nil {
+					closeAll()
+					return nil, nil, nil, err
+				}
+			}
+			next := push
+			push = func(b []byte) error { return host(b, next) }
+			end = start
+			continue
+		}
+		for start > 0 && !steps[start-1].Host() {
+			start--
+		}
+		pipe, err := guest(steps[start:end])
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
 		next := push
 		push = func(b []byte) error { return pipe.Push(ctx, b, next) }
 		end = start
 	}
-	return push, closeAll, nil
+	return push, finish, closeAll, nil
 }
 
 // sample returns the function that keeps each record of a batch with

@@ -63,5 +63,5 @@ text = "-"
 	_, err := jobspec.Parse(spec, "job.toml", nil, nil)
 	fmt.Println(err)
 	// Output:
-	// job.toml:6: unknown operator "flatmap"; operators are map, flat_map, filter, map_values, key_by, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union (did you mean "flat_map"?)
+	// job.toml:6: unknown operator "flatmap"; operators are map, flat_map, filter, map_values, key_by, map_partitions, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union (did you mean "flat_map"?)
 }

@@ -113,6 +113,9 @@ const (
 	// OpSample keeps each record with a probability: sample = 0.1, or
 	// { fraction = 0.1, seed = 7 }.
 	OpSample Op = "sample"
+	// OpMapPartitions calls a flat_map function once per partition with
+	// one record whose value holds the whole partition as a batch.
+	OpMapPartitions Op = "map_partitions"
 )
 
 // Side reports whether op brings a side dataset in (join, union).
@@ -122,7 +125,7 @@ func (op Op) Side() bool {
 
 // ops returns the operators in documentation order.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpSample), string(OpReduceByKey), string(OpAggregateByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpCogroup), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
+	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpMapPartitions), string(OpSample), string(OpReduceByKey), string(OpAggregateByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpCogroup), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
 }
 
 // Builtin reports whether op takes no guest function.

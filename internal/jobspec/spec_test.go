@@ -310,9 +310,9 @@ func TestParseErrors(t *testing.T) {
 
 		// Steps.
 		{"unknown operator", edit(t, `flat_map = "wc.split"`, `flatmap = "wc.split"`), none, none,
-			`job.toml:14: unknown operator "flatmap"; operators are map, flat_map, filter, map_values, key_by, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union (did you mean "flat_map"?)`},
+			`job.toml:14: unknown operator "flatmap"; operators are map, flat_map, filter, map_values, key_by, map_partitions, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union (did you mean "flat_map"?)`},
 		{"unknown operator without suggestion", edit(t, `flat_map = "wc.split"`, `zip = "wc.split"`), none, none,
-			`job.toml:14: unknown operator "zip"; operators are map, flat_map, filter, map_values, key_by, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union`},
+			`job.toml:14: unknown operator "zip"; operators are map, flat_map, filter, map_values, key_by, map_partitions, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union`},
 		{"join of no dataset", edit(t, `flat_map = "wc.split"`, `join = "customers"`), none, none,
 			`job.toml:14: join = "customers": no [datasets.customers] table: add one with its source and steps`},
 		{"undefined module", edit(t, `reduce_by_key = "wc.sum"`, `reduce_by_key = "wx.sum"`), none, none,
@@ -326,7 +326,7 @@ func TestParseErrors(t *testing.T) {
 		{"step with two keys", edit(t, `flat_map = "wc.split"`, `flat_map = "wc.split"`+"\n"+`map = "wc.m"`), none, none,
 			`job.toml:13: step 1 has 2 keys (flat_map, map): a step has exactly one, its operator; give each operator its own step`},
 		{"step with no key", edit(t, `flat_map = "wc.split"`, `# empty`), none, none,
-			`job.toml:13: step 1 has no operator: give it one of map, flat_map, filter, map_values, key_by, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union, like flat_map = "module.function"`},
+			`job.toml:13: step 1 has no operator: give it one of map, flat_map, filter, map_values, key_by, map_partitions, sample, reduce_by_key, aggregate_by_key, sort_by_key, group_by_key, distinct, count_by_key, coalesce, join, left_outer_join, cogroup, repartition, partition_by, union, like flat_map = "module.function"`},
 		{"inline step with no key", "[modules.m]\npath = \"m.wasm\"\n[source]\ntext = \"a\"\n[sink]\ntext = \"-\"\n[[steps]]\nmap = \"m.f\"\n", none, none, ""},
 		{"no steps: the source as it is", edit(t, "[[steps]]\nflat_map = \"wc.split\"\n[[steps]]\nreduce_by_key = \"wc.sum\"\n", ""), none, none, ""},
 

@@ -35,3 +35,22 @@ func Grouped(b []byte) ([][]byte, error) {
 	}
 	return vals, nil
 }
+
+// Record is a key and a value.
+type Record struct{ Key, Value []byte }
+
+// Records returns the records of a batch (docs/abi.md, "Records and
+// batches"): the value a map_partitions function receives, which holds its
+// whole partition. The records alias b.
+func Records(b []byte) ([]Record, error) {
+	var recs []Record
+	if len(b) >= 4 {
+		// At least 8 bytes per record: a count that cannot fit is caught
+		// by eachRecord, not by a huge allocation here.
+		recs = make([]Record, 0, min(uint64(binary.LittleEndian.Uint32(b)), uint64(len(b))/8))
+	}
+	if msg := eachRecord(b, func(k, v []byte) { recs = append(recs, Record{k, v}) }); msg != "" {
+		return nil, errors.New("guest: " + msg)
+	}
+	return recs, nil
+}

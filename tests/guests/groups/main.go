@@ -43,6 +43,22 @@ func init() {
 	guest.Map("lastbyte", func(k, v []byte) ([]byte, []byte) {
 		return v[len(v)-1:], []byte("junk")
 	})
+	// partition, as map_partitions, emits one record per partition: its
+	// record count, and the hex of its smallest key.
+	guest.FlatMapPairs("partition", func(_, v []byte, emit func(k, v []byte)) {
+		recs, err := guest.Records(v)
+		if err != nil {
+			emit([]byte("error"), []byte(err.Error()))
+			return
+		}
+		var least []byte
+		for i, r := range recs {
+			if i == 0 || string(r.Key) < string(least) {
+				least = r.Key
+			}
+		}
+		emit([]byte(hex.EncodeToString(least)), strconv.AppendInt(nil, int64(len(recs)), 10))
+	})
 	// one and sum count: create and merge of aggregate_by_key.
 	guest.Map("one", func(k, v []byte) ([]byte, []byte) { return k, []byte("1") })
 	guest.Reduce("sum", func(a, b []byte) []byte {
