@@ -227,6 +227,17 @@ func inputBytes(ds []planner.Dataset, id int) int64 {
 // slots, so that every slot has work and a straggler costs little, within
 // [minAutoSplit, maxAutoSplit].
 func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, error) {
+	if src.Kind == "inline" {
+		// As many splits as asked, or twice the slots; one split for no
+		// values, so that the job still runs.
+		n := cmp.Or(src.Parts, 2*max(slots, 1))
+		n = max(min(n, len(src.Inline)), 1)
+		splits := make([]planner.Split, n)
+		for i := range n {
+			splits[i] = planner.Split{Inline: true, Values: src.Inline[i*len(src.Inline)/n : (i+1)*len(src.Inline)/n]}
+		}
+		return splits, nil
+	}
 	if src.Kind == "generate" {
 		// Twice as many splits as slots, as for files.
 		n := int64(2 * max(slots, 1))

@@ -127,6 +127,10 @@ type Split struct {
 	// each with an empty key and its number in decimal as the value; Path
 	// is unused.
 	Generate bool
+	// Inline makes the split's records the Values (an inline source: rows
+	// that travel with the job), each with an empty key; Path is unused.
+	Inline bool
+	Values []string `json:",omitempty"`
 	// RecordSize, if not zero, makes the file one of fixed-length binary
 	// records (Offset and Length are whole records), each keyed by its
 	// first KeySize bytes; otherwise it is text, one record per line.

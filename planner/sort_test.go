@@ -3,6 +3,7 @@ package planner
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,7 @@ func TestBuildSortSamplesFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := p.Stages[0]; s.Sample == nil || s.Partitions != maxSampleTasks || s.Splits[1] != job.Splits[40/maxSampleTasks] {
+	if s := p.Stages[0]; s.Sample == nil || s.Partitions != maxSampleTasks || !reflect.DeepEqual(s.Splits[1], job.Splits[40/maxSampleTasks]) {
 		t.Fatalf("sample stage %+v", s)
 	}
 }

@@ -3,9 +3,7 @@ package sdk
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
@@ -104,32 +103,28 @@ func (j *JobBuilder) Generate(n int64) *Dataset {
 }
 
 // Parallelize is a source of the given values, one record each (an empty
-// key, the value), as Spark's parallelize: they are written to a file in
-// the system's temporary directory, named by their hash, which the
-// agents read, so the grid must run on this machine (an embedded grid, or
-// grid up). A value cannot hold a line break; parts is how many pieces
-// the file is split into (0: the grid decides).
+// key, the value), as Spark's parallelize: they are written into the job's
+// spec (source.inline), so they travel with the job to any grid, remote
+// ones included. parts is how many splits they make (0: the grid decides).
+// Values must be valid UTF-8 (a TOML string's rule); keep them to what a
+// job spec should carry (a few MB), and put larger inputs in files.
 func (j *JobBuilder) Parallelize(values []string, parts int) *Dataset {
 	var b strings.Builder
-	for _, v := range values {
-		if strings.ContainsAny(v, "\r\n") && j.err == nil {
-			j.err = fmt.Errorf("job %s: Parallelize: value %.40q holds a line break; records from Parallelize are lines", j.name, v)
+	b.WriteString("inline = [")
+	for i, v := range values {
+		if !utf8.ValidString(v) && j.err == nil {
+			j.err = fmt.Errorf("job %s: Parallelize: value %d (%.40q) is not valid UTF-8, which a job spec cannot carry: put such data in a file", j.name, i, v)
 		}
-		b.WriteString(v)
-		b.WriteByte('\n')
-	}
-	sum := sha256.Sum256([]byte(b.String()))
-	path := filepath.Join(os.TempDir(), "wasmgrid-parallelize-"+hex.EncodeToString(sum[:12])+".txt")
-	if _, err := os.Stat(path); err != nil {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil && j.err == nil {
-			j.err = fmt.Errorf("job %s: Parallelize: %w", j.name, err)
+		if i > 0 {
+			b.WriteString(", ")
 		}
+		b.WriteString(quote(v))
 	}
-	if parts > 0 && len(values) > 0 {
-		// Split size in bytes that makes about parts pieces.
-		j.conf["source.split_size"] = strconv.Itoa(max(b.Len()/parts, 1)) + "B"
+	b.WriteString("]")
+	if parts > 0 {
+		fmt.Fprintf(&b, "\nparts = %d", parts)
 	}
-	return &Dataset{job: j, source: "text = " + quote(path)}
+	return &Dataset{job: j, source: b.String()}
 }
 
 // JSONFile is a source of JSON lines: one JSON value per line, each

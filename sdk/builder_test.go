@@ -126,10 +126,23 @@ func TestParallelizeAndJSON(t *testing.T) {
 	if out.String() != "be\t2\nnot\t1\nor\t1\nto\t2\n" {
 		t.Errorf("word count of inline values: %q", out.String())
 	}
+	// Values travel in the spec as they are: line breaks, empty ones.
+	values := []string{"a\nb", "", "ü\t\"q\"", "z"}
+	recs, err := sdk.NewJob("values").Parallelize(values, 3).Collect(ctx, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, string(r.Value))
+	}
+	if !slices.Equal(got, values) {
+		t.Errorf("collected %q, want %q", got, values)
+	}
 	broken := sdk.NewJob("broken")
-	broken.Parallelize([]string{"a\nb"}, 0).Write(sdk.Stdout())
-	if _, err := broken.Spec(); err == nil || !strings.Contains(err.Error(), "line break") {
-		t.Errorf("a value with a line break: %v", err)
+	broken.Parallelize([]string{"a\xffb"}, 0).Write(sdk.Stdout())
+	if _, err := broken.Spec(); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("a value that is not UTF-8: %v", err)
 	}
 
 	dir := t.TempDir()

@@ -389,6 +389,13 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 		var n int64
 		var err error
 		switch {
+		case sp.Inline:
+			for _, v := range sp.Values {
+				if err = add(nil, []byte(v)); err != nil {
+					break
+				}
+				n += int64(len(v))
+			}
 		case sp.Generate:
 			var num []byte
 			for i := sp.Offset; i < sp.Offset+sp.Length && err == nil; i++ {

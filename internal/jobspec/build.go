@@ -116,6 +116,33 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 		}
 		return Source{Kind: "dataset", Dataset: name, Line: line}, nil
 	}
+	if d.Inline != nil {
+		line := p.idx.line("source", "inline")
+		if d.Generate != nil || d.Text != nil || d.Records != nil || d.CSV != nil || d.JSON != nil || d.Header != nil || d.RecordSize != nil || d.KeySize != nil {
+			return Source{}, p.errorf(line, "[source] has inline values and other input: a source reads one kind of input")
+		}
+		arr, ok := d.Inline.([]any)
+		if !ok {
+			return Source{}, p.errorf(line, "source.inline must be an array of strings, the records' values, not %s", tomlKind(d.Inline))
+		}
+		src := Source{Kind: "inline", Inline: make([]string, len(arr)), Line: line}
+		for i, v := range arr {
+			if src.Inline[i], ok = v.(string); !ok {
+				return Source{}, p.errorf(line, "source.inline[%d] must be a string, not %s", i, tomlKind(v))
+			}
+		}
+		if d.Parts != nil {
+			n, ok := d.Parts.(int64)
+			if !ok || n < 1 || n > 100000 {
+				return Source{}, p.errorf(p.idx.line("source", "parts"), "source.parts must be a number of splits, 1 to 100000, not %v", d.Parts)
+			}
+			src.Parts = int(n)
+		}
+		return src, nil
+	}
+	if d.Parts != nil {
+		return Source{}, p.errorf(p.idx.line("source", "parts"), "source.parts goes with inline = [...]; files are split by conf source.split_size")
+	}
 	if d.Generate != nil {
 		line := p.idx.line("source", "generate")
 		if d.Text != nil || d.Records != nil {

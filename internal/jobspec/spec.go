@@ -48,7 +48,7 @@ type Module struct {
 
 // Source is the job's input.
 type Source struct {
-	Kind string // "text": text files, one record per line; "csv": the same with a header line; "json": JSON lines, each checked; "records": fixed-length binary records; "generate": synthetic; "dataset": a named dataset's records
+	Kind string // "text": text files, one record per line; "csv": the same with a header line; "json": JSON lines, each checked; "records": fixed-length binary records; "generate": synthetic; "inline": values in the spec; "dataset": a named dataset's records
 	// Header, for "csv": the first line of each file is a header, not a
 	// record.
 	Header bool
@@ -61,7 +61,13 @@ type Source struct {
 	RecordSize, KeySize int
 	// Dataset, for "dataset", names the [datasets.NAME] read.
 	Dataset string
-	Line    int
+	// Inline, for "inline", are the values of the records (each with an
+	// empty key), written in the spec: they travel with the job, so a
+	// remote grid needs no file. Parts is how many splits they make (0:
+	// the grid decides).
+	Inline []string
+	Parts  int
+	Line   int
 }
 
 // Op is the operator of a step.
@@ -216,6 +222,8 @@ type moduleDoc struct {
 
 type sourceDoc struct {
 	Dataset    any `toml:"dataset"`
+	Inline     any `toml:"inline"`
+	Parts      any `toml:"parts"`
 	Generate   any `toml:"generate"`
 	CSV        any `toml:"csv"`
 	JSON       any `toml:"json"`
