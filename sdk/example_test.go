@@ -207,3 +207,52 @@ func ExampleDataset_Collect() {
 	// 309 words
 	// 3 counts sampled, the first: bandersnatch 1
 }
+
+// Join orders with customers by customer id. The customers are small, so
+// the join is a broadcast join: every orders task reads them whole and
+// joins where it reads, and the orders are not shuffled. With
+// join.broadcast_threshold at 0, both sides are shuffled and merged.
+func ExampleDataset_Join() {
+	for _, threshold := range []string{"10MiB", "0"} {
+		job := sdk.NewJob("join").Conf("partitions", "2").Conf("join.broadcast_threshold", threshold)
+		j := job.Module("j", sdk.GoGuest("../examples/join/guest/go"))
+		customers := job.CSVFile("../examples/join/data/customers.csv").Map(j.Func("customer_country"))
+		orders := job.CSVFile("../examples/join/data/orders.csv").Map(j.Func("order_by_customer"))
+		orders.Join(customers).Map(j.Func("revenue")).ReduceByKey(j.Func("sum")).Write(sdk.Stdout())
+		plan, err := job.Explain(2)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Print(plan)
+	}
+	// Output:
+	// stage 2 (2 tasks): shuffle 1 → reduce j.sum → result
+	// └─ stage 1 (1 tasks): source (1 splits) → map j.order_by_customer → join broadcast 0 → map j.revenue → shuffle 1 (2 partitions, combine j.sum)
+	//    └─ stage 0 (1 tasks): source (1 splits) → map j.customer_country → broadcast 0 (to every task)
+	// stage 3 (2 tasks): shuffle 2 → reduce j.sum → result
+	// └─ stage 2 (2 tasks): shuffle 0 join shuffle 1 → map j.revenue → shuffle 2 (2 partitions, combine j.sum)
+	//    ├─ stage 0 (1 tasks): source (1 splits) → map j.order_by_customer → shuffle 0 (2 partitions)
+	//    └─ stage 1 (1 tasks): source (1 splits) → map j.customer_country → shuffle 1 (2 partitions)
+}
+
+// Operators that need no guest function: grouping, counting, distinct
+// records, repartitioning, sampling, a union. Each shuffle shows in the
+// plan; sample and union fuse into the stages they follow.
+func ExampleDataset_GroupByKey() {
+	job := sdk.NewJob("builtins").Conf("partitions", "3")
+	a := job.Parallelize([]string{"x", "y", "x"}, 1)
+	b := job.Parallelize([]string{"y", "z"}, 1)
+	a.Union(b).Sample(0.5, 1).PartitionBy(2).Distinct(0).CountByKey(0).GroupByKey(2).Write(sdk.Stdout())
+	plan, err := job.Explain(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+	// Output:
+	// stage 5 (2 tasks): shuffle 4 → group values → result
+	// └─ stage 4 (3 tasks): shuffle 3 → count → shuffle 4 (2 partitions)
+	//    └─ stage 3 (3 tasks): shuffle 2 → distinct → shuffle 3 (3 partitions, combine count)
+	//       └─ stage 2 (2 tasks): shuffle 0 → shuffle 2 (3 partitions, combine distinct)
+	//          ├─ stage 0 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
+	//          └─ stage 1 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
+}
