@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmgrid/wasmgrid/examples/pagerank"
+	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -127,4 +129,77 @@ func BenchmarkPageRank(b *testing.B) {
 	b.ReportMetric(with/float64(b.N), "s/job-cached")
 	b.ReportMetric(without/float64(b.N), "s/job-uncached")
 	b.ReportMetric(without/with, "uncached/cached")
+}
+
+// TestClusterPageRankAgentLost runs PageRank with cached links on a
+// coordinator and three agent processes, kills an agent with SIGKILL once
+// the links are cached, and still gets the native ranks: the partitions
+// of the cache and of the shuffles it held are computed again from their
+// lineage.
+func TestClusterPageRankAgentLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	edges := writeGraph(t, 30000)
+	f, err := os.Open(edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pagerank.Reference(f, 10)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, 3)
+	ctx := context.Background()
+	remote := sdk.Connect(c.addr, c.admin)
+	job, err := sdk.LoadJob(ctx, repoPath("examples/pagerank/job.toml"), map[string]string{"edges": edges}, map[string]string{"partitions": "6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := remote.Submit(ctx, job, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stage 2 ends with the links' cache.
+	var info grid.JobInfo
+	waitFor(t, 2*time.Minute, "the links to be cached", func() bool {
+		if info, err = remote.Job(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		return info.State != "running" || len(info.Stages) > 2 && info.Stages[2].Done == info.Stages[2].Tasks
+	})
+	if info.State != "running" {
+		t.Fatalf("the job ended (%s %s) before an agent could be killed: use a larger graph", info.State, info.Error)
+	}
+	c.kill9("agent-2")
+	if info, err = remote.Watch(ctx, id, nil); err != nil || info.State != "succeeded" {
+		t.Fatalf("job after the kill: %s %s %v", info.State, info.Error, err)
+	}
+	var out bytes.Buffer
+	if err := remote.Result(ctx, id, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for line := range strings.Lines(out.String()) {
+		page, rank, _ := strings.Cut(strings.TrimSpace(line), "\t")
+		r, err := strconv.ParseFloat(rank, 64)
+		if err != nil {
+			t.Fatalf("result line %q", line)
+		}
+		got[page] = r
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d pages ranked, want %d", len(got), len(want))
+	}
+	for _, p := range pagerank.Pages(want) {
+		if math.Abs(got[p]-want[p]) > 1e-9 {
+			t.Fatalf("page %s: rank %v, want %v", p, got[p], want[p])
+		}
+	}
+	sum := info.Summary
+	t.Logf("%d tasks, %d attempts (%d failed) in %v", sum.Tasks, sum.Attempts, sum.FailedAttempts, sum.Duration)
+	if sum.Attempts <= sum.Tasks {
+		t.Errorf("%d attempts for %d tasks: nothing was lost with agent-2", sum.Attempts, sum.Tasks)
+	}
 }
