@@ -537,6 +537,23 @@ func (j *JobBuilder) Build(ctx context.Context) (*Job, error) {
 	return job, nil
 }
 
+// RunLocal builds the job and runs it on an embedded grid of this
+// machine's cores, started for it and stopped after it, writing a
+// standard-output result to w: the quickest way to run a job from a Go
+// program (which must call MainIfExecutor first in main).
+func (j *JobBuilder) RunLocal(ctx context.Context, w io.Writer) (*Summary, error) {
+	built, err := j.Build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := StartLocal(LocalConfig{})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return l.Run(ctx, built, w)
+}
+
 // Explain is the job's physical plan, as `grid run --explain` prints it:
 // its stages, what each fuses, and where it shuffles. slots sizes the
 // default partitions as a grid of that many task slots would.

@@ -73,16 +73,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	built, err := job.Build(ctx)
-	if err != nil {
-		return err
-	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{})
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	sum, err := l.Run(ctx, built, &out)
+	sum, err := job.RunLocal(ctx, &out)
 	if err != nil {
 		return err
 	}
