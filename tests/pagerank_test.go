@@ -111,7 +111,8 @@ func TestPageRank(t *testing.T) {
 }
 
 // BenchmarkPageRank runs 10 iterations on a 100,000-page graph with the
-// links cached and computed again in every iteration, in the same run.
+// links cached and computed again in every iteration, and the native
+// reference (one goroutine), in the same run.
 func BenchmarkPageRank(b *testing.B) {
 	edges := writeGraph(b, 100_000)
 	l, err := sdk.StartLocal(sdk.LocalConfig{})
@@ -119,16 +120,28 @@ func BenchmarkPageRank(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	var with, without float64
+	var with, without, native float64
 	for range b.N {
 		_, sum := runPageRank(b, l, edges, true)
 		with += sum.Duration.Seconds()
 		_, sum = runPageRank(b, l, edges, false)
 		without += sum.Duration.Seconds()
+		start := time.Now()
+		f, err := os.Open(edges)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pagerank.Reference(f, 10); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+		native += time.Since(start).Seconds()
 	}
 	b.ReportMetric(with/float64(b.N), "s/job-cached")
 	b.ReportMetric(without/float64(b.N), "s/job-uncached")
+	b.ReportMetric(native/float64(b.N), "s/native")
 	b.ReportMetric(without/with, "uncached/cached")
+	b.ReportMetric(with/native, "cached/native")
 }
 
 // TestClusterPageRankAgentLost runs PageRank with cached links on a

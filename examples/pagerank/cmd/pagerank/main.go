@@ -140,6 +140,6 @@ func Job(mod sdk.ModuleSource, edges string, iterations int, cache bool, out sdk
 			ReduceByKey(pr.Func("sum")).
 			MapValues(pr.Func("damp"))
 	}
-	ranks.Write(out)
+	ranks.MapValues(pr.Func("format")).Write(out)
 	return job
 }
