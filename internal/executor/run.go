@@ -214,20 +214,28 @@ func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]
 				return nil, nil, nil, err
 			}
 			next, nextFinish := push, finish
-			// The partition gathers as one batch: a count, then records.
-			part := make([]byte, 4)
+			// The partition gathers in place as the call's one record:
+			// batch count 1, key length 0, value length, then the value,
+			// a batch of the partition's records (its count, then them).
+			const head = 16
+			call := make([]byte, head)
 			var n uint32
 			push = func(b []byte) error {
 				n += batch.Count(b)
-				part = append(part, b[4:]...)
+				call = append(call, b[4:]...)
 				return nil
 			}
 			finish = func() error {
-				binary.LittleEndian.PutUint32(part, n)
-				call := binary.LittleEndian.AppendUint32(nil, 1)
-				call = batch.AppendRecord(call, nil, part)
-				part = nil
-				if err := pipe.Push(ctx, call, next); err != nil {
+				if len(call)-12 > math.MaxUint32 {
+					return &limitError{fmt.Errorf("%s: map_partitions: a partition of %d bytes is more than a record can hold (4 GiB): use more partitions", r.label(), len(call)-12)}
+				}
+				binary.LittleEndian.PutUint32(call[0:], 1)
+				binary.LittleEndian.PutUint32(call[4:], 0)
+				binary.LittleEndian.PutUint32(call[8:], uint32(len(call)-12))
+				binary.LittleEndian.PutUint32(call[12:], n)
+				err := pipe.Push(ctx, call, next)
+				call = nil
+				if err != nil {
 					return err
 				}
 				return nextFinish()
@@ -236,13 +244,12 @@ func (r *runner) pipeline(ctx context.Context, steps []planner.Step, out func([]
 			continue
 		}
 		if steps[start].Host() {
-			host := r.sample(steps[start])
-			if steps[start].Op != planner.OpSample {
-				var err error
-				if host, err = r.broadcastJoin(ctx, steps[start]); err != nil {
-					closeAll()
-					return nil, nil, nil, err
-				}
+			var host func(in []byte, next func([]byte) error) error
+			if steps[start].Op == planner.OpSample {
+				host = r.sample(steps[start])
+			} else if host, err = r.broadcastJoin(ctx, steps[start]); err != nil {
+				closeAll()
+				return nil, nil, nil, err
 			}
 			next := push
 			push = func(b []byte) error { return host(b, next) }
