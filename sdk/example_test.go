@@ -256,3 +256,26 @@ func ExampleDataset_GroupByKey() {
 	//          ├─ stage 0 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
 	//          └─ stage 1 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
 }
+
+// Aggregating and grouping two datasets: key_by and map_values re-key and
+// rewrite records around a guest map function, aggregate_by_key folds
+// each key's values with a create and a merge function (merged on the map
+// side first), cogroup lists both sides' values per key, and
+// map_partitions sees each partition whole.
+func ExampleDataset_AggregateByKey() {
+	job := sdk.NewJob("aggregates").Conf("partitions", "2")
+	g := job.Module("g", sdk.GoGuest("../tests/guests/groups"))
+	left := job.Parallelize([]string{"a1", "b2", "a3"}, 1).KeyBy(g.Func("lastbyte")).AggregateByKey(g.Func("one"), g.Func("sum"))
+	right := job.Parallelize([]string{"x1", "y4"}, 1).KeyBy(g.Func("lastbyte")).MapValues(g.Func("valhex"))
+	left.Cogroup(right).MapPartitions(g.Func("partition")).Write(sdk.Stdout())
+	plan, err := job.Explain(2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(plan)
+	// Output:
+	// stage 3 (2 tasks): shuffle 1 cogroup shuffle 2 → map_partitions g.partition → result
+	// ├─ stage 1 (2 tasks): shuffle 0 → reduce g.sum → shuffle 1 (2 partitions)
+	// │  └─ stage 0 (1 tasks): source (1 splits) → key_by g.lastbyte → map_values g.one → shuffle 0 (2 partitions, combine g.sum)
+	// └─ stage 2 (1 tasks): source (1 splits) → key_by g.lastbyte → map_values g.valhex → shuffle 2 (2 partitions)
+}
