@@ -146,8 +146,8 @@ type Job struct {
 }
 
 // Step is one fused narrow operator of a stage's pipeline: a guest
-// function, or a broadcast join (Op join or left_outer_join) with the
-// stage's Broadcasts[Broadcast], which the host does.
+// function, or a hash join (Op join or left_outer_join) with the stage's
+// Broadcasts[Broadcast], which the host does.
 type Step struct {
 	Op        Op
 	Func      FuncRef
@@ -238,8 +238,10 @@ type Stage struct {
 	// MapOffset is the index of this stage's first map output in its
 	// shuffle, which a union shares with another stage.
 	MapOffset int
-	// Broadcasts are the small sides of the stage's broadcast joins
-	// (Step.Broadcast indexes them): each task reads all of each.
+	// Broadcasts are the right sides of the joins among the stage's steps
+	// (Step.Broadcast indexes them): broadcasts, which each task reads
+	// whole, and caches partitioned as the stage, of which task i reads
+	// the partitions of its own keys.
 	Broadcasts []*ShuffleDep
 
 	members []*Stage // while planning: the open stages of a union
@@ -292,7 +294,9 @@ func (p *Plan) Result() *Stage { return p.Stages[len(p.Stages)-1] }
 // in topological order; each is consumed by exactly one other unless it is
 // cached, and the last is the result. A cached dataset ends its stage with
 // a cache that each reader reads narrowly; a join reads a cache that is
-// hash partitioned by key into its partitions as it is.
+// hash partitioned by key into its partitions as it is, and joins it in a
+// step of the other side's stage when that side is partitioned the same
+// way. A join with a small right side (Dataset.Broadcast) is a step too.
 func Build(job Job) (*Plan, error) {
 	if len(job.Datasets) == 0 {
 		return nil, errors.New("planner: job has no datasets")
@@ -494,16 +498,39 @@ func Build(job Job) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			if d.Broadcast && d.Op != OpCogroup && !inPlace(right, d.Partitions) {
+			// hashJoin makes the join a step of the left side's stage(s),
+			// which read dep whole or, for a cache, their partitions of it.
+			hashJoin := func(dep *ShuffleDep, parents []int) {
+				for _, m := range cur.all() {
+					m.Steps = append(m.Steps, Step{Op: d.Op, Broadcast: len(m.Broadcasts)})
+					m.Broadcasts = append(m.Broadcasts, dep)
+					for _, id := range parents {
+						if !slices.Contains(m.Parents, id) {
+							m.Parents = append(m.Parents, id)
+						}
+					}
+				}
+			}
+			hashed := true
+			switch {
+			case d.Op == OpCogroup:
+				hashed = false
+			case inPlace(right, d.Partitions) && keyPartitioned(cur) && cur.Partitions == d.Partitions:
+				// Both sides are partitioned by key as the join needs, and
+				// the right one is a cache: task i joins its records with
+				// partition i of the cache, with no shuffle at all (Spark's
+				// join of co-partitioned datasets).
+				hashJoin(right.ShuffleIn, right.Parents)
+			case d.Broadcast && !inPlace(right, d.Partitions):
 				// A cache partitioned as the join needs is read in place
 				// instead: it costs nothing, where a broadcast sends it
 				// whole to every task.
 				dep := shuffleOutAll(right, &ShuffleDep{Partitions: 1, Builtin: "broadcast"})
-				for _, m := range cur.all() {
-					m.Steps = append(m.Steps, Step{Op: d.Op, Broadcast: len(m.Broadcasts)})
-					m.Broadcasts = append(m.Broadcasts, dep)
-					m.Parents = append(m.Parents, parentsOf(dep)...)
-				}
+				hashJoin(dep, parentsOf(dep))
+			default:
+				hashed = false
+			}
+			if hashed {
 				break
 			}
 			if cur.members != nil {

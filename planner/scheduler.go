@@ -179,13 +179,15 @@ func (s *Scheduler) Next(agent string, avoidOK bool) (TaskSpec, bool) {
 		if st.ShuffleOut != nil && st.ShuffleOut.Range {
 			spec.Bounds = s.bounds[st.ShuffleOut.ID]
 		}
+		parts := st.InputPartitions(p)
 		for _, b := range st.Broadcasts {
-			spec.BroadcastInputs = append(spec.BroadcastInputs, s.inputs(b, nil))
+			// A broadcast whole; a cache joined in place, the partitions
+			// of it that match the task's.
+			spec.BroadcastInputs = append(spec.BroadcastInputs, s.inputs(b, parts))
 		}
 		if st.Splits != nil {
 			spec.Split = &st.Splits[p]
 		} else {
-			parts := st.InputPartitions(p)
 			spec.Inputs = s.inputs(st.ShuffleIn, parts)
 			if st.Join != nil {
 				spec.RightInputs = s.inputs(st.Join.Right, parts)

@@ -145,9 +145,10 @@ func ExampleJobBuilder_Spec() {
 }
 
 // Cache a dataset that several others read: PageRank's links are
-// computed once, kept on the agents, and joined with the ranks in every
-// iteration without another shuffle (they are partitioned by page). The
-// plan shows the cache and each reader of it.
+// computed once and kept on the agents. The ranks are partitioned by page
+// as the links are, so each iteration's join is a step of the stage that
+// computes the ranks, reading its partition of the cache: one shuffle per
+// iteration, as in Spark. The plan shows the cache and each reader of it.
 func ExampleDataset_Cache() {
 	job := sdk.NewJob("pagerank").Conf("partitions", "2")
 	pr := job.Module("pr", sdk.GoGuest("../examples/pagerank/guest/go"))
@@ -169,14 +170,11 @@ func ExampleDataset_Cache() {
 	}
 	fmt.Print(plan)
 	// Output:
-	// stage 6 (2 tasks): shuffle 5 → reduce pr.sum → map_values pr.damp → result
-	// └─ stage 5 (2 tasks): shuffle 4 join cache 1 → flat_map pr.contribs → shuffle 5 (2 partitions, combine pr.sum)
-	//    ├─ stage 4 (2 tasks): shuffle 3 → reduce pr.sum → map_values pr.damp → shuffle 4 (2 partitions)
-	//    │  └─ stage 3 (2 tasks): shuffle 2 join cache 1 → flat_map pr.contribs → shuffle 3 (2 partitions, combine pr.sum)
-	//    │     ├─ stage 2 (2 tasks): cache 1 → map_values pr.first_rank → shuffle 2 (2 partitions)
-	//    │     │  └─ stage 1 (2 tasks): shuffle 0 → group values → cache 1 (2 partitions, by key)
-	//    │     │     └─ stage 0 (1 tasks): source (1 splits) → map pr.edge → shuffle 0 (2 partitions)
-	//    │     └─ stage 1 (above)
+	// stage 4 (2 tasks): shuffle 3 → reduce pr.sum → map_values pr.damp → result
+	// └─ stage 3 (2 tasks): shuffle 2 → reduce pr.sum → map_values pr.damp → join cache 1 → flat_map pr.contribs → shuffle 3 (2 partitions, combine pr.sum)
+	//    ├─ stage 2 (2 tasks): cache 1 → map_values pr.first_rank → join cache 1 → flat_map pr.contribs → shuffle 2 (2 partitions, combine pr.sum)
+	//    │  └─ stage 1 (2 tasks): shuffle 0 → group values → cache 1 (2 partitions, by key)
+	//    │     └─ stage 0 (1 tasks): source (1 splits) → map pr.edge → shuffle 0 (2 partitions)
 	//    └─ stage 1 (above)
 }
 

@@ -313,7 +313,13 @@ func (r *runner) sample(step planner.Step) func(in []byte, next func([]byte) err
 func (r *runner) broadcastJoin(ctx context.Context, step planner.Step) (func(in []byte, next func([]byte) error) error, error) {
 	spec := r.t.Spec
 	dep := spec.Stage.Broadcasts[step.Broadcast]
-	merged, closeAll, err := r.openShuffleInput(ctx, dep, spec.BroadcastInputs[step.Broadcast], []int{0})
+	parts := []int{0}
+	if dep.Identity() {
+		// A cache partitioned as the stage: the partitions that hold the
+		// task's keys.
+		parts = spec.Stage.InputPartitions(spec.Key.Partition)
+	}
+	merged, closeAll, err := r.openShuffleInput(ctx, dep, spec.BroadcastInputs[step.Broadcast], parts)
 	if err != nil {
 		return nil, err
 	}
