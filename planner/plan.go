@@ -681,7 +681,7 @@ func (s *Stage) describe() string {
 	} else if s.ShuffleIn != nil {
 		parts = append(parts, s.ShuffleIn.name())
 	} else {
-		parts = append(parts, fmt.Sprintf("source (%d splits)", len(s.Splits)))
+		parts = append(parts, fmt.Sprintf("source (%s)", plural(len(s.Splits), "split")))
 	}
 	if s.Reduce != nil {
 		parts = append(parts, "reduce "+s.Reduce.String())
@@ -734,5 +734,13 @@ func (s *Stage) describe() string {
 	default:
 		parts = append(parts, "result")
 	}
-	return fmt.Sprintf("stage %d (%d tasks): %s", s.ID, s.Partitions, strings.Join(parts, " → "))
+	return fmt.Sprintf("stage %d (%s): %s", s.ID, plural(s.Partitions, "task"), strings.Join(parts, " → "))
+}
+
+// plural is "1 task" or "n tasks".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

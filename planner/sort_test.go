@@ -173,7 +173,7 @@ func TestBuildAndScheduleJoin(t *testing.T) {
 	want := `stage 3 (2 tasks): shuffle 2 → reduce j.sum → result
 └─ stage 2 (3 tasks): shuffle 0 join shuffle 1 → map j.revenue → shuffle 2 (2 partitions, combine j.sum)
    ├─ stage 0 (2 tasks): source (2 splits) → map j.order → shuffle 0 (3 partitions)
-   └─ stage 1 (1 tasks): source (1 splits) → map j.customer → shuffle 1 (3 partitions)
+   └─ stage 1 (1 task): source (1 split) → map j.customer → shuffle 1 (3 partitions)
 `
 	if got := p.String(); got != want {
 		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)
@@ -224,7 +224,7 @@ func TestUnion(t *testing.T) {
 	}
 	want := `stage 2 (2 tasks): shuffle 0 → reduce wc.sum → result
 ├─ stage 0 (2 tasks): source (2 splits) → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
-└─ stage 1 (1 tasks): source (1 splits) → flat_map wc.split_b → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
+└─ stage 1 (1 task): source (1 split) → flat_map wc.split_b → flat_map wc.split → shuffle 0 (2 partitions, combine wc.sum)
 `
 	if got := p.String(); got != want {
 		t.Fatalf("plan:\n%s\nwant:\n%s", got, want)

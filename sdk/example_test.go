@@ -174,7 +174,7 @@ func ExampleDataset_Cache() {
 	// └─ stage 3 (2 tasks): shuffle 2 → reduce pr.sum → map_values pr.damp → join cache 1 → flat_map pr.contribs → shuffle 3 (2 partitions, combine pr.sum)
 	//    ├─ stage 2 (2 tasks): cache 1 → map_values pr.first_rank → join cache 1 → flat_map pr.contribs → shuffle 2 (2 partitions, combine pr.sum)
 	//    │  └─ stage 1 (2 tasks): shuffle 0 → group values → cache 1 (2 partitions, by key)
-	//    │     └─ stage 0 (1 tasks): source (1 splits) → map pr.edge → shuffle 0 (2 partitions)
+	//    │     └─ stage 0 (1 task): source (1 split) → map pr.edge → shuffle 0 (2 partitions)
 	//    └─ stage 1 (above)
 }
 
@@ -225,12 +225,12 @@ func ExampleDataset_Join() {
 	}
 	// Output:
 	// stage 2 (2 tasks): shuffle 1 → reduce j.sum → result
-	// └─ stage 1 (1 tasks): source (1 splits) → map j.order_by_customer → join broadcast 0 → map j.revenue → shuffle 1 (2 partitions, combine j.sum)
-	//    └─ stage 0 (1 tasks): source (1 splits) → map j.customer_country → broadcast 0 (to every task)
+	// └─ stage 1 (1 task): source (1 split) → map j.order_by_customer → join broadcast 0 → map j.revenue → shuffle 1 (2 partitions, combine j.sum)
+	//    └─ stage 0 (1 task): source (1 split) → map j.customer_country → broadcast 0 (to every task)
 	// stage 3 (2 tasks): shuffle 2 → reduce j.sum → result
 	// └─ stage 2 (2 tasks): shuffle 0 join shuffle 1 → map j.revenue → shuffle 2 (2 partitions, combine j.sum)
-	//    ├─ stage 0 (1 tasks): source (1 splits) → map j.order_by_customer → shuffle 0 (2 partitions)
-	//    └─ stage 1 (1 tasks): source (1 splits) → map j.customer_country → shuffle 1 (2 partitions)
+	//    ├─ stage 0 (1 task): source (1 split) → map j.order_by_customer → shuffle 0 (2 partitions)
+	//    └─ stage 1 (1 task): source (1 split) → map j.customer_country → shuffle 1 (2 partitions)
 }
 
 // Operators that need no guest function: grouping, counting, distinct
@@ -251,8 +251,8 @@ func ExampleDataset_GroupByKey() {
 	// └─ stage 4 (3 tasks): shuffle 3 → count → shuffle 4 (2 partitions)
 	//    └─ stage 3 (3 tasks): shuffle 2 → distinct → shuffle 3 (3 partitions, combine count)
 	//       └─ stage 2 (2 tasks): shuffle 0 → shuffle 2 (3 partitions, combine distinct)
-	//          ├─ stage 0 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
-	//          └─ stage 1 (1 tasks): source (1 splits) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
+	//          ├─ stage 0 (1 task): source (1 split) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
+	//          └─ stage 1 (1 task): source (1 split) → sample 0.5 (seed 1) → shuffle 0 (2 partitions)
 }
 
 // Aggregating and grouping two datasets: key_by and map_values re-key and
@@ -274,6 +274,6 @@ func ExampleDataset_AggregateByKey() {
 	// Output:
 	// stage 3 (2 tasks): shuffle 1 cogroup shuffle 2 → map_partitions g.partition → result
 	// ├─ stage 1 (2 tasks): shuffle 0 → reduce g.sum → shuffle 1 (2 partitions)
-	// │  └─ stage 0 (1 tasks): source (1 splits) → key_by g.lastbyte → map_values g.one → shuffle 0 (2 partitions, combine g.sum)
-	// └─ stage 2 (1 tasks): source (1 splits) → key_by g.lastbyte → map_values g.valhex → shuffle 2 (2 partitions)
+	// │  └─ stage 0 (1 task): source (1 split) → key_by g.lastbyte → map_values g.one → shuffle 0 (2 partitions, combine g.sum)
+	// └─ stage 2 (1 task): source (1 split) → key_by g.lastbyte → map_values g.valhex → shuffle 2 (2 partitions)
 }
