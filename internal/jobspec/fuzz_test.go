@@ -3,6 +3,7 @@ package jobspec
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -31,6 +32,23 @@ text = '-'
 	f.Add([]byte("[[steps]]\n[[steps.x]]\n[steps.y]\n"), "=")
 	f.Add([]byte("\ufeff[source]\ntext = { a = [\"${p}\", '''\n$$'''] }\n"), "p=\xff")
 	f.Add([]byte("[[conf]]\n[modules.\"a.b\"]\nx.y = 1\n"), "job_dir=/")
+	f.Add([]byte(`name = "pr"
+steps = [{ map_values = "m.f" }, { join = "links" }, { sample = { fraction = 0.5, seed = 3 } }, { aggregate_by_key = { create = "m.c", merge = "m.g" } }, { cogroup = "links" }, { map_partitions = "m.p" }]
+[modules.m]
+dir = "g"
+[source]
+dataset = "links"
+[datasets.links]
+source = { inline = ["a b", "${v}"], parts = 2 }
+steps = [{ key_by = "m.k" }, { union = "more" }]
+cache = "${c}"
+[datasets.more]
+source = { csv = "x.csv", header = false }
+[sink]
+csv = "-"
+header = true
+`), "c=true")
+	f.Add([]byte("[source]\njson = \"a\"\n[sink]\ncount = true\n"), "v=1")
 	f.Fuzz(func(t *testing.T, data []byte, param string) {
 		var params map[string]string
 		if k, v, ok := strings.Cut(param, "="); ok {
@@ -50,18 +68,72 @@ text = '-'
 			}
 			return
 		}
-		if len(s.Steps) == 0 || s.Source.Kind != "text" || len(s.Source.Globs) == 0 || s.Name == "" {
-			t.Fatalf("incomplete spec: %+v", s)
+		if s.Name == "" {
+			t.Fatalf("spec without a name: %+v", s)
+		}
+		sources := []Source{s.Source}
+		for name, c := range s.Datasets {
+			if c.Name != name {
+				t.Fatalf("dataset %q named %q", name, c.Name)
+			}
+			sources = append(sources, c.Source)
+		}
+		for _, src := range sources {
+			switch src.Kind {
+			case "text", "csv", "json", "records":
+				if len(src.Globs) == 0 {
+					t.Fatalf("file source without globs: %+v", src)
+				}
+			case "dataset":
+				if s.Datasets[src.Dataset] == nil {
+					t.Fatalf("source of an undefined dataset: %+v", src)
+				}
+			case "generate", "inline":
+			default:
+				t.Fatalf("source of kind %q", src.Kind)
+			}
 		}
 		for i, m := range s.Modules {
-			if (m.Path == "") == (m.GoDir == "") || (i > 0 && s.Modules[i-1].Name >= m.Name) {
+			given := 0
+			for _, p := range []string{m.Path, m.GoDir, m.Dir} {
+				if p != "" {
+					given++
+				}
+			}
+			if given != 1 || (i > 0 && s.Modules[i-1].Name >= m.Name) {
 				t.Fatalf("bad modules: %+v", s.Modules)
 			}
 		}
-		for _, st := range s.Steps {
-			if !isOp(string(st.Op)) || st.Module == "" || st.Function == "" {
-				t.Fatalf("bad step: %+v", st)
+		steps := slices.Clone(s.Steps)
+		for _, c := range s.Datasets {
+			steps = append(steps, c.Steps...)
+		}
+		for _, st := range steps {
+			switch {
+			case !isOp(string(st.Op)):
+				t.Fatalf("step of an unknown operator: %+v", st)
+			case st.Op.Side() && s.Datasets[st.With] == nil:
+				t.Fatalf("step reads an undefined dataset: %+v", st)
+			case !st.Op.Builtin() && !st.Op.Side() && (st.Module == "" || st.Function == ""):
+				t.Fatalf("step without a function: %+v", st)
+			case st.Op == OpAggregateByKey && (st.MergeModule == "" || st.MergeFunction == ""):
+				t.Fatalf("aggregate without a merge function: %+v", st)
+			case st.Op == OpSample && !(st.Fraction >= 0 && st.Fraction <= 1):
+				t.Fatalf("sample of fraction %v", st.Fraction)
 			}
+		}
+		switch s.Sink.Kind {
+		case "text", "json", "csv":
+			if (s.Sink.Path == "") != s.Sink.Stdout {
+				t.Fatalf("sink %+v: a directory or standard output", s.Sink)
+			}
+		case "records":
+			if s.Sink.Path == "" {
+				t.Fatalf("records sink without a directory")
+			}
+		case "count":
+		default:
+			t.Fatalf("sink of kind %q", s.Sink.Kind)
 		}
 	})
 }
