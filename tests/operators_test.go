@@ -260,3 +260,86 @@ func TestJSONAndCSVSinks(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinsOfBinaryKeys joins records whose keys are not UTF-8, one key
+// holding half the left side, as a broadcast join and as a shuffle join
+// (inner and left outer), against a native nested-loop join.
+func TestJoinsOfBinaryKeys(t *testing.T) {
+	dir := t.TempDir()
+	recs := groupRecords(t, dir)
+	skewed := string(recs[0][0])
+	// The right side: every 7th record whose key is not the skewed one,
+	// two records of the skewed key, and keys the left side lacks.
+	var right [][2][]byte
+	skewedRight := 0
+	for i, r := range recs {
+		switch {
+		case string(r[0]) == skewed && skewedRight < 2:
+			right = append(right, [2][]byte{r[0], {9, byte(skewedRight)}})
+			skewedRight++
+		case string(r[0]) != skewed && i%7 == 0:
+			right = append(right, r)
+		}
+	}
+	right = append(right, [2][]byte{{0, 1, 0xfe, 0xff}, {1, 2, 3, 4, 5, 6, 7, 8}})
+	var file []byte
+	for _, r := range right {
+		v := make([]byte, 8)
+		copy(v, r[1])
+		file = append(append(file, r[0]...), v...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "right"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string][]string{}
+	for i := 0; i < len(file); i += 12 {
+		byKey[string(file[i:i+4])] = append(byKey[string(file[i:i+4])], hex.EncodeToString(file[i+4:i+12]))
+	}
+	var wantInner, wantOuter []string
+	for _, r := range recs {
+		l := hex.EncodeToString(r[1])
+		matches := byKey[string(r[0])]
+		if len(matches) == 0 {
+			wantOuter = append(wantOuter, hex.EncodeToString(r[0])+"\t"+l)
+		}
+		for _, m := range matches {
+			pair := []string{l, m}
+			slices.Sort(pair)
+			line := hex.EncodeToString(r[0]) + "\t" + strings.Join(pair, ",")
+			wantInner = append(wantInner, line)
+			wantOuter = append(wantOuter, line)
+		}
+	}
+	slices.Sort(wantInner)
+	slices.Sort(wantOuter)
+	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	for _, threshold := range []string{"1MiB", "0"} {
+		for _, outer := range []bool{false, true} {
+			job := sdk.NewJob("binary-join").Conf("partitions", "5").Conf("source.split_size", "12KiB").Conf("join.broadcast_threshold", threshold)
+			g := job.Module("g", sdk.GoGuest("guests/groups"))
+			left := job.RecordFile(filepath.Join(dir, "recs"), 12, 4)
+			other := job.RecordFile(filepath.Join(dir, "right"), 12, 4)
+			joined, want := left.Join(other), wantInner
+			if outer {
+				joined, want = left.LeftOuterJoin(other), wantOuter
+			}
+			recs, err := joined.Map(g.Func("group")).Collect(ctx, l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range recs {
+				got = append(got, string(r.Key)+"\t"+string(r.Value))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("threshold %s, outer %v: %d records, want %d", threshold, outer, len(got), len(want))
+			}
+		}
+	}
+}
