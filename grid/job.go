@@ -116,6 +116,11 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 		if id, ok := cached[name]; ok {
 			return id, nil
 		}
+		if len(job.Datasets) > maxPlanDatasets {
+			// Uncached datasets read by several readers, each of them read
+			// by several, multiply.
+			return 0, fmt.Errorf("%s: the job computes more than %d datasets, because a dataset that is not cached is computed again for every step or source that reads it: add cache = true to [datasets.%s] (or to the datasets that read it)", spec.Display(), maxPlanDatasets, name)
+		}
 		c := spec.Datasets[name]
 		first, err := source(c.Source)
 		if err != nil {
@@ -194,6 +199,10 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 	}
 	return planner.Build(job)
 }
+
+// maxPlanDatasets bounds the datasets a spec expands to: a plan that
+// large is a spec that recomputes uncached datasets many times over.
+const maxPlanDatasets = 10000
 
 // inputBytes estimates the size of dataset id by the bytes of the source
 // splits it is computed from (Spark estimates a file relation by its
