@@ -698,7 +698,7 @@ func stageName(s *planner.Stage) string {
 		case st.Op == planner.OpSample:
 			parts = append(parts, "sample")
 		default:
-			parts = append(parts, "broadcast_join")
+			parts = append(parts, "join") // a hash join: a broadcast, or a cache in place
 		}
 	}
 	if len(parts) == 0 {
