@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/executor"
@@ -26,10 +27,47 @@ type inspector struct {
 	compileTimeout time.Duration // backstops: when to give up on a module
 	initTimeout    time.Duration // and kill the process
 	logger         *slog.Logger
+
+	mu    sync.Mutex
+	known map[describeKey]*executor.ModuleInfo // manifests read, by module and memory limit
 }
 
-// describe returns what a module declares.
+type describeKey struct {
+	hash   string
+	memory uint64
+}
+
+// maxKnown bounds the manifests the inspector remembers.
+const maxKnown = 4096
+
+// describe returns what a module declares. A module read before under the
+// same memory limit is not run again: its manifest is a function of its
+// bytes, and a second run would cost a process, a compile-cache load and
+// the module's initialization on every submission (which on a machine
+// saturated by other jobs could even run past the load timeout).
 func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
+	key := describeKey{b.Hash, memory}
+	in.mu.Lock()
+	info := in.known[key]
+	in.mu.Unlock()
+	if info != nil {
+		return info, nil
+	}
+	info, err := in.read(ctx, b, memory)
+	if err == nil {
+		in.mu.Lock()
+		if in.known == nil || len(in.known) >= maxKnown {
+			in.known = map[describeKey]*executor.ModuleInfo{}
+		}
+		in.known[key] = info
+		in.mu.Unlock()
+	}
+	return info, err
+}
+
+// read runs a module's initialization in an executor process of its own
+// and returns its manifest.
+func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
 	path, err := in.store(b)
 	if err != nil {
 		return nil, err

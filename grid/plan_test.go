@@ -1,10 +1,18 @@
 package grid
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
 
@@ -57,5 +65,35 @@ func TestPlanSpecRecomputesUncachedDatasets(t *testing.T) {
 		if n := strings.Count(plan, "source ("); n != 1 {
 			t.Errorf("%d cached links: the source is read %d times, want once", links, n)
 		}
+	}
+}
+
+// TestInspectorRemembersManifests: a module described once is not run
+// again under the same memory limit; another limit runs it again.
+func TestInspectorRemembersManifests(t *testing.T) {
+	wasm, err := os.ReadFile("../examples/wordcount/guest/c/guest.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &inspector{argv: []string{exe}, cfg: executor.Config{CacheDir: testCacheDir}, dir: t.TempDir(), loadTimeout: 10 * time.Second, compileTimeout: time.Minute, initTimeout: 15 * time.Second, logger: slog.New(slog.DiscardHandler)}
+	sum := sha256.Sum256(wasm)
+	blob := moduleBlob{Name: "wc", Hash: hex.EncodeToString(sum[:]), Bytes: wasm}
+	ctx := context.Background()
+	first, err := in.describe(ctx, blob, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without an executor to run, only a remembered manifest can answer.
+	in.argv = []string{filepath.Join(t.TempDir(), "no-such-executor")}
+	again, err := in.describe(ctx, blob, 64<<20)
+	if err != nil || again != first {
+		t.Fatalf("second describe: %v, %v (want the first manifest)", again, err)
+	}
+	if _, err := in.describe(ctx, blob, 32<<20); err == nil {
+		t.Fatal("another memory limit was answered without running the module")
 	}
 }
