@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -38,6 +37,39 @@ func writeGraph(t testing.TB, pages int) string {
 	return path
 }
 
+// referenceRanks computes the ranks of 10 iterations natively.
+func referenceRanks(t testing.TB, edges string) map[string]float64 {
+	t.Helper()
+	f, err := os.Open(edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	want, err := pagerank.Reference(f, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// parseRanks reads a result of "page<TAB>rank" lines.
+func parseRanks(t testing.TB, out string) map[string]float64 {
+	t.Helper()
+	ranks := map[string]float64{}
+	for line := range strings.Lines(out) {
+		page, rank, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\t")
+		r, err := strconv.ParseFloat(rank, 64)
+		if !ok || err != nil {
+			t.Fatalf("result line %q is not page<TAB>rank", line)
+		}
+		if _, dup := ranks[page]; dup {
+			t.Fatalf("page %s ranked twice", page)
+		}
+		ranks[page] = r
+	}
+	return ranks
+}
+
 // runPageRank runs examples/pagerank/job.toml and reads its ranks.
 func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[string]float64, *sdk.Summary) {
 	t.Helper()
@@ -52,20 +84,7 @@ func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	ranks := map[string]float64{}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		page, rank, ok := strings.Cut(sc.Text(), "\t")
-		r, err := strconv.ParseFloat(rank, 64)
-		if !ok || err != nil {
-			t.Fatalf("result line %q is not page<TAB>rank", sc.Text())
-		}
-		if _, dup := ranks[page]; dup {
-			t.Fatalf("page %s ranked twice", page)
-		}
-		ranks[page] = r
-	}
-	return ranks, sum
+	return parseRanks(t, out.String()), sum
 }
 
 // TestPageRank runs 10 iterations with and without caching the links:
@@ -73,15 +92,7 @@ func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[stri
 // computes the links once.
 func TestPageRank(t *testing.T) {
 	edges := writeGraph(t, 3000)
-	f, err := os.Open(edges)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := pagerank.Reference(f, 10)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := referenceRanks(t, edges)
 	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -127,14 +138,7 @@ func BenchmarkPageRank(b *testing.B) {
 		_, sum = runPageRank(b, l, edges, false)
 		without += sum.Duration.Seconds()
 		start := time.Now()
-		f, err := os.Open(edges)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := pagerank.Reference(f, 10); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
+		referenceRanks(b, edges)
 		native += time.Since(start).Seconds()
 	}
 	b.ReportMetric(with/float64(b.N), "s/job-cached")
@@ -154,15 +158,7 @@ func TestClusterPageRankAgentLost(t *testing.T) {
 		t.Skip("starts a cluster of processes")
 	}
 	edges := writeGraph(t, 30000)
-	f, err := os.Open(edges)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := pagerank.Reference(f, 10)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := referenceRanks(t, edges)
 	c := startCluster(t, 3)
 	ctx := context.Background()
 	remote := sdk.Connect(c.addr, c.admin)
@@ -193,15 +189,7 @@ func TestClusterPageRankAgentLost(t *testing.T) {
 	if err := remote.Result(ctx, id, &out); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]float64{}
-	for line := range strings.Lines(out.String()) {
-		page, rank, _ := strings.Cut(strings.TrimSpace(line), "\t")
-		r, err := strconv.ParseFloat(rank, 64)
-		if err != nil {
-			t.Fatalf("result line %q", line)
-		}
-		got[page] = r
-	}
+	got := parseRanks(t, out.String())
 	if len(got) != len(want) {
 		t.Errorf("%d pages ranked, want %d", len(got), len(want))
 	}
