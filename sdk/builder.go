@@ -394,6 +394,12 @@ func (d *Dataset) Count(ctx context.Context, g Grid) (int64, error) {
 func (d *Dataset) action(ctx context.Context, g Grid, sink string, w io.Writer) error {
 	j := *d.job
 	j.sink = &Dataset{job: &j, parent: d, sink: sink}
+	return j.Run(ctx, g, w)
+}
+
+// Run builds the job and runs it on g, a Local or a Remote grid, writing a
+// standard-output result to w.
+func (j *JobBuilder) Run(ctx context.Context, g Grid, w io.Writer) error {
 	built, err := j.Build(ctx)
 	if err != nil {
 		return err

@@ -115,12 +115,8 @@ func TestParallelizeAndJSON(t *testing.T) {
 	job := sdk.NewJob("inline")
 	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
 	job.Parallelize([]string{"to be or", "not to be"}, 2).FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).SortByKey(1).Write(sdk.Stdout())
-	built, err := job.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	if _, err := l.Run(ctx, built, &out); err != nil {
+	if err := job.Run(ctx, l, &out); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "be\t2\nnot\t1\nor\t1\nto\t2\n" {
@@ -150,11 +146,8 @@ func TestParallelizeAndJSON(t *testing.T) {
 	os.WriteFile(good, []byte("{\"a\": 1}\n\n[1, 2]\n\"x\"\n"), 0o644)
 	job = sdk.NewJob("json")
 	job.JSONFile(good).Repartition(1).Write(sdk.Stdout())
-	if built, err = job.Build(ctx); err != nil {
-		t.Fatal(err)
-	}
 	out.Reset()
-	if _, err := l.Run(ctx, built, &out); err != nil {
+	if err := job.Run(ctx, l, &out); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -166,10 +159,7 @@ func TestParallelizeAndJSON(t *testing.T) {
 	os.WriteFile(bad, []byte("{\"a\": 1}\n{oops\n"), 0o644)
 	job = sdk.NewJob("badjson")
 	job.JSONFile(bad).Repartition(1).Write(sdk.Stdout())
-	if built, err = job.Build(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Run(ctx, built, &out); err == nil || !strings.Contains(err.Error(), "not valid JSON") || !strings.Contains(err.Error(), "bad.jsonl") {
+	if err := job.Run(ctx, l, &out); err == nil || !strings.Contains(err.Error(), "not valid JSON") || !strings.Contains(err.Error(), "bad.jsonl") {
 		t.Errorf("a line that is not JSON: %v", err)
 	}
 }

@@ -144,11 +144,7 @@ func TestRepartitionAndPartitionBy(t *testing.T) {
 	job := sdk.NewJob("repartition")
 	out := filepath.Join(dir, "rr")
 	job.TextFile(filepath.Join(dir, "lines.txt")).Repartition(4).Write(sdk.Text(out))
-	built, err := job.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Run(ctx, built, nil); err != nil {
+	if err := job.Run(ctx, l, nil); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
@@ -166,10 +162,7 @@ func TestRepartitionAndPartitionBy(t *testing.T) {
 	g := job.Module("g", sdk.GoGuest("guests/groups"))
 	out = filepath.Join(dir, "byk")
 	job.RecordFile(filepath.Join(dir, "recs"), 12, 4).PartitionBy(3).Map(g.Func("hexrec")).Write(sdk.Text(out))
-	if built, err = job.Build(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Run(ctx, built, nil); err != nil {
+	if err := job.Run(ctx, l, nil); err != nil {
 		t.Fatal(err)
 	}
 	where := map[string]int{}
@@ -213,12 +206,8 @@ func TestUnion(t *testing.T) {
 	job := sdk.NewJob("union-count").Conf("source.split_size", "256KiB")
 	wc := job.Module("wc", sdk.GoGuest(repoPath("examples/wordcount/guest/go")))
 	job.TextFile(a).Union(job.TextFile(b)).FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).Write(sdk.Stdout())
-	built, err := job.Build(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
-	if _, err := l.Run(ctx, built, &out); err != nil {
+	if err := job.Run(ctx, l, &out); err != nil {
 		t.Fatal(err)
 	}
 	sameCounts(t, parseCounts(t, out.String()), want)
@@ -226,11 +215,8 @@ func TestUnion(t *testing.T) {
 	// A union as the result: every line of both files, once.
 	job = sdk.NewJob("union-lines").Conf("source.split_size", "256KiB")
 	job.TextFile(a).Union(job.TextFile(b)).Write(sdk.Stdout())
-	if built, err = job.Build(ctx); err != nil {
-		t.Fatal(err)
-	}
 	out.Reset()
-	if _, err := l.Run(ctx, built, &out); err != nil {
+	if err := job.Run(ctx, l, &out); err != nil {
 		t.Fatal(err)
 	}
 	ab, _ := os.ReadFile(a)

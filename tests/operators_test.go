@@ -198,12 +198,8 @@ func TestJSONAndCSVSinks(t *testing.T) {
 		t.Helper()
 		job := sdk.NewJob("sinks").Conf("partitions", "3")
 		job.TextFile(in).PartitionBy(3).Write(sink)
-		built, err := job.Build(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var out bytes.Buffer
-		if _, err := l.Run(ctx, built, &out); err != nil {
+		if err := job.Run(ctx, l, &out); err != nil {
 			t.Fatal(err)
 		}
 		return out.String()

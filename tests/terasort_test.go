@@ -232,11 +232,7 @@ func TestSortThenCoalesce(t *testing.T) {
 	job := sdk.NewJob("sort-coalesce")
 	out := filepath.Join(dir, "out")
 	job.RecordFile(filepath.Join(in, "*"), sortbench.RecordSize, sortbench.KeySize).SortByKey(8).Coalesce(3).Write(sdk.Records(out))
-	built, err := job.Build(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Run(context.Background(), built, io.Discard); err != nil {
+	if err := job.Run(context.Background(), l, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	if parts, _ := filepath.Glob(filepath.Join(out, "part-*")); len(parts) != 3 {

@@ -6,13 +6,9 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"runtime"
 
+	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -41,18 +37,6 @@ func main() {
 	guest := flag.String("guest", "examples/join/guest/go", "the guest's Go package directory")
 	flag.Parse()
 	job := Job(sdk.GoGuest(*guest), *orders, *customers).Conf("join.broadcast_threshold", *threshold)
-	var err error
-	if *explain {
-		var plan string
-		plan, err = job.Explain(runtime.NumCPU())
-		fmt.Print(plan)
-	} else {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		_, err = job.RunLocal(ctx, os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "join:", err)
-		os.Exit(1)
-	}
+	excmd.RunOrExplain("join", job, *explain)
+
 }

@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 
+	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/examples/logs"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
@@ -26,22 +28,7 @@ func main() {
 	// The embedded grid runs its tasks in executor processes, which are
 	// this program started again.
 	sdk.MainIfExecutor()
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "gen":
-		err = gen(os.Args[2:])
-	case "run":
-		err = run(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "logs:", err)
-		os.Exit(1)
-	}
+	excmd.Subcommands("logs", usage, map[string]func([]string) error{"gen": gen, "run": run})
 }
 
 func usage() {
@@ -84,24 +71,15 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	builder := logs.Job(logs.Config{Input: *input, Top: *top})
-	job, err := builder.Build(ctx)
-	if err != nil {
-		return err
-	}
-	local, err := sdk.StartLocal(sdk.LocalConfig{})
-	if err != nil {
-		return err
-	}
-	defer local.Close()
+	job := logs.Job(logs.Config{Input: *input, Top: *top})
 	if *explain {
-		plan, err := builder.Explain(local.Slots())
+		plan, err := job.Explain(runtime.NumCPU())
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(os.Stderr, plan)
 	}
-	sum, err := local.Run(ctx, job, os.Stdout)
+	sum, err := job.RunLocal(ctx, os.Stdout)
 	if err != nil {
 		return err
 	}

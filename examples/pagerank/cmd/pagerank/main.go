@@ -19,28 +19,14 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/examples/pagerank"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
 func main() {
 	sdk.MainIfExecutor()
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "gen":
-		err = gen(os.Args[2:])
-	case "run":
-		err = run(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pagerank:", err)
-		os.Exit(1)
-	}
+	excmd.Subcommands("pagerank", usage, map[string]func([]string) error{"gen": gen, "run": run})
 }
 
 func usage() {

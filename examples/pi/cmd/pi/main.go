@@ -6,13 +6,9 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
-	"os"
-	"os/signal"
-	"runtime"
 
+	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -35,18 +31,6 @@ func main() {
 	guest := flag.String("guest", "examples/pi/guest/go", "the guest's Go package directory (the default is from the repository's root)")
 	flag.Parse()
 	job := Job(sdk.GoGuest(*guest), *throws)
-	var err error
-	if *explain {
-		var plan string
-		plan, err = job.Explain(runtime.NumCPU())
-		fmt.Print(plan)
-	} else {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		_, err = job.RunLocal(ctx, os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pi:", err)
-		os.Exit(1)
-	}
+	excmd.RunOrExplain("pi", job, *explain)
+
 }

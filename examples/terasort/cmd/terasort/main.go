@@ -12,26 +12,12 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/examples/terasort/sortbench"
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		usage()
-	}
-	var err error
-	switch os.Args[1] {
-	case "gen":
-		err = gen(os.Args[2:])
-	case "validate":
-		err = validate(os.Args[2:])
-	default:
-		usage()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "terasort:", err)
-		os.Exit(1)
-	}
+	excmd.Subcommands("terasort", usage, map[string]func([]string) error{"gen": gen, "validate": validate})
 }
 
 func usage() {
