@@ -33,7 +33,7 @@ func TestResolve(t *testing.T) {
 		{"home:*/../../etc/passwd", storage.Read, "refused: climbs above the root"},
 		{"bob:data", storage.Read, `refused: no volume "bob" is granted to tenant alice`},
 		{"/srv/alice/books/a.txt", storage.Read, "home:books/a.txt"},
-		{"/srv/alice/shared/x", storage.Read, "deep:x"}, // the deepest volume holds it
+		{"/srv/alice/shared/x", storage.Read, "deep:x"},             // the deepest volume holds it
 		{"/srv/alice/shared/x", storage.ReadWrite, "home:shared/x"}, // grants add up
 		{"s3://lake/warehouse/t", storage.Read, "lake:t"},
 		{"/srv/alice/../bob/x", storage.Read, "refused: is in no volume granted to tenant alice"},
