@@ -14,22 +14,27 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 )
 
 // launch asks an agent to run one task attempt.
 type launch struct {
-	ctx        context.Context // the job's: canceled when the job ends
-	job        string
-	tenant     string
-	token      string // the job's block token
-	spec       planner.TaskSpec
-	modules    []moduleBlob
-	conf       jobspec.Conf
-	outputFile string
+	ctx     context.Context // the job's: canceled when the job ends
+	job     string
+	tenant  string
+	token   string // the job's block token
+	spec    planner.TaskSpec
+	modules []moduleBlob
+	conf    jobspec.Conf
+	// outputFile is where a result task writes its part: a path in the
+	// volume outputVolume.
+	outputFile, outputVolume string
 	// outputFormat: how a result task writes its records (Settings.OutputFormat).
 	outputFormat string
+	// volumes are the job's volumes, by name.
+	volumes map[string]storage.Volume
 	// blockServers locates the agents whose blocks the task reads; nil
 	// means the agent's own peers table (an embedded grid).
 	blockServers map[string]string
@@ -240,6 +245,8 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 			ShuffleMemory:    int64(l.conf.ShuffleMemory),
 			CompressionLevel: l.conf.CompressionLevel,
 			OutputFile:       l.outputFile,
+			OutputVolume:     l.outputVolume,
+			Volumes:          l.volumes,
 			OutputFormat:     l.outputFormat,
 		},
 		Job:          l.job,

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // Job is a submitted job.
@@ -52,9 +54,12 @@ func (j *Job) ResultParts() ([]string, error) {
 	default:
 		return nil, errors.New("grid: job has not finished")
 	}
+	if !j.run.stdout {
+		return nil, errors.New("grid: the job wrote its result to " + j.run.outURL + ", not to standard output")
+	}
 	var parts []string
 	for p := range j.run.summary.Partitions {
-		path := j.run.partPath(p)
+		path := filepath.Join(j.run.resultDir, storage.PartName(p))
 		if _, err := os.Stat(path); err != nil {
 			return nil, err
 		}
@@ -68,7 +73,7 @@ func (j *Job) RemoveResult() error {
 	if !j.run.stdout {
 		return nil
 	}
-	return os.RemoveAll(filepath.Clean(j.run.outputDir))
+	return os.RemoveAll(j.run.resultDir)
 }
 
 // Progress is a snapshot of a running job.

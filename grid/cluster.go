@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 )
@@ -97,7 +100,23 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		initTimeout:    15 * time.Second,
 		logger:         logger.With("role", "inspector"),
 	}
-	c.coord = newCoordinator(logger, newMetrics(reg), make(chan taskStatus, 1024), cfg.StateDir)
+	if c.coord, err = newCoordinator(logger, newMetrics(reg), make(chan taskStatus, 1024), cfg.StateDir); err != nil {
+		return nil, err
+	}
+	grants, err := grantsFor(cfg.Volumes, cfg.Tenants)
+	if err != nil {
+		return nil, err
+	}
+	// A tenant gets the volumes the operator granted it, and nothing else.
+	c.coord.grants = func(tenant string) storage.Grants {
+		if g, ok := grants[tenant]; ok {
+			return g
+		}
+		return storage.Grants{Tenant: tenant}
+	}
+	for _, w := range exposed(cfg.Volumes, cfg.StateDir, cfg.TLS.Key, cfg.GossipKey) {
+		logger.Warn("a volume holds the coordinator's own files: tenants granted it can read them", "volume", w)
+	}
 	for _, t := range cfg.Tenants {
 		if err := c.coord.alloc.AddTenant(t.Name, allocator.Tenant{Weight: t.Weight, Guarantee: t.Guarantee.resources(), Limit: t.Limit.resources()}); err != nil {
 			return nil, fmt.Errorf("grid: tenant %q: %w", t.Name, err)
@@ -464,8 +483,12 @@ func (l *remoteLink) launch(x launch) {
 		Spec:         x.spec,
 		Conf:         x.conf,
 		OutputFile:   x.outputFile,
+		OutputVolume: x.outputVolume,
 		OutputFormat: x.outputFormat,
 		BlockServers: x.blockServers,
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.volumes)) {
+		msg.Volumes = append(msg.Volumes, x.volumes[name])
 	}
 	// The stage's other splits are not this task's business.
 	st := *x.spec.Stage

@@ -14,6 +14,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // TLSFiles names a node's PEM files: the cluster's authority, and the
@@ -44,6 +45,11 @@ type TenantConfig struct {
 	Weight      float64      `toml:"weight"`
 	Guarantee   ResourceSpec `toml:"guarantee"`
 	Limit       ResourceSpec `toml:"limit"`
+	// Grants are the volumes the tenant's jobs may read ("read") or read
+	// and write ("read-write"), by name: grants = { data = "read-write" }.
+	// A tenant granted nothing can only read inline and generated
+	// sources and print its results.
+	Grants map[string]string `toml:"grants"`
 }
 
 // CoordinatorConfig configures `grid coordinator`. Zero fields take the
@@ -64,7 +70,10 @@ type CoordinatorConfig struct {
 	// control connection has to come back before it is declared lost.
 	AgentGrace jobspec.Duration `toml:"agent_grace"`
 	CacheDir   string           `toml:"cache_dir"`
-	Tenants    []TenantConfig   `toml:"tenants"`
+	// Volumes are the places jobs may read and write, each granted to
+	// tenants by name (TenantConfig.Grants).
+	Volumes []storage.Volume `toml:"volumes"`
+	Tenants []TenantConfig   `toml:"tenants"`
 }
 
 // AgentConfig configures `grid agent`.
@@ -140,10 +149,14 @@ func (c *CoordinatorConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("tenants[%d] has no name", i))
 		case seen[t.Name]:
 			errs = append(errs, fmt.Errorf("tenant %q is listed twice", t.Name))
-		case !validHash(t.TokenSHA256):
-			errs = append(errs, fmt.Errorf("tenant %q: token_sha256 must be 64 hex digits (the sha256 of its token, as grid init prints)", t.Name))
+		case t.TokenSHA256 != "" && !validHash(t.TokenSHA256):
+			errs = append(errs, fmt.Errorf("tenant %q: token_sha256 must be 64 hex digits (the sha256 of its token, as grid init prints), or empty for a tenant only the admin submits for", t.Name))
 		}
 		seen[t.Name] = true
+	}
+	errs = append(errs, validateVolumes(c.Volumes)...)
+	if _, err := grantsFor(c.Volumes, c.Tenants); err != nil {
+		errs = append(errs, err)
 	}
 	if c.AdminTokenSHA256 != "" && !validHash(c.AdminTokenSHA256) {
 		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
@@ -295,6 +308,16 @@ token_sha256 = "..."           # sha256 (hex) of the tenant's token
 weight = 1                     # DRF weight (default 1)
 guarantee = { cpus = 0, mem = "0B" }   # quota guarantee
 limit = { cpus = 0, mem = "0B" }       # quota limit; 0 = none
+grants = { shared = "read-write" }     # volumes its jobs may use: "read" or "read-write"
+
+# Places jobs read and write (docs/storage.md); none unless defined and granted.
+[[volumes]]
+name = "shared"
+url = "file:///srv/wasmgrid/shared"    # a directory every agent sees, or s3://bucket/prefix
+# endpoint = "http://127.0.0.1:8333"   # s3: an S3-compatible server (empty: AWS)
+# region = "us-east-1"
+# access_key = "..."                   # s3: credentials stay on the servers
+# secret_key = "..."
 
 # ---- agent.toml ----
 # name = "agent-1"             # must be the common name of tls.cert

@@ -1,25 +1,22 @@
 package grid
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
-	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -46,10 +43,28 @@ type coordinator struct {
 	usage   map[string]*usage
 	stopped chan struct{} // closed when run returns
 	nextJob atomic.Uint64
+
+	// stores are the volumes' stores, for planning and commits; outputs
+	// the output directories of running jobs; results the volume of
+	// results that are printed rather than written.
+	stores  *storage.Cache
+	outputs outputs
+	results storage.Volume
+	// commits are the commits of finished jobs, which run beside the loop.
+	commits sync.WaitGroup
+	// grants are the volumes of a job whose request names none.
+	grants func(tenant string) storage.Grants
 }
 
-func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) *coordinator {
+func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) (*coordinator, error) {
+	results, err := resultsVolume(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("grid: results directory: %w", err)
+	}
 	return &coordinator{
+		stores:   &storage.Cache{},
+		results:  results,
+		grants:   func(string) storage.Grants { return storage.Grants{} },
 		logger:   logger,
 		metrics:  m,
 		stateDir: stateDir,
@@ -65,7 +80,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		submits:  make(chan *jobRun),
 		cancels:  make(chan string, 16),
 		stopped:  make(chan struct{}),
-	}
+	}, nil
 }
 
 // newAllocator is the coordinator's allocator: one "default" tenant,
@@ -175,6 +190,8 @@ func (c *coordinator) lose(name string) {
 // running and returns.
 func (c *coordinator) run(ctx context.Context) {
 	defer close(c.stopped)
+	defer c.stores.Close()
+	defer c.commits.Wait()
 	// wake runs a cycle when decline filters lapse: an agent a job
 	// refused may then be offered to it again.
 	wake := time.NewTimer(time.Hour)
@@ -261,20 +278,23 @@ func (c *coordinator) succeeded(j *jobRun, st taskStatus) {
 	if stage.Sample != nil && st.res != nil {
 		j.sched.RecordSamples(st.key, st.attempt, st.res.Samples)
 	}
+	// A result attempt's file is where the coordinator told it to write,
+	// whatever its report says.
+	attemptFile := j.out.AttemptPath(st.key.Partition, st.attempt)
 	if !j.sched.Succeeded(st.key, st.attempt) {
 		// A stale or duplicate attempt: its output is never used.
 		c.metrics.attempts.WithLabelValues("stale").Inc()
 		j.logAttempt(st, "stale")
-		if st.res != nil && st.res.OutputFile != "" {
-			os.Remove(st.res.OutputFile)
+		if stage.IsResult() {
+			if err := j.out.Store.Remove(context.Background(), attemptFile); err != nil {
+				c.logger.Warn("remove a stale attempt's output", "job", j.id, "task", st.key.String(), "err", err)
+			}
 		}
 		return
 	}
 	if stage.IsResult() {
-		if err := commitPart(st.res.OutputFile, j.partPath(st.key.Partition)); err != nil {
-			j.fail(fmt.Errorf("commit task %s: %w", st.key, err))
-			return
-		}
+		// The partition's one winner: the commit moves it into place.
+		j.parts[st.key.Partition] = attemptFile
 		j.recordsOut.Add(st.res.RecordsOut)
 		c.metrics.recordsOut.Add(float64(st.res.RecordsOut))
 	}
@@ -366,9 +386,10 @@ func (c *coordinator) offerRound() (refused bool) {
 			}
 			used = used.Add(j.taskRes)
 			j.attempts++
-			l := launch{ctx: j.ctx, job: j.id, tenant: j.tenantName(), token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf}
+			l := launch{ctx: j.ctx, job: j.id, tenant: j.tenantName(), token: j.token, spec: spec, modules: j.modules, conf: j.req.Spec.Conf, volumes: j.volumes}
 			if spec.Stage.IsResult() {
-				l.outputFile = j.attemptPath(spec.Key.Partition, spec.Attempt)
+				l.outputFile = j.out.AttemptPath(spec.Key.Partition, spec.Attempt)
+				l.outputVolume = j.out.Volume
 				l.outputFormat = outputFormat(j.req.Spec.Sink, spec.Key.Partition)
 			}
 			l.blockServers = c.blockServers(spec)
@@ -454,8 +475,9 @@ func (c *coordinator) query(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// finish ends a job: its result is committed or discarded, its shuffle
-// files deleted, and its waiters told.
+// finish ends a job: its shuffle files are deleted, and its result is
+// committed or discarded beside the loop (a commit to object storage
+// copies the parts), after which its waiters are told.
 func (c *coordinator) finish(j *jobRun) {
 	delete(c.jobs, j.id)
 	c.alloc.RemoveFramework(allocator.FrameworkID(j.id))
@@ -465,37 +487,49 @@ func (c *coordinator) finish(j *jobRun) {
 			c.logger.Warn("remove shuffle files", "job", j.id, "agent", name, "err", err)
 		}
 	}
-	if j.err == nil {
-		j.err = j.commitOutput()
-	}
-	if j.err != nil {
-		j.discardOutput()
-	}
-	j.publish()
-	j.summary = j.summarize()
-	if j.err != nil {
-		c.metrics.jobs.WithLabelValues("failed").Inc()
-	} else {
-		c.metrics.jobs.WithLabelValues("succeeded").Inc()
-	}
-	c.logger.Info("job finished", "job", j.id, "err", j.err, "duration", j.summary.Duration)
-	close(j.done)
+	c.commits.Go(func() {
+		// The loop no longer touches j: this goroutine owns it until done
+		// is closed.
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		defer cancel()
+		if j.err == nil {
+			j.err = c.commitOutput(ctx, j)
+		}
+		if j.err != nil {
+			c.abortOutput(ctx, j)
+		}
+		c.outputs.release(j.out.String())
+		j.publish()
+		j.summary = j.summarize()
+		if j.err != nil {
+			c.metrics.jobs.WithLabelValues("failed").Inc()
+		} else {
+			c.metrics.jobs.WithLabelValues("succeeded").Inc()
+		}
+		c.logger.Info("job finished", "job", j.id, "err", j.err, "duration", j.summary.Duration)
+		close(j.done)
+	})
 }
 
+// commitTimeout bounds a job's commit: moving its parts into place.
+const commitTimeout = 30 * time.Minute
+
 // submit registers a planned job with the coordinator's loop.
-func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources) (*Job, error) {
+func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, volumes map[string]storage.Volume, taskRes allocator.Resources) (*Job, error) {
 	id := fmt.Sprintf("job-%d", c.nextJob.Add(1))
-	j := newJobRun(id, req, plan, blobs, taskRes)
-	if err := j.prepareOutput(c.stateDir); err != nil {
+	j := newJobRun(id, req, plan, blobs, taskRes, volumes)
+	if err := c.prepareOutput(ctx, j); err != nil {
 		return nil, err
 	}
 	select {
 	case c.submits <- j:
 	case <-ctx.Done():
-		j.discardOutput()
+		c.abortOutput(context.WithoutCancel(ctx), j)
+		c.outputs.release(j.out.String())
 		return nil, context.Cause(ctx)
 	case <-c.stopped:
-		j.discardOutput()
+		c.abortOutput(context.WithoutCancel(ctx), j)
+		c.outputs.release(j.out.String())
 		return nil, errStopped
 	}
 	return &Job{run: j, cancel: func() {
@@ -544,9 +578,16 @@ type jobRun struct {
 	roundTrips []time.Duration
 	logs       []TaskLog
 
-	outputDir  string
-	createdOut bool
-	stdout     bool
+	// out is where the result goes (outURL as the user names it), and
+	// parts the winning attempt's file of each of its partitions; a
+	// stdout result is kept in resultDir until it is read.
+	out       *storage.Output
+	outURL    string
+	parts     []string
+	stdout    bool
+	resultDir string
+	// volumes are the volumes the job's tasks read and write, by name.
+	volumes map[string]storage.Volume
 
 	err      error
 	progress chan Progress
@@ -554,7 +595,7 @@ type jobRun struct {
 	summary  *Summary
 }
 
-func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources) *jobRun {
+func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources, volumes map[string]storage.Volume) *jobRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mods []moduleBlob
 	for _, name := range slices.Sorted(maps.Keys(blobs)) {
@@ -573,6 +614,7 @@ func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]m
 		progress: make(chan Progress, 1),
 		done:     make(chan struct{}),
 		launched: map[attemptKey]time.Time{},
+		volumes:  maps.Clone(volumes),
 	}
 }
 
@@ -631,12 +673,7 @@ func newToken() string {
 }
 
 // fail records the first reason the job fails and stops its tasks.
-func (j *jobRun) tenantName() string {
-	if j.req.Tenant == "" {
-		return "default"
-	}
-	return j.req.Tenant
-}
+func (j *jobRun) tenantName() string { return j.req.tenant() }
 
 func (j *jobRun) fail(err error) {
 	if j.err == nil {
@@ -724,7 +761,7 @@ func (j *jobRun) summarize() *Summary {
 		Attempts:        j.attempts,
 		FailedAttempts:  j.failedAttempts,
 		Duration:        time.Since(j.start),
-		Output:          j.outputDir,
+		Output:          j.outURL,
 		Stdout:          j.stdout,
 		Partitions:      plan.Result().Partitions,
 		ExecutorPeakRSS: j.peakRSS,
@@ -732,145 +769,4 @@ func (j *jobRun) summarize() *Summary {
 		RoundTripP50:    percentile(j.roundTrips, 0.50),
 		RoundTripP99:    percentile(j.roundTrips, 0.99),
 	}
-}
-
-// outputFormat is how result task partition writes its part of sink: a
-// CSV header goes in every part file, and once on standard output.
-func outputFormat(sink jobspec.Sink, partition int) string {
-	if sink.Kind == "csv" && sink.Header && (!sink.Stdout || partition == 0) {
-		return "csv_header"
-	}
-	return sink.Kind
-}
-
-// prepareOutput makes the job's output directory and its _temporary
-// directory for attempt files.
-func (j *jobRun) prepareOutput(stateDir string) error {
-	sink := j.req.Spec.Sink
-	if sink.Path == "" { // standard output, or a count
-		j.stdout = true
-		j.outputDir = filepath.Join(stateDir, "results", j.id)
-	} else {
-		j.outputDir = sink.Path
-		if fi, err := os.Stat(j.outputDir); err == nil && fi.IsDir() {
-			if !j.req.Spec.Conf.SinkOverwrite {
-				if ents, _ := os.ReadDir(j.outputDir); len(ents) > 0 {
-					return fmt.Errorf("output directory %s already exists: remove it or pass --conf sink.overwrite=true", j.outputDir)
-				}
-			} else if err := os.RemoveAll(j.outputDir); err != nil {
-				return fmt.Errorf("replace output directory: %w", err)
-			}
-		} else if err == nil {
-			return fmt.Errorf("output %s exists and is not a directory", j.outputDir)
-		}
-	}
-	if _, err := os.Stat(j.outputDir); errors.Is(err, os.ErrNotExist) {
-		j.createdOut = true
-	}
-	return os.MkdirAll(filepath.Join(j.outputDir, "_temporary"), 0o755)
-}
-
-func (j *jobRun) partPath(p int) string {
-	return filepath.Join(j.outputDir, fmt.Sprintf("part-%05d", p))
-}
-
-func (j *jobRun) attemptPath(p, attempt int) string {
-	return filepath.Join(j.outputDir, "_temporary", fmt.Sprintf("part-%05d.attempt-%d", p, attempt))
-}
-
-// commitPart moves an attempt's file to its final name: the one commit of
-// that partition.
-func commitPart(attemptFile, final string) error {
-	if err := os.Rename(attemptFile, final); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(final))
-}
-
-// commitOutput marks a complete result: _SUCCESS, as Hadoop and Spark do.
-func (j *jobRun) commitOutput() error {
-	if err := os.RemoveAll(filepath.Join(j.outputDir, "_temporary")); err != nil {
-		return err
-	}
-	if n := j.req.Spec.Sink.Take; n > 0 {
-		if err := j.take(n); err != nil {
-			return fmt.Errorf("sink.take: %w", err)
-		}
-	}
-	if j.req.Spec.Sink.Kind == "count" {
-		// The result tasks wrote empty parts and counted: the result is
-		// the count, one line.
-		if err := os.WriteFile(j.partPath(0), fmt.Appendf(nil, "%d\n", j.recordsOut.Load()), 0o644); err != nil {
-			return fmt.Errorf("sink.count: %w", err)
-		}
-	}
-	f, err := os.Create(filepath.Join(j.outputDir, "_SUCCESS"))
-	if err != nil {
-		return err
-	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return err
-	}
-	return syncDir(j.outputDir)
-}
-
-// take keeps the first n records (lines) of the result's parts, in
-// partition order, cutting the part where the n-th ends and emptying the
-// parts after it.
-func (j *jobRun) take(n int64) error {
-	if j.recordsOut.Load() > n {
-		j.recordsOut.Store(n)
-	}
-	for p := range j.sched.Plan().Result().Partitions {
-		path := j.partPath(p)
-		if n == 0 {
-			if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		end := 0
-		for n > 0 && end < len(b) {
-			i := bytes.IndexByte(b[end:], '\n')
-			if i < 0 {
-				end = len(b)
-			} else {
-				end += i + 1
-			}
-			n--
-		}
-		if end < len(b) {
-			if err := os.Truncate(path, int64(end)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// discardOutput removes what a failed job wrote.
-func (j *jobRun) discardOutput() {
-	if j.createdOut || j.stdout {
-		os.RemoveAll(j.outputDir)
-		return
-	}
-	os.RemoveAll(filepath.Join(j.outputDir, "_temporary"))
-	for p := range j.sched.Plan().Result().Partitions {
-		os.Remove(j.partPath(p))
-	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

@@ -145,7 +145,13 @@ func New(cfg Config) (*Grid, error) {
 	if diskCap <= 0 {
 		diskCap = freeBytes(g.stateDir) / 10 * 8 / int64(cfg.Agents)
 	}
-	g.coord = newCoordinator(logger, newMetrics(cfg.Metrics), statuses, g.stateDir)
+	if g.coord, err = newCoordinator(logger, newMetrics(cfg.Metrics), statuses, g.stateDir); err != nil {
+		g.cleanup()
+		return nil, err
+	}
+	// The embedded grid runs for the user who starts it: every tenant's
+	// jobs read and write that user's files.
+	g.coord.grants = localGrants
 	for i := range cfg.Agents {
 		// Share slots and memory out as evenly as they go.
 		slots := cfg.Slots / cfg.Agents
@@ -258,7 +264,11 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 // admit validates a job against its modules, inputs and the agents'
 // sizes, plans it and hands it to the coordinator.
 func admit(ctx context.Context, coord *coordinator, insp *inspector, req JobRequest, slots int, agents []allocator.Resources) (*Job, error) {
-	plan, blobs, err := prepare(ctx, insp, req, slots)
+	if req.Grants == nil {
+		g := coord.grants(req.tenant())
+		req.Grants = &g
+	}
+	plan, blobs, volumes, err := prepare(ctx, insp, req, slots, coord.stores)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +287,7 @@ func admit(ctx context.Context, coord *coordinator, insp *inspector, req JobRequ
 		}
 		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", req.Spec.Display(), taskRes.Mem, largest.Mem)
 	}
-	return coord.submit(ctx, req, plan, blobs, taskRes)
+	return coord.submit(ctx, req, plan, blobs, volumes, taskRes)
 }
 
 // freeBytes is the space available to unprivileged users under dir, or 0

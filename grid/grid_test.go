@@ -17,6 +17,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"go.uber.org/goleak"
 )
@@ -189,19 +190,39 @@ func TestSplitInputs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "a.txt"), make([]byte, 25), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.txt"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, "c.txt"), make([]byte, 10), 0o644)
-	splits, err := splitInputs(jobspec.Source{Globs: []string{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")}}, 10, 2)
-	if err != nil {
-		t.Fatal(err)
+	st := &storage.Cache{}
+	defer st.Close()
+	vol := storage.Volume{Name: "data", URL: "file://" + dir}
+	in := &inputs{ctx: context.Background(), stores: st, used: map[string]storage.Volume{},
+		grants: storage.Grants{Tenant: "t", ByName: map[string]storage.Grant{"data": {Volume: vol, Access: storage.Read}}}}
+	for _, globs := range [][]string{
+		{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")},
+		{"data:*.txt", "data:a.txt"},
+	} {
+		splits, err := splitInputs(jobspec.Source{Globs: globs}, 10, 2, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range splits {
+			got = append(got, s.Volume+":"+s.Path+":"+itoa(s.Offset)+"+"+itoa(s.Length))
+		}
+		if strings.Join(got, " ") != "data:a.txt:0+10 data:a.txt:10+10 data:a.txt:20+5 data:c.txt:0+10" {
+			t.Fatalf("%q: splits %v", globs, got)
+		}
 	}
-	var got []string
-	for _, s := range splits {
-		got = append(got, filepath.Base(s.Path)+":"+itoa(s.Offset)+"+"+itoa(s.Length))
+	if in.used["data"] != vol {
+		t.Errorf("the job's volumes are %v; want data", in.used)
 	}
-	if strings.Join(got, " ") != "a.txt:0+10 a.txt:10+10 a.txt:20+5 c.txt:0+10" {
-		t.Fatalf("splits %v", got)
-	}
-	if _, err := splitInputs(jobspec.Source{Globs: []string{filepath.Join(dir, "none*")}}, 10, 2); err == nil || !strings.Contains(err.Error(), "no file matches") {
-		t.Fatalf("no match: %v", err)
+	for glob, want := range map[string]string{
+		filepath.Join(dir, "none*"): "no file matches",
+		"/etc/passwd":               "is in no volume granted to tenant t",
+		"data:../x":                 "climbs above the root of volume data",
+		"other:x":                   `no volume "other" is granted to tenant t`,
+	} {
+		if _, err := splitInputs(jobspec.Source{Globs: []string{glob}}, 10, 2, in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v; want an error saying %q", glob, err, want)
+		}
 	}
 }
 

@@ -6,12 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
@@ -28,6 +27,24 @@ type JobRequest struct {
 	// Tenant owns the job and shares the cluster under its weight and
 	// quota; empty means "default".
 	Tenant string
+	// Grants are the volumes the job may read and write; nil means the
+	// grid's for the tenant (an embedded grid: the local user's files).
+	Grants *storage.Grants
+}
+
+func (r *JobRequest) tenant() string {
+	if r.Tenant == "" {
+		return "default"
+	}
+	return r.Tenant
+}
+
+// grants are the request's volumes (set by then).
+func (r *JobRequest) grants() storage.Grants {
+	if r.Grants == nil {
+		return storage.Grants{Tenant: r.tenant()}
+	}
+	return *r.Grants
 }
 
 // moduleBlob is a module's bytes with their hash, as agents receive it.
@@ -50,20 +67,20 @@ var stepKinds = map[jobspec.Op]string{
 
 // prepare checks a request against its modules' manifests and the input
 // files and builds the plan: everything that can fail before a task runs.
-func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
+func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartitions int, st *storage.Cache) (*planner.Plan, map[string]moduleBlob, map[string]storage.Volume, error) {
 	spec := req.Spec
 	blobs := map[string]moduleBlob{}
 	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
 		b, ok := req.Modules[m.Name]
 		if !ok {
-			return nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
+			return nil, nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
 		}
 		sum := sha256.Sum256(b)
 		blob := moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
 		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
+			return nil, nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
 		}
 		mods[m.Name] = info
 		blobs[m.Name] = blob
@@ -82,11 +99,52 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		}
 		return nil
 	}
-	plan, err := planSpec(spec, defaultPartitions, check)
+	in := &inputs{ctx: ctx, grants: req.grants(), stores: st, used: map[string]storage.Volume{}}
+	plan, err := planSpec(spec, defaultPartitions, check, in)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return plan, blobs, nil
+	return plan, blobs, in.used, nil
+}
+
+// inputs finds a job's input files in its tenant's volumes.
+type inputs struct {
+	ctx    context.Context
+	grants storage.Grants
+	stores *storage.Cache
+	used   map[string]storage.Volume // the volumes the splits read
+}
+
+// file is an input file: a volume's object.
+type file struct {
+	volume string
+	storage.Object
+}
+
+// glob lists the files a source pattern names, in the tenant's volumes.
+func (in *inputs) glob(loc string) ([]file, error) {
+	ref, err := storage.Resolve(loc, in.grants, storage.Read)
+	if err != nil {
+		return nil, err
+	}
+	v := in.grants.ByName[ref.Volume].Volume
+	st, err := in.stores.Store(v)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := st.Glob(in.ctx, ref.Path)
+	if err != nil {
+		return nil, err
+	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("no file matches %q (in volume %s: %s)", loc, ref.Volume, locate(v, ref.Path))
+	}
+	in.used[v.Name] = v
+	out := make([]file, len(objs))
+	for i, o := range objs {
+		out[i] = file{v.Name, o}
+	}
+	return out, nil
 }
 
 // planSpec turns a spec into a physical plan: its main chain, and the
@@ -94,7 +152,7 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 // a cached dataset, at every read otherwise, as Spark recomputes an
 // uncached dataset for each action that needs it). check, if set, vets
 // each step with a guest function.
-func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*planner.Plan, error) {
+func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in *inputs) (*planner.Plan, error) {
 	partitions := cmp.Or(spec.Conf.Partitions, slots)
 	var job planner.Job
 	cached := map[string]int{} // cached dataset -> the planner dataset that computes it
@@ -104,7 +162,7 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*p
 		if src.Kind == "dataset" {
 			return named(src.Dataset)
 		}
-		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots)
+		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots, in)
 		if err != nil {
 			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
 		}
@@ -235,7 +293,7 @@ func inputBytes(ds []planner.Dataset, id int) int64 {
 // A size of 0 sizes splits to the grid: the total input over twice the
 // slots, so that every slot has work and a straggler costs little, within
 // [minAutoSplit, maxAutoSplit].
-func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, error) {
+func splitInputs(src jobspec.Source, size int64, slots int, in *inputs) ([]planner.Split, error) {
 	if src.Kind == "inline" {
 		// As many splits as asked, or twice the slots; one split for no
 		// values, so that the job still runs.
@@ -260,28 +318,19 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 		}
 		return splits, nil
 	}
-	var files []string
+	var files []file
 	for _, g := range src.Globs {
-		m, err := filepath.Glob(g)
-		if err != nil {
-			return nil, fmt.Errorf("bad pattern %q: %w", g, err)
-		}
-		if len(m) == 0 {
-			return nil, fmt.Errorf("no file matches %q", g)
-		}
-		files = append(files, m...)
-	}
-	slices.Sort(files)
-	files = slices.Compact(files)
-	var infos []os.FileInfo
-	var total int64
-	for _, f := range files {
-		fi, err := os.Stat(f)
+		fs, err := in.glob(g)
 		if err != nil {
 			return nil, err
 		}
-		infos = append(infos, fi)
-		total += fi.Size()
+		files = append(files, fs...)
+	}
+	slices.SortFunc(files, func(a, b file) int { return cmp.Or(cmp.Compare(a.volume, b.volume), cmp.Compare(a.Path, b.Path)) })
+	files = slices.CompactFunc(files, func(a, b file) bool { return a.volume == b.volume && a.Path == b.Path })
+	var total int64
+	for _, f := range files {
+		total += f.Size
 	}
 	if size <= 0 {
 		size = min(max(total/int64(2*max(slots, 1)), minAutoSplit), maxAutoSplit)
@@ -292,22 +341,18 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 		size = max(size/rec, 1) * rec
 	}
 	var splits []planner.Split
-	for i, f := range files {
-		fi := infos[i]
-		if !fi.Mode().IsRegular() {
-			continue
+	for _, f := range files {
+		if rec > 0 && f.Size%rec != 0 {
+			return nil, fmt.Errorf("%s:%s is %d bytes, not a whole number of %d-byte records (source.record_size): it ends with %d bytes of a partial record", f.volume, f.Path, f.Size, rec, f.Size%rec)
 		}
-		if rec > 0 && fi.Size()%rec != 0 {
-			return nil, fmt.Errorf("%s is %d bytes, not a whole number of %d-byte records (source.record_size): it ends with %d bytes of a partial record", f, fi.Size(), rec, fi.Size()%rec)
-		}
-		for off := int64(0); off < fi.Size(); off += size {
-			splits = append(splits, planner.Split{Path: f, Offset: off, Length: min(size, fi.Size()-off), RecordSize: src.RecordSize, KeySize: src.KeySize, SkipFirstLine: off == 0 && src.Header, JSON: src.Kind == "json"})
+		for off := int64(0); off < f.Size; off += size {
+			splits = append(splits, planner.Split{Volume: f.volume, Path: f.Path, Offset: off, Length: min(size, f.Size-off), RecordSize: src.RecordSize, KeySize: src.KeySize, SkipFirstLine: off == 0 && src.Header, JSON: src.Kind == "json"})
 		}
 	}
 	if len(splits) == 0 {
 		// Only empty files: one task reads nothing, so the job still runs
 		// its stages and writes an empty result.
-		splits = append(splits, planner.Split{Path: files[0], RecordSize: src.RecordSize, KeySize: src.KeySize})
+		splits = append(splits, planner.Split{Volume: files[0].volume, Path: files[0].Path, RecordSize: src.RecordSize, KeySize: src.KeySize})
 	}
 	return splits, nil
 }
@@ -315,7 +360,10 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 // Explain plans a spec as a grid of slots task slots would, without
 // reading its modules, and renders the plan (grid run --explain).
 func Explain(spec *jobspec.Spec, slots int) (string, error) {
-	plan, err := planSpec(spec, slots, nil)
+	st := &storage.Cache{}
+	defer st.Close()
+	in := &inputs{ctx: context.Background(), grants: localGrants("default"), stores: st, used: map[string]storage.Volume{}}
+	plan, err := planSpec(spec, slots, nil, in)
 	if err != nil {
 		return "", err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 )
@@ -348,7 +349,11 @@ func (n *Agent) launch(ctx context.Context, conn *quicnet.ControlConn, l wire.La
 	actx, acancel := context.WithCancelCause(jctx)
 	n.attempts[at] = acancel
 	n.mu.Unlock()
-	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputFormat: l.OutputFormat, blockServers: l.BlockServers}
+	vols := map[string]storage.Volume{}
+	for _, v := range l.Volumes {
+		vols[v.Name] = v
+	}
+	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputVolume: l.OutputVolume, outputFormat: l.OutputFormat, blockServers: l.BlockServers, volumes: vols}
 	select {
 	case n.a.launches <- x:
 	case <-ctx.Done():

@@ -115,6 +115,9 @@ type Dataset struct {
 
 // Split is a piece of a source for one task: a byte range of a file.
 type Split struct {
+	// Volume and Path name the file: a path relative to the root of a
+	// storage volume that the job's tenant may read.
+	Volume string `json:",omitempty"`
 	Path   string
 	Offset int64
 	Length int64

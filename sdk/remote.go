@@ -115,7 +115,18 @@ func (r *Remote) Submit(ctx context.Context, job *Job, tenant string) (string, e
 		}
 		req.Modules[name] = hash
 	}
-	body, _ := json.Marshal(req)
+	return r.SubmitRequest(ctx, req)
+}
+
+// SubmitRequest submits a job spec as it is, with modules uploaded before
+// (PushModule): what Submit sends, without reading or checking anything on
+// this machine. The grid checks the spec against the tenant's modules and
+// volumes.
+func (r *Remote) SubmitRequest(ctx context.Context, req grid.SubmitRequest) (string, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
 	var out struct{ ID string }
 	if err := r.do(ctx, http.MethodPost, "/v1/jobs", bytes.NewReader(body), &out); err != nil {
 		return "", err

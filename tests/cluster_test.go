@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -70,6 +71,15 @@ func startCluster(t testing.TB, agents int, tenants ...string) *cluster {
 
 func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
 	t.Helper()
+	return startClusterConfig(t, agents, agentCfg, nil, tenants...)
+}
+
+// startClusterConfig starts a cluster whose tenants (and "default", for
+// the admin's jobs) are granted the machine's temporary directory, where
+// tests keep their inputs and outputs, as volume "tmp"; coordCfg, if set,
+// edits the coordinator's config after that, as an operator would.
+func startClusterConfig(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), coordCfg func(*grid.CoordinatorConfig), tenants ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
 	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
 	for _, tn := range tenants {
@@ -96,10 +106,20 @@ func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig)
 	// Tenants' weights, as an operator would edit them.
 	if err := c.editCoordinator(func(cfg *grid.CoordinatorConfig) {
 		cfg.AgentGrace = 2e9
+		tmp, err := filepath.EvalSymlinks(os.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Volumes = []storage.Volume{{Name: "tmp", URL: "file://" + tmp}}
+		cfg.Tenants = append(cfg.Tenants, grid.TenantConfig{Name: "default", Weight: 1})
 		for i := range cfg.Tenants {
+			cfg.Tenants[i].Grants = map[string]string{"tmp": "read-write"}
 			if cfg.Tenants[i].Name == "heavy" {
 				cfg.Tenants[i].Weight = 3
 			}
+		}
+		if coordCfg != nil {
+			coordCfg(cfg)
 		}
 	}); err != nil {
 		t.Fatal(err)

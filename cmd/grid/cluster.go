@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -172,6 +173,18 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 		APIAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
 	})
 	if err != nil {
+		return err
+	}
+	// A cluster on this machine is the local user's: their jobs (the admin
+	// token submits as tenant "default") read and write their files, as
+	// grid run's do.
+	cfg, err := grid.LoadCoordinatorConfig(res.Coordinator)
+	if err != nil {
+		return err
+	}
+	cfg.Volumes = append(cfg.Volumes, storage.Volume{Name: grid.LocalVolume, URL: "file:///"})
+	cfg.Tenants = append(cfg.Tenants, grid.TenantConfig{Name: "default", Weight: 1, Grants: map[string]string{grid.LocalVolume: "read-write"}})
+	if err := grid.WriteConfig(res.Coordinator, cfg); err != nil {
 		return err
 	}
 	exe, err := os.Executable()

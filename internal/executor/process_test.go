@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"go.uber.org/goleak"
 )
@@ -69,14 +70,16 @@ func mapTask(t *testing.T, fn string) *TaskMsg {
 	in := filepath.Join(dir, "in.txt")
 	os.WriteFile(in, []byte("alpha\nbeta\n"), 0o644)
 	st := &planner.Stage{Steps: []planner.Step{{Op: planner.OpMap, Func: planner.FuncRef{Module: "t", Function: fn}}}, Partitions: 1}
-	st.Splits = []planner.Split{{Path: in, Length: 11}}
+	st.Splits = []planner.Split{{Volume: "work", Path: filepath.Base(in), Length: 11}}
 	return &TaskMsg{
 		Spec:    planner.TaskSpec{Stage: st, Split: &st.Splits[0]},
 		Modules: []ModuleFile{testGuest(t)},
 		Settings: Settings{
-			BatchSize:  1 << 16,
-			MaxRecord:  1 << 20,
-			OutputFile: filepath.Join(dir, "out", "part-00000"),
+			BatchSize:    1 << 16,
+			MaxRecord:    1 << 20,
+			OutputFile:   "out/part-00000",
+			OutputVolume: "work",
+			Volumes:      map[string]storage.Volume{"work": {Name: "work", URL: "file://" + dir}},
 		},
 	}
 }
@@ -95,7 +98,7 @@ func TestProcessRunsTasks(t *testing.T) {
 				t.Errorf("Run = %+v, %v", r, err)
 				return
 			}
-			b, _ := os.ReadFile(m.OutputFile)
+			b, _ := os.ReadFile(filepath.Join(m.Volumes["work"].Root(), m.OutputFile))
 			if string(b) != "ALPHA\nBETA\n" || r.Result.RecordsIn != 2 || r.Result.RecordsOut != 2 {
 				t.Errorf("output %q, result %+v", b, r.Result)
 			}
@@ -165,5 +168,32 @@ func TestCancelStopsAStuckGuest(t *testing.T) {
 		// Stopped before the guest ran.
 	default:
 		t.Fatalf("Run = %+v, %v", o.r, o.err)
+	}
+}
+
+// TestSwappedInputLinkRefused plants a symbolic link where a split's file
+// was when the job was planned: the executor opens inputs through the
+// volume, so the task fails with the refusal and reads nothing outside.
+func TestSwappedInputLinkRefused(t *testing.T) {
+	p := start(t)
+	m := mapTask(t, "upper")
+	in := filepath.Join(m.Volumes["work"].Root(), m.Spec.Split.Path)
+	if err := os.Remove(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", in); err != nil {
+		t.Fatal(err)
+	}
+	r, err := p.Run(context.Background(), m, time.Second)
+	if err != nil || r.Failure == nil || !strings.Contains(r.Err, "leads out of volume work") {
+		t.Fatalf("Run = %+v, %v; want a failure saying the input leads out of volume work", r, err)
+	}
+	if r.Failure.Kind != planner.Fatal {
+		t.Errorf("failure kind %v; want Fatal (no retry reads it)", r.Failure.Kind)
+	}
+	if _, err := os.Stat(filepath.Join(m.Volumes["work"].Root(), "out")); err == nil {
+		if ents, _ := os.ReadDir(filepath.Join(m.Volumes["work"].Root(), "out")); len(ents) > 0 {
+			t.Errorf("the failed task left output: %v", ents)
+		}
 	}
 }

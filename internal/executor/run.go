@@ -11,12 +11,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/wasmgrid/wasmgrid/internal/batch"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -41,9 +41,15 @@ type Settings struct {
 	// the reduce side's fetch budget.
 	ShuffleMemory    int64
 	CompressionLevel int
-	// OutputFile is where a result task writes its text part (an attempt
-	// file; the coordinator commits it).
-	OutputFile string
+	// OutputFile is where a result task writes its part (an attempt file
+	// in its output's staging area, which the coordinator commits): a
+	// path in the volume OutputVolume.
+	OutputFile   string
+	OutputVolume string
+	// Volumes are the storage volumes the task may read its split from
+	// and write its part into, by name: the job's tenant's, with the
+	// credentials the agent holds for them.
+	Volumes map[string]storage.Volume
 	// OutputFormat is how a result task writes its records: "text" (or
 	// ""): "key<TAB>value" lines, the value alone for an empty key;
 	// "records": raw key‖value, no separators; "json": JSON lines
@@ -62,6 +68,29 @@ type Task struct {
 	Settings
 	// Blocks opens the task's shuffle input, for this task's job.
 	Blocks Blocks
+	// Stores opens the volumes of Settings.Volumes.
+	Stores Stores
+}
+
+// Stores opens volumes' stores; an executor keeps them open across tasks.
+type Stores interface {
+	Store(v storage.Volume) (storage.Store, error)
+}
+
+// store is the store of the task's volume name.
+func (r *runner) store(name string) (storage.Store, error) {
+	v, ok := r.t.Volumes[name]
+	if !ok {
+		return nil, &inputError{fmt.Errorf("volume %q is not among the task's volumes", name)}
+	}
+	if r.t.Stores == nil {
+		return nil, &inputError{fmt.Errorf("volume %s: this executor opens no volumes", name)}
+	}
+	s, err := r.t.Stores.Store(v)
+	if err != nil {
+		return nil, &inputError{err}
+	}
+	return s, nil
 }
 
 // Blocks opens a partition of several map outputs held by one agent,
@@ -416,9 +445,16 @@ func (r *runner) readInput(ctx context.Context, push func([]byte) error) error {
 				err = add(nil, num)
 			}
 		case sp.RecordSize > 0:
-			n, err = readRecords(*sp, add)
+			var st storage.Store
+			if st, err = r.store(sp.Volume); err == nil {
+				n, err = readRecords(ctx, st, *sp, add)
+			}
 		default:
-			n, err = readSplit(*sp, r.t.MaxRecord, func(line []byte) error {
+			var st storage.Store
+			if st, err = r.store(sp.Volume); err != nil {
+				break
+			}
+			n, err = readSplit(ctx, st, *sp, r.t.MaxRecord, func(line []byte) error {
 				if sp.JSON && len(bytes.TrimSpace(line)) == 0 {
 					return nil // blank lines between JSON values
 				}
@@ -612,17 +648,18 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	if st.Sample != nil {
 		return r.openSampleOutput()
 	}
-	if err := os.MkdirAll(filepath.Dir(r.t.OutputFile), 0o755); err != nil {
+	out, err := r.store(r.t.OutputVolume)
+	if err != nil {
 		return nil, nil, nil, err
 	}
-	f, err := os.Create(r.t.OutputFile)
+	f, err := out.Create(ctx, r.t.OutputFile)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	write, err := recordWriter(w, r.t.OutputFormat)
 	if err != nil {
-		f.Close()
+		f.Abort()
 		return nil, nil, nil, err
 	}
 	// Batches reach the sink from a guest call, which checked them, or from
@@ -638,17 +675,17 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		return nil
 	}
 	commit = func() error {
-		err := errors.Join(w.Flush(), f.Sync(), f.Close())
-		if err == nil {
-			r.res.OutputFile = r.t.OutputFile
+		if err := w.Flush(); err != nil {
+			f.Abort()
+			return err
 		}
-		return err
+		if err := f.Commit(); err != nil {
+			return err
+		}
+		r.res.OutputFile = r.t.OutputFile
+		return nil
 	}
-	abort = func() {
-		f.Close()
-		os.Remove(r.t.OutputFile)
-	}
-	return sink, commit, abort, nil
+	return sink, commit, f.Abort, nil
 }
 
 // openSampleOutput keeps a uniform sample of the output's keys

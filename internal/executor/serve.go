@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
@@ -66,6 +67,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 	defer rt.Close(context.WithoutCancel(ctx))
 	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
 	defer s.fetchers.close()
+	defer s.stores.Close()
 	dec := gob.NewDecoder(in)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -118,6 +120,7 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 type server struct {
 	rt       *wasmexec.Runtime
 	fetchers *fetchers
+	stores   storage.Cache // the tenant's volumes
 
 	encMu sync.Mutex // protects enc
 	enc   *gob.Encoder
@@ -142,6 +145,7 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 			Modules:  mods,
 			Settings: m.Settings,
 			Blocks:   quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers},
+			Stores:   &s.stores,
 		}
 		resp.Result, err = Run(ctx, s.rt, task)
 		if resp.Result != nil {

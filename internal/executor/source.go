@@ -2,12 +2,13 @@ package executor
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -15,17 +16,7 @@ import (
 // start inside it (Hadoop's rule): it skips the partial line at its start,
 // which belongs to the split before, and reads past its end to finish its
 // last line. Line terminators ("\n" or "\r\n") are dropped.
-func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (bytesRead int64, err error) {
-	f, err := os.Open(sp.Path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-			// The coordinator found the file when it planned the job; the
-			// agent running the task reads it, and cannot.
-			return 0, &inputError{fmt.Errorf("open input: %w: inputs are read by the agents, so every agent must see the same path (one host, or a shared file system)", err)}
-		}
-		return 0, &inputError{fmt.Errorf("open input: %w", err)}
-	}
-	defer f.Close()
+func readSplit(ctx context.Context, st storage.Store, sp planner.Split, maxRecord int, fn func(line []byte) error) (bytesRead int64, err error) {
 	start, end := sp.Offset, sp.Offset+sp.Length
 	pos := start
 	if start > 0 {
@@ -33,9 +24,11 @@ func readSplit(sp planner.Split, maxRecord int, fn func(line []byte) error) (byt
 		// is ours.
 		pos = start - 1
 	}
-	if _, err := f.Seek(pos, io.SeekStart); err != nil {
-		return 0, &inputError{fmt.Errorf("seek %s to %d: %w", sp.Path, pos, err)}
+	f, err := openInput(ctx, st, sp, pos)
+	if err != nil {
+		return 0, err
 	}
+	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
 	var long []byte
 	readLine := func() ([]byte, error) {
@@ -104,6 +97,20 @@ func trimEOL(b []byte) []byte {
 	return b
 }
 
+// openInput opens a split's file at offset in its volume. A file that is
+// gone, or that the volume refuses (a symbolic link swapped in after the
+// job was planned), fails the task with the reason; no retry reads it.
+func openInput(ctx context.Context, st storage.Store, sp planner.Split, offset int64) (io.ReadCloser, error) {
+	f, err := st.Open(ctx, sp.Path, offset)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &inputError{fmt.Errorf("open input %s:%s: %w: the file was there when the job was planned; it was removed since", sp.Volume, sp.Path, err)}
+		}
+		return nil, &inputError{fmt.Errorf("open input: %w", err)}
+	}
+	return f, nil
+}
+
 // inputError is a problem with the job's input that no retry will fix.
 type inputError struct{ err error }
 
@@ -113,17 +120,17 @@ func (e *inputError) Unwrap() error { return e.err }
 // readRecords reads a split of fixed-length binary records and calls fn
 // with each record's key (its first KeySize bytes) and value (the rest).
 // The slices are valid only during the call.
-func readRecords(sp planner.Split, fn func(key, value []byte) error) (bytesRead int64, err error) {
-	f, err := os.Open(sp.Path)
-	if err != nil {
-		return 0, &inputError{fmt.Errorf("open input: %w: inputs are read by the agents, so every agent must see the same path (one host, or a shared file system)", err)}
-	}
-	defer f.Close()
+func readRecords(ctx context.Context, st storage.Store, sp planner.Split, fn func(key, value []byte) error) (bytesRead int64, err error) {
 	size := int64(sp.RecordSize)
 	if sp.Offset%size != 0 || sp.Length%size != 0 {
 		return 0, &inputError{fmt.Errorf("%s: split at %d of %d bytes does not hold whole %d-byte records", sp.Path, sp.Offset, sp.Length, size)}
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, sp.Offset, sp.Length), 1<<20)
+	f, err := openInput(ctx, st, sp, sp.Offset)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(io.LimitReader(f, sp.Length), 1<<20)
 	rec := make([]byte, size)
 	for bytesRead < sp.Length {
 		if _, err := io.ReadFull(r, rec); err != nil {

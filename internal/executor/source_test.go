@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -56,11 +57,12 @@ func checkSplits(t *testing.T, dir, name, text string, header bool) {
 		want = nil
 	}
 	size := int64(len(text))
+	st := dirStore(t, dir)
 	for splitSize := int64(1); splitSize <= max(size, 1); splitSize++ {
 		var got []string
 		for off := int64(0); off < max(size, 1); off += splitSize {
-			sp := planner.Split{Path: path, Offset: off, Length: min(splitSize, size-off), SkipFirstLine: header && off == 0}
-			_, err := readSplit(sp, 1<<20, func(line []byte) error {
+			sp := planner.Split{Volume: "in", Path: filepath.Base(path), Offset: off, Length: min(splitSize, size-off), SkipFirstLine: header && off == 0}
+			_, err := readSplit(context.Background(), st, sp, 1<<20, func(line []byte) error {
 				got = append(got, string(line))
 				return nil
 			})
@@ -75,9 +77,9 @@ func checkSplits(t *testing.T, dir, name, text string, header bool) {
 }
 
 func TestLineLongerThanMaxRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "in.txt")
-	os.WriteFile(path, []byte("ok\n"+strings.Repeat("z", 3<<20)+"\n"), 0o644)
-	_, err := readSplit(planner.Split{Path: path, Length: 4 << 20}, 1<<20, func([]byte) error { return nil })
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("ok\n"+strings.Repeat("z", 3<<20)+"\n"), 0o644)
+	_, err := readSplit(context.Background(), dirStore(t, dir), planner.Split{Volume: "in", Path: "in.txt", Length: 4 << 20}, 1<<20, func([]byte) error { return nil })
 	var ie *inputError
 	if err == nil || !strings.Contains(err.Error(), "longer than source.max_record") || !strings.Contains(err.Error(), "byte 3") {
 		t.Fatalf("err = %v", err)
@@ -85,6 +87,17 @@ func TestLineLongerThanMaxRecord(t *testing.T) {
 	if !asInputError(err, &ie) {
 		t.Fatalf("err %T is not an input error", err)
 	}
+}
+
+// dirStore is a file volume at dir.
+func dirStore(t *testing.T, dir string) storage.Store {
+	t.Helper()
+	st, err := storage.Open(storage.Volume{Name: "in", URL: "file://" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func asInputError(err error, target **inputError) bool {

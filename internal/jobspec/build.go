@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // name returns the job's name: name = "..." or the file's base name
@@ -233,6 +235,11 @@ func (p *parser) source(d *sourceDoc) (Source, error) {
 		}
 		if _, err := filepath.Match(g, ""); err != nil {
 			return Source{}, p.errorf(line, "source.%s: %q is not a valid glob (%v): escape a literal *, ?, [ or \\ with \\", field, g, err)
+		}
+		if storage.IsLocation(g) {
+			// A volume's files (vol:path, s3://…): the grid resolves it
+			// against the tenant's volumes.
+			continue
 		}
 		abs, err := filepath.Abs(g)
 		if err != nil {
@@ -607,7 +614,7 @@ func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
 		if !ok || v == "" || v == "-" {
 			return Sink{}, p.errorf(line, "sink.records must be an output directory for part files of raw records (not standard output), not %v", d.Records)
 		}
-		abs, err := filepath.Abs(v)
+		abs, err := sinkPath(v)
 		if err != nil {
 			return Sink{}, p.errorf(line, "sink.records: cannot make %q absolute: %v", v, err)
 		}
@@ -631,7 +638,7 @@ func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
 			sk.Stdout = true
 			return sk, nil
 		}
-		abs, err := filepath.Abs(v)
+		abs, err := sinkPath(v)
 		if err != nil {
 			return Sink{}, p.errorf(line, "sink.%s: cannot make %q absolute: %v", kind, v, err)
 		}
@@ -640,6 +647,15 @@ func (p *parser) sinkOutput(d *sinkDoc) (Sink, error) {
 	default:
 		return Sink{}, p.errorf(line, "sink.%s must be a string (a directory, or \"-\"), not %s", kind, tomlKind(v))
 	}
+}
+
+// sinkPath is an output as the spec names it: a volume location as it
+// is, a file path made absolute.
+func sinkPath(v string) (string, error) {
+	if storage.IsLocation(v) {
+		return v, nil
+	}
+	return filepath.Abs(v)
 }
 
 // conf applies [conf] to the defaults, then the --conf pairs.

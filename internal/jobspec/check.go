@@ -10,12 +10,16 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // wasmMagic starts every WebAssembly binary module.
 const wasmMagic = "\x00asm"
 
-// Check looks at the world: every source glob matches at least one regular
+// Check looks at the world from the machine that submits the job (never
+// the grid's: a grid resolves the spec's files in the tenant's volumes):
+// every source glob matches at least one regular
 // file, every module path is a WebAssembly module, every Go module directory
 // holds .go files, the sink's parent directory exists, and an existing,
 // non-empty output directory is only replaced with sink.overwrite. It
@@ -78,6 +82,9 @@ func (s *Spec) rel(path string) string {
 }
 
 func checkGlob(pattern string) error {
+	if storage.IsLocation(pattern) {
+		return nil // a volume's files: the grid checks them
+	}
 	matches, err := filepath.Glob(pattern)
 	if err != nil {
 		return fmt.Errorf("%q is not a valid glob: %w", pattern, err)
@@ -161,6 +168,9 @@ func checkGuestDir(dir, shown string) error {
 }
 
 func checkSink(dir string, overwrite bool) error {
+	if storage.IsLocation(dir) {
+		return nil // in a volume: the grid checks it
+	}
 	parent := filepath.Dir(dir)
 	fi, err := os.Stat(parent)
 	if err != nil {

@@ -55,7 +55,9 @@ type Source struct {
 	// Count, for "generate": records 0..Count-1, each with an empty key and
 	// its number in decimal as the value.
 	Count int64
-	Globs []string // absolute glob patterns
+	// Globs are absolute glob patterns of files, or of a volume's files
+	// as storage.Resolve reads them ("vol:path/*.txt", "s3://b/k/*").
+	Globs []string
 	// RecordSize and KeySize, for "records": each record is RecordSize
 	// bytes, of which the first KeySize are its key and the rest its value.
 	RecordSize, KeySize int
@@ -181,7 +183,9 @@ type Sink struct {
 	// rows), "records" (raw key‖value records), or "count" (no records:
 	// the job prints how many there are).
 	Kind string
-	Path string // absolute output directory, or "" for Stdout and count
+	// Path is the output directory: an absolute path, or a volume
+	// location ("vol:path", "s3://bucket/key"); "" for Stdout and count.
+	Path string
 	// Stdout prints the result once the job has succeeded instead of
 	// writing a directory (text = "-", json = "-", csv = "-").
 	Stdout bool

@@ -53,7 +53,7 @@ func (v Volume) Prefix() string {
 // Validate says what is wrong with a volume's definition.
 func (v Volume) Validate() error {
 	if !validName(v.Name) {
-		return fmt.Errorf("volume %q: a name is a letter followed by letters, digits, '_', '-' or '.'", v.Name)
+		return fmt.Errorf("volume %q: a name is two or more characters: a letter, then letters, digits, '_', '-' or '.'", v.Name)
 	}
 	switch v.Scheme() {
 	case "file":

@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -86,9 +87,14 @@ type Launch struct {
 	Spec         planner.TaskSpec  `json:"spec"`
 	Modules      []ModuleRef       `json:"modules"`
 	Conf         jobspec.Conf      `json:"conf"`
-	OutputFile   string            `json:"output_file,omitempty"`
+	OutputFile   string            `json:"output_file,omitempty"`   // a path in the volume OutputVolume
+	OutputVolume string            `json:"output_volume,omitempty"` // the volume of OutputFile
 	OutputFormat string            `json:"output_format,omitempty"`
 	BlockServers map[string]string `json:"block_servers"` // agent -> block server address
+	// Volumes are the storage volumes the job's tasks read and write, with
+	// the credentials to reach them: they travel only over the mutually
+	// authenticated control plane.
+	Volumes []storage.Volume `json:"volumes,omitempty"`
 }
 
 // Kill stops an attempt; RemoveJob stops a job's attempts and deletes its
