@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // TestExampleConfigIsValidTOML: every key grid config example prints is a
@@ -42,13 +44,19 @@ func TestExampleConfigIsValidTOML(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	dir := t.TempDir()
+	base := "state_dir = \"s\"\ngossip_key = \"k\"\nadmin_token_sha256 = \"" + strings.Repeat("ab", 32) + "\"\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n"
 	tests := []struct {
 		name, text, want string
 	}{
 		{"unknown key", "state_dir = \"s\"\napi_adr = \"x\"\n", "api_adr"},
 		{"bad size", "name = \"a\"\nmemory = \"lots\"\n", "lots"},
 		{"missing tls", "state_dir = \"s\"\ngossip_key = \"k\"\nadmin_token_sha256 = \"" + strings.Repeat("ab", 32) + "\"\n", "tls.ca"},
-		{"bad token hash", "state_dir = \"s\"\ngossip_key = \"k\"\n[tls]\nca=\"a\"\ncert=\"b\"\nkey=\"c\"\n[[tenants]]\nname = \"t\"\ntoken_sha256 = \"secret\"\n", "64 hex digits"},
+		{"bad token hash", base + "[[tenants]]\nname = \"t\"\ntoken_sha256 = \"secret\"\n", "64 hex digits"},
+		{"unknown volume", base + "[[tenants]]\nname = \"t\"\ngrants = { lake = \"read\" }\n", `tenant "t" is granted volume "lake", which no [[volumes]] defines`},
+		{"bad access", base + "[[volumes]]\nname = \"lake\"\nurl = \"file:///srv\"\n[[tenants]]\nname = \"t\"\ngrants = { lake = \"all\" }\n", `access "all" must be "read" or "read-write"`},
+		{"relative volume", base + "[[volumes]]\nname = \"lake\"\nurl = \"file://srv\"\n", "absolute, clean directory"},
+		{"grid volume", base + "[[volumes]]\nname = \"grid.results\"\nurl = \"file:///srv\"\n", "the grid's own"},
+		{"twice", base + "[[volumes]]\nname = \"a1\"\nurl = \"file:///srv\"\n[[volumes]]\nname = \"a1\"\nurl = \"file:///x\"\n", "defined twice"},
 	}
 	for _, tt := range tests {
 		path := filepath.Join(dir, tt.name+".toml")
@@ -78,4 +86,15 @@ func FuzzLoadConfig(f *testing.F) {
 		_, _ = LoadCoordinatorConfig(path)
 		_, _ = LoadAgentConfig(path)
 	})
+}
+
+func TestVolumesExposingState(t *testing.T) {
+	vols := []storage.Volume{{Name: "all", URL: "file:///"}, {Name: "data", URL: "file:///srv/data"}, {Name: "lake", URL: "s3://lake"}}
+	got := exposed(vols, "/var/lib/wasmgrid/state", "/srv/data/../keys/coordinator-key.pem")
+	if len(got) != 2 || !strings.Contains(got[0], "volume all") || !strings.Contains(got[1], "/srv/keys/coordinator-key.pem") {
+		t.Errorf("exposed = %q; want volume all holding both files", got)
+	}
+	if got := exposed(vols[1:], "/var/lib/wasmgrid/state"); len(got) != 0 {
+		t.Errorf("exposed = %q; want nothing", got)
+	}
 }
