@@ -16,6 +16,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // JobBuilder builds a job in Go, as Spark programs do: datasets are lazy
@@ -91,7 +92,11 @@ type Dataset struct {
 	cache bool
 }
 
-// TextFile is a source of text files, one record per line.
+// TextFile is a source of text files, one record per line. A glob is a
+// path on the machine that builds the job (made absolute), or a location
+// in a volume granted to the job's tenant: "data:books/*.txt",
+// "s3://bucket/books/*.txt" (docs/storage.md). The other file sources and
+// the sinks take the same.
 func (j *JobBuilder) TextFile(glob string) *Dataset {
 	return &Dataset{job: j, source: "text = " + quote(absGlob(glob))}
 }
@@ -146,7 +151,12 @@ func (j *JobBuilder) RecordFile(glob string, size, keySize int) *Dataset {
 	return &Dataset{job: j, source: fmt.Sprintf("records = %s\nrecord_size = %d\nkey_size = %d", quote(absGlob(glob)), size, keySize)}
 }
 
+// absGlob makes a file path absolute; a volume location ("data:books/*",
+// "s3://bucket/key") is the grid's to resolve, and stays as it is.
 func absGlob(g string) string {
+	if storage.IsLocation(g) {
+		return g
+	}
 	if abs, err := filepath.Abs(g); err == nil {
 		return abs
 	}

@@ -144,6 +144,31 @@ func ExampleJobBuilder_Spec() {
 	// records = "/data/sorted"
 }
 
+// A job on a cluster reads and writes the volumes its tenant was granted
+// (docs/storage.md): here a word count from an S3 bucket into a directory
+// of volume "shared". The locations go to the grid as they are; it
+// resolves them against the tenant's volumes, and refuses any other.
+func ExampleJobBuilder_TextFile_volumes() {
+	job := sdk.NewJob("counts")
+	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
+	job.TextFile("s3://lake/books/*.txt").
+		FlatMap(wc.Func("split")).
+		ReduceByKey(wc.Func("sum")).
+		Write(sdk.Text("shared:counts"))
+	text, err := job.Spec()
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, source, _ := strings.Cut(text, "[source]\n")
+	source, _, _ = strings.Cut(source, "\n")
+	_, sink, _ := strings.Cut(text, "[sink]\n")
+	fmt.Println(source)
+	fmt.Print(sink)
+	// Output:
+	// text = "s3://lake/books/*.txt"
+	// text = "shared:counts"
+}
+
 // Cache a dataset that several others read: PageRank's links are
 // computed once and kept on the agents. The ranks are partitioned by page
 // as the links are, so each iteration's join is a step of the stage that
