@@ -40,6 +40,7 @@ type Coordinator struct {
 	gossip  *gossip
 	control *quicnet.ControlListener
 	api     net.Listener
+	apiTLS  *tls.Config // nil: plain HTTP (insecure_http, loopback only)
 	epoch   uint64
 	auth    *authz
 	// agentTLS is the control plane's server side.
@@ -69,6 +70,12 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	var apiTLSConfig *tls.Config
+	if !cfg.InsecureHTTP {
+		if apiTLSConfig, err = apiTLS(id, cfg.TLS.Cert, cfg.APIAddr); err != nil {
+			return nil, err
+		}
+	}
 	key, err := LoadKeyring(cfg.GossipKey)
 	if err != nil {
 		return nil, err
@@ -81,6 +88,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
+		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
 		auth:       newAuthz(cfg),
 		links:      map[string]*remoteLink{},
@@ -149,6 +157,15 @@ func (c *Coordinator) APIAddr() string     { return c.api.Addr().String() }
 func (c *Coordinator) ControlAddr() string { return c.control.Addr().String() }
 func (c *Coordinator) GossipAddr() string  { return c.gossip.addr }
 
+// APIURL is the API's base URL: https://, or http:// for a coordinator
+// serving plain HTTP on loopback (insecure_http).
+func (c *Coordinator) APIURL() string {
+	if c.apiTLS == nil {
+		return "http://" + c.APIAddr()
+	}
+	return "https://" + c.APIAddr()
+}
+
 // Run serves until ctx ends, then stops everything it started.
 func (c *Coordinator) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -168,8 +185,18 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		defer scancel()
 		_ = srv.Shutdown(sctx)
 	})
-	c.logger.Info("coordinator serving", "api", c.APIAddr(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
-	if err := srv.Serve(c.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	c.logger.Info("coordinator serving", "api", c.APIURL(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
+	var err error
+	if c.apiTLS != nil {
+		// ServeTLS answers a plain HTTP request with 400 ("client sent an
+		// HTTP request to an HTTPS server") before any handler runs.
+		srv.TLSConfig = c.apiTLS
+		err = srv.ServeTLS(c.api, "", "")
+	} else {
+		c.logger.Warn("the API serves plain HTTP (insecure_http): tokens cross loopback in clear", "api", c.APIURL())
+		err = srv.Serve(c.api)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("grid: API: %w", err)
 	}
 	<-ctx.Done()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,11 @@ type CoordinatorConfig struct {
 	// control connection has to come back before it is declared lost.
 	AgentGrace jobspec.Duration `toml:"agent_grace"`
 	CacheDir   string           `toml:"cache_dir"`
-	Tenants    []TenantConfig   `toml:"tenants"`
+	// InsecureHTTP serves the API as plain HTTP instead of HTTPS with the
+	// node certificate: bearer tokens then cross the network in clear,
+	// so it is refused unless api_addr is a loopback address.
+	InsecureHTTP bool           `toml:"insecure_http"`
+	Tenants      []TenantConfig `toml:"tenants"`
 }
 
 // AgentConfig configures `grid agent`.
@@ -148,7 +153,24 @@ func (c *CoordinatorConfig) Validate() error {
 	if c.AdminTokenSHA256 != "" && !validHash(c.AdminTokenSHA256) {
 		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
 	}
+	if c.InsecureHTTP && !isLoopback(c.APIAddr) {
+		errs = append(errs, fmt.Errorf("insecure_http (--insecure-http) would send bearer tokens in clear over the network: it is allowed only on a loopback api_addr (127.0.0.1, ::1 or localhost), not %q; serve HTTPS (the default) instead", c.APIAddr))
+	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether a listening address (host:port) is a
+// loopback address only: an empty or unspecified host listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate says what is missing or wrong in an agent config.
@@ -276,7 +298,8 @@ const ExampleConfig = `# wasmgrid cluster configuration. "grid coordinator --con
 # ---- coordinator.toml ----
 name = "coordinator"           # must be the common name of tls.cert
 state_dir = "state"            # jobs' results and the coordinator's files
-api_addr = "127.0.0.1:7070"    # HTTP API; port 0 picks a free one (printed)
+api_addr = "127.0.0.1:7070"    # HTTPS API (tls.cert); port 0 picks a free one (printed)
+insecure_http = false          # plain HTTP instead: tokens in clear; loopback api_addr only
 control_addr = "127.0.0.1:7071" # QUIC control plane (UDP); port 0 picks one
 gossip_addr = "127.0.0.1:7946" # serf (TCP and UDP); port 0 picks one
 gossip_key = "gossip.key"      # base64 of 32 bytes: encrypts gossip

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,25 +21,20 @@ import (
 
 // clientFlags locate a running grid.
 type clientFlags struct {
-	addr, token, output string
+	addr, token, ca, output string
 }
 
 func (f *clientFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.addr, "addr", "", "the grid's API address (default $GRID_ADDR)")
+	cmd.Flags().StringVar(&f.addr, "addr", "", "the grid's API URL, https://HOST:PORT (default $GRID_ADDR)")
 	cmd.Flags().StringVar(&f.token, "token", "", "bearer token (default $GRID_TOKEN)")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM file of the cluster's certificate authority, the only one trusted (default $GRID_CA)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output: text or json")
 }
 
 func (f *clientFlags) remote() (*sdk.Remote, error) {
-	addr, token := f.addr, f.token
+	addr, token, ca := cmp.Or(f.addr, os.Getenv("GRID_ADDR")), cmp.Or(f.token, os.Getenv("GRID_TOKEN")), cmp.Or(f.ca, os.Getenv("GRID_CA"))
 	if addr == "" {
-		addr = os.Getenv("GRID_ADDR")
-	}
-	if token == "" {
-		token = os.Getenv("GRID_TOKEN")
-	}
-	if addr == "" {
-		return nil, errors.New("no grid address: set GRID_ADDR (grid up writes it to grid.env) or pass --addr")
+		return nil, errors.New("no grid address: source a client file (grid init writes admin.env and TENANT.env, grid up grid.env) or pass --addr")
 	}
 	if token == "" {
 		return nil, errors.New("no token: set GRID_TOKEN or pass --token")
@@ -46,7 +42,7 @@ func (f *clientFlags) remote() (*sdk.Remote, error) {
 	if f.output != "text" && f.output != "json" {
 		return nil, fmt.Errorf("-o %q: use text or json", f.output)
 	}
-	return sdk.Connect(addr, token), nil
+	return sdk.NewRemote(sdk.RemoteConfig{Addr: addr, Token: token, CAFile: ca})
 }
 
 func printJSON(w io.Writer, v any) error {
