@@ -85,12 +85,16 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
 	}
 	cacheDir := defaultCacheDir(cfg.CacheDir)
+	tokens, err := openTokenStore(filepath.Join(cfg.StateDir, "coordinator", "tokens.json"), bootstrapTokens(cfg), time.Now)
+	if err != nil {
+		return nil, err
+	}
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
 		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
-		auth:       newAuthz(cfg),
+		auth:       newAuthz(tokens),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),

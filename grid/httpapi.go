@@ -3,7 +3,6 @@ package grid
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -23,13 +22,15 @@ import (
 
 // principal is who a request's bearer token names.
 type principal struct {
-	tenant string // "" for the admin
-	admin  bool
+	tenant  string // "" for the admin
+	admin   bool
+	role    Role
+	tokenID string
 }
 
-// authz maps token hashes to principals, and remembers who owns what.
+// authz knows the tokens, and remembers who owns what.
 type authz struct {
-	tokens map[string]principal // sha256 hex of the token
+	tokens *tokenStore
 
 	mu      sync.Mutex
 	modules map[string]map[string]bool // module hash -> owning tenants
@@ -44,31 +45,22 @@ type apiJob struct {
 	submit time.Time
 }
 
-func newAuthz(cfg CoordinatorConfig) *authz {
-	a := &authz{tokens: map[string]principal{}, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}}
-	if cfg.AdminTokenSHA256 != "" {
-		a.tokens[strings.ToLower(cfg.AdminTokenSHA256)] = principal{admin: true}
-	}
-	for _, t := range cfg.Tenants {
-		a.tokens[strings.ToLower(t.TokenSHA256)] = principal{tenant: t.Name}
-	}
-	return a
+func newAuthz(tokens *tokenStore) *authz {
+	return &authz{tokens: tokens, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}}
 }
 
-// who authenticates a request: a wrong or missing token is nobody.
+// who authenticates a request: a wrong, revoked or missing token is
+// nobody.
 func (a *authz) who(r *http.Request) (principal, bool) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return principal{}, false
 	}
-	sum := sha256.Sum256([]byte(tok))
-	h := hex.EncodeToString(sum[:])
-	for k, p := range a.tokens {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(h)) == 1 {
-			return p, true
-		}
+	info, ok := a.tokens.lookup(tok)
+	if !ok {
+		return principal{}, false
 	}
-	return principal{}, false
+	return principal{tenant: info.Tenant, admin: info.Role == RoleAdmin, role: info.Role, tokenID: info.ID}, true
 }
 
 // sees reports whether p may see something owned by tenant.
@@ -140,26 +132,50 @@ type SubmitRequest struct {
 // maxModuleUpload bounds PUT /v1/modules.
 const maxModuleUpload = 256 << 20
 
+// route is one endpoint of the API: the role it needs, and the action
+// the audit log names it by.
+type route struct {
+	pattern string
+	action  string
+	need    Role
+	h       handlerFunc
+}
+
+// routes is the API. Tenant-scoped reads need read-only; changes to a
+// tenant's things need submit; the cluster's events and tokens need admin.
+func (c *Coordinator) routes() []route {
+	return []route{
+		{"PUT /v1/modules", "module.upload", RoleSubmit, c.putModule},
+		{"GET /v1/modules", "module.list", RoleRead, c.listModules},
+		{"POST /v1/jobs", "job.submit", RoleSubmit, c.postJob},
+		{"GET /v1/jobs", "job.list", RoleRead, c.listJobs},
+		{"GET /v1/jobs/{id}", "job.get", RoleRead, c.getJob},
+		{"POST /v1/jobs/{id}/cancel", "job.cancel", RoleSubmit, c.cancelJob},
+		{"GET /v1/jobs/{id}/result", "job.result", RoleRead, c.jobResult},
+		{"GET /v1/jobs/{id}/events", "job.events", RoleRead, c.jobEvents},
+		{"GET /v1/jobs/{id}/logs", "job.logs", RoleRead, c.jobLogs},
+		{"GET /v1/agents", "agent.list", RoleRead, c.listAgents},
+		{"GET /v1/tenants", "tenant.list", RoleRead, c.listTenants},
+		{"GET /v1/events", "cluster.events", RoleAdmin, c.clusterEvents},
+		{"POST /v1/tokens", "token.create", RoleAdmin, c.createToken},
+		{"GET /v1/tokens", "token.list", RoleAdmin, c.listTokens},
+		{"DELETE /v1/tokens/{id}", "token.revoke", RoleAdmin, c.revokeToken},
+		{"POST /v1/tokens/{id}/rotate", "token.rotate", RoleAdmin, c.rotateToken},
+	}
+}
+
 func (c *Coordinator) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/modules", c.authed(c.putModule))
-	mux.HandleFunc("GET /v1/modules", c.authed(c.listModules))
-	mux.HandleFunc("POST /v1/jobs", c.authed(c.postJob))
-	mux.HandleFunc("GET /v1/jobs", c.authed(c.listJobs))
-	mux.HandleFunc("GET /v1/jobs/{id}", c.authed(c.getJob))
-	mux.HandleFunc("POST /v1/jobs/{id}/cancel", c.authed(c.cancelJob))
-	mux.HandleFunc("GET /v1/jobs/{id}/result", c.authed(c.jobResult))
-	mux.HandleFunc("GET /v1/jobs/{id}/events", c.authed(c.jobEvents))
-	mux.HandleFunc("GET /v1/jobs/{id}/logs", c.authed(c.jobLogs))
-	mux.HandleFunc("GET /v1/agents", c.authed(c.listAgents))
-	mux.HandleFunc("GET /v1/tenants", c.authed(c.listTenants))
-	mux.HandleFunc("GET /v1/events", c.authed(c.clusterEvents))
+	for _, rt := range c.routes() {
+		mux.HandleFunc(rt.pattern, c.authed(rt))
+	}
 	return mux
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 
-func (c *Coordinator) authed(h handlerFunc) http.HandlerFunc {
+// authed authenticates a request and checks its token's role.
+func (c *Coordinator) authed(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := c.auth.who(r)
 		if !ok {
@@ -167,7 +183,11 @@ func (c *Coordinator) authed(h handlerFunc) http.HandlerFunc {
 			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
 			return
 		}
-		h(w, r, p)
+		if !p.role.allows(rt.need) {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("%s needs a token of role %s; this one is %s", rt.action, rt.need, p.role))
+			return
+		}
+		rt.h(w, r, p)
 	}
 }
 
@@ -617,10 +637,6 @@ func (l *eventLog) since(seq int64) []ClusterEvent {
 // clusterEvents streams the cluster's events (admin only) as server-sent
 // events.
 func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin {
-		httpError(w, http.StatusForbidden, "cluster events are for the admin token")
-		return
-	}
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)

@@ -339,3 +339,36 @@ func (r *Remote) Run(ctx context.Context, job *Job, w io.Writer) (grid.JobInfo, 
 	}
 	return info, nil
 }
+
+// CreateToken makes a token for tenant with role (grid.RoleSubmit,
+// grid.RoleRead, or grid.RoleAdmin with no tenant); it needs an admin
+// token. The new token's secret is in the answer and nowhere else.
+func (r *Remote) CreateToken(ctx context.Context, tenant string, role grid.Role) (grid.NewToken, error) {
+	body, _ := json.Marshal(grid.CreateTokenRequest{Tenant: tenant, Role: role})
+	var out grid.NewToken
+	err := r.do(ctx, http.MethodPost, "/v1/tokens", bytes.NewReader(body), &out)
+	return out, err
+}
+
+// Tokens lists the grid's tokens, revoked ones included, without their
+// secrets (admin tokens only).
+func (r *Remote) Tokens(ctx context.Context) ([]grid.TokenInfo, error) {
+	var out struct{ Tokens []grid.TokenInfo }
+	err := r.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+	return out.Tokens, err
+}
+
+// RevokeToken ends a token: its next request is refused.
+func (r *Remote) RevokeToken(ctx context.Context, id string) (grid.TokenInfo, error) {
+	var out grid.TokenInfo
+	err := r.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// RotateToken replaces a token by a new one for the same tenant and role,
+// and revokes the old one.
+func (r *Remote) RotateToken(ctx context.Context, id string) (grid.NewToken, error) {
+	var out grid.NewToken
+	err := r.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", nil, &out)
+	return out, err
+}

@@ -52,7 +52,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newClientCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g)}
+	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
 }
 
 func newSubmitCmd(g *globals) *cobra.Command {

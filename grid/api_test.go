@@ -1,0 +1,200 @@
+package grid
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// testAPI is a coordinator without agents, serving its API over HTTPS in
+// this process, and a client that trusts the cluster's authority.
+type testAPI struct {
+	t     *testing.T
+	coord *Coordinator
+	init  *InitResult
+	hc    *http.Client
+}
+
+// startAPI starts a coordinator for tenants; edit changes its config.
+// It stops at the end of the test, leaving no goroutine behind.
+func startAPI(t *testing.T, tenants []string, edit func(*CoordinatorConfig), setup func(*Coordinator)) *testAPI {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	dir := t.TempDir()
+	res, err := InitCluster(InitOptions{Dir: dir, Tenants: tenants, APIAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadCoordinatorConfig(res.Coordinator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CacheDir = testCacheDir
+	if edit != nil {
+		edit(cfg)
+	}
+	c, err := NewCoordinator(*cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(c)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	a := &testAPI{t: t, coord: c, init: res, hc: apiClient(t, filepath.Join(dir, "ca.pem"))}
+	t.Cleanup(func() {
+		a.hc.CloseIdleConnections()
+		cancel()
+		<-done
+		goleak.VerifyNone(t, ignore)
+	})
+	return a
+}
+
+// do sends a request with token and returns the status, body and header.
+func (a *testAPI) do(token, method, path string, body io.Reader) (int, []byte, http.Header) {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.coord.APIURL()+path, body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+func (a *testAPI) createToken(admin, tenant string, role Role) NewToken {
+	a.t.Helper()
+	body, _ := json.Marshal(CreateTokenRequest{Tenant: tenant, Role: role})
+	code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens", bytes.NewReader(body))
+	if code != http.StatusCreated {
+		a.t.Fatalf("POST /v1/tokens: HTTP %d %s", code, b)
+	}
+	var nt NewToken
+	if err := json.Unmarshal(b, &nt); err != nil {
+		a.t.Fatal(err)
+	}
+	return nt
+}
+
+// TestAPIRoles: every route checks the role of its token.
+func TestAPIRoles(t *testing.T) {
+	a := startAPI(t, []string{"etl", "bi"}, nil, nil)
+	admin := a.init.AdminToken
+	read := a.createToken(admin, "etl", RoleRead)
+	submit := a.createToken(admin, "etl", RoleSubmit)
+	if code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens", strings.NewReader(`{"tenant":"nobody","role":"submit"}`)); code != http.StatusBadRequest || !strings.Contains(string(b), "not in the coordinator's config") {
+		t.Errorf("a token for an unknown tenant: HTTP %d %s", code, b)
+	}
+	if code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens", strings.NewReader(`{"role":"root"}`)); code != http.StatusBadRequest {
+		t.Errorf("a token of an unknown role: HTTP %d %s", code, b)
+	}
+	wasm := "\x00asm\x01\x00\x00\x00"
+	tests := []struct {
+		token        string
+		method, path string
+		body         string
+		want         int
+	}{
+		{read.Token, "GET", "/v1/jobs", "", 200},
+		{read.Token, "GET", "/v1/modules", "", 200},
+		{read.Token, "GET", "/v1/tenants", "", 200},
+		{read.Token, "GET", "/v1/jobs/job-1", "", 404},
+		{read.Token, "PUT", "/v1/modules", wasm, 403},
+		{read.Token, "POST", "/v1/jobs", "{}", 403},
+		{read.Token, "POST", "/v1/jobs/job-1/cancel", "", 403},
+		{read.Token, "GET", "/v1/tokens", "", 403},
+		{read.Token, "GET", "/v1/events", "", 403},
+		{submit.Token, "PUT", "/v1/modules", wasm, 200},
+		{submit.Token, "POST", "/v1/jobs", "{", 400},
+		{submit.Token, "POST", "/v1/jobs/job-1/cancel", "", 404},
+		{submit.Token, "GET", "/v1/tokens", "", 403},
+		{submit.Token, "POST", "/v1/tokens", `{"tenant":"etl","role":"admin"}`, 403},
+		{submit.Token, "DELETE", "/v1/tokens/" + read.ID, "", 403},
+		{admin, "GET", "/v1/tokens", "", 200},
+		{"", "GET", "/v1/jobs", "", 401},
+		{"wrong", "GET", "/v1/jobs", "", 401},
+	}
+	for _, tt := range tests {
+		code, b, _ := a.do(tt.token, tt.method, tt.path, strings.NewReader(tt.body))
+		if code != tt.want {
+			who := "no token"
+			switch tt.token {
+			case read.Token:
+				who = "read-only"
+			case submit.Token:
+				who = "submit"
+			case admin:
+				who = "admin"
+			}
+			t.Errorf("%s %s with %s: HTTP %d %s, want %d", tt.method, tt.path, who, code, b, tt.want)
+		}
+	}
+	_, b, _ := a.do(admin, http.MethodGet, "/v1/tokens", nil)
+	if bytes.Contains(b, []byte(read.Token)) || bytes.Contains(b, []byte(HashToken(read.Token))) {
+		t.Errorf("GET /v1/tokens shows a secret or a hash:\n%s", b)
+	}
+	var list struct{ Tokens []TokenInfo }
+	json.Unmarshal(b, &list)
+	if len(list.Tokens) != 5 { // bootstrap admin, etl, bi; read; submit
+		t.Errorf("GET /v1/tokens lists %d tokens: %+v", len(list.Tokens), list.Tokens)
+	}
+}
+
+// TestRevokedTokenRefused: a revoked token's next request is 401, and a
+// rotated token's replacement works at once.
+func TestRevokedTokenRefused(t *testing.T) {
+	a := startAPI(t, []string{"etl"}, nil, nil)
+	admin := a.init.AdminToken
+	tok := a.createToken(admin, "etl", RoleSubmit)
+	if code, _, _ := a.do(tok.Token, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
+		t.Fatalf("a new token: HTTP %d", code)
+	}
+	if code, b, _ := a.do(admin, http.MethodDelete, "/v1/tokens/"+tok.ID, nil); code != http.StatusOK {
+		t.Fatalf("revoke: HTTP %d %s", code, b)
+	}
+	start := time.Now()
+	if code, _, _ := a.do(tok.Token, http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
+		t.Errorf("a revoked token: HTTP %d, want 401", code)
+	}
+	t.Logf("refused %s after its revocation was acknowledged", time.Since(start))
+	if code, _, _ := a.do(admin, http.MethodDelete, "/v1/tokens/tok-nothing", nil); code != http.StatusNotFound {
+		t.Errorf("revoking no token: HTTP %d", code)
+	}
+	// Revoking the config's tenant token works like any other.
+	if code, _, _ := a.do(admin, http.MethodDelete, "/v1/tokens/"+bootstrapID("etl"), nil); code != http.StatusOK {
+		t.Errorf("revoke a bootstrap token: HTTP %d", code)
+	}
+	if code, _, _ := a.do(a.init.TenantTokens["etl"], http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
+		t.Errorf("a revoked bootstrap token: HTTP %d, want 401", code)
+	}
+	code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens/"+bootstrapID("")+"/rotate", nil)
+	if code != http.StatusCreated {
+		t.Fatalf("rotate the admin token: HTTP %d %s", code, b)
+	}
+	var nt NewToken
+	json.Unmarshal(b, &nt)
+	if code, _, _ := a.do(admin, http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
+		t.Errorf("the rotated admin token: HTTP %d, want 401", code)
+	}
+	if code, _, _ := a.do(nt.Token, http.MethodGet, "/v1/tokens", nil); code != http.StatusOK || nt.Role != RoleAdmin {
+		t.Errorf("its replacement (%+v): HTTP %d", nt.TokenInfo, code)
+	}
+}
