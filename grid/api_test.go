@@ -198,3 +198,131 @@ func TestRevokedTokenRefused(t *testing.T) {
 		t.Errorf("its replacement (%+v): HTTP %d", nt.TokenInfo, code)
 	}
 }
+
+// TestTokenRateLimit: a token past its request rate gets 429 with
+// Retry-After while another token is served; the budget refills with
+// the (fake) clock.
+func TestTokenRateLimit(t *testing.T) {
+	clock := newFakeClock()
+	a := startAPI(t, []string{"etl", "bi"}, func(cfg *CoordinatorConfig) {
+		cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 2, 5
+	}, func(c *Coordinator) { c.limits.now = clock.now })
+	flood, other := a.init.TenantTokens["etl"], a.init.TenantTokens["bi"]
+	for i := range 5 {
+		if code, b, _ := a.do(flood, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
+			t.Fatalf("request %d of the burst: HTTP %d %s", i, code, b)
+		}
+	}
+	code, b, h := a.do(flood, http.MethodGet, "/v1/jobs", nil)
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") != "1" || !strings.Contains(string(b), "limits.requests_per_second") {
+		t.Errorf("past the burst: HTTP %d, Retry-After %q, %s", code, h.Get("Retry-After"), b)
+	}
+	if code, _, _ := a.do(other, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
+		t.Errorf("another token during the flood: HTTP %d", code)
+	}
+	clock.advance(500 * time.Millisecond) // one request's worth at 2/s
+	if code, _, _ := a.do(flood, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
+		t.Errorf("after the budget refilled: HTTP %d", code)
+	}
+	if code, _, _ := a.do(flood, http.MethodGet, "/v1/jobs", nil); code != http.StatusTooManyRequests {
+		t.Errorf("right after: HTTP %d", code)
+	}
+}
+
+// TestAuthFailureThrottle: a client address that keeps failing to
+// authenticate is refused with 429 before its token is looked at.
+func TestAuthFailureThrottle(t *testing.T) {
+	clock := newFakeClock()
+	a := startAPI(t, []string{"etl"}, func(cfg *CoordinatorConfig) {
+		cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst = 6, 3
+	}, func(c *Coordinator) { c.limits.now = clock.now })
+	for i := range 3 {
+		if code, _, _ := a.do("guess", http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: HTTP %d, want 401", i, code)
+		}
+	}
+	code, b, h := a.do("guess", http.MethodGet, "/v1/jobs", nil)
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") != "10" {
+		t.Errorf("past the failures' burst: HTTP %d, Retry-After %q, %s", code, h.Get("Retry-After"), b)
+	}
+	// Even the right token waits: a guess that happened to be right
+	// would otherwise be told so at full speed.
+	if code, _, _ := a.do(a.init.TenantTokens["etl"], http.MethodGet, "/v1/jobs", nil); code != http.StatusTooManyRequests {
+		t.Errorf("a valid token from the throttled address: HTTP %d, want 429", code)
+	}
+	clock.advance(10 * time.Second)
+	if code, _, _ := a.do(a.init.TenantTokens["etl"], http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
+		t.Errorf("after the budget refilled: HTTP %d", code)
+	}
+	if code, _, _ := a.do("guess", http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
+		t.Errorf("one more guess: HTTP %d, want 401", code)
+	}
+	if code, _, _ := a.do("guess", http.MethodGet, "/v1/jobs", nil); code != http.StatusTooManyRequests {
+		t.Errorf("and the next: HTTP %d, want 429", code)
+	}
+}
+
+// TestStreamAndBodyLimits: a token's event streams and a submission's
+// size are bounded.
+func TestStreamAndBodyLimits(t *testing.T) {
+	a := startAPI(t, nil, func(cfg *CoordinatorConfig) {
+		cfg.Limits.StreamsPerToken, cfg.Limits.RequestBody = 1, 1024
+	}, nil)
+	admin := a.init.AdminToken
+	req, _ := http.NewRequest(http.MethodGet, a.coord.APIURL()+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := a.hc.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the first stream: HTTP %d", resp.StatusCode)
+	}
+	if code, b, h := a.do(admin, http.MethodGet, "/v1/events", nil); code != http.StatusTooManyRequests || h.Get("Retry-After") == "" {
+		t.Errorf("a second stream: HTTP %d %s", code, b)
+	}
+	big := `{"spec": "` + strings.Repeat("x", 2048) + `"}`
+	if code, b, _ := a.do(admin, http.MethodPost, "/v1/jobs", strings.NewReader(big)); code != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "limits.request_body") {
+		t.Errorf("a submission over limits.request_body: HTTP %d %s", code, b)
+	}
+}
+
+// TestJobsPerTenant: a tenant's jobs in flight are counted from their
+// admission to their end.
+func TestJobsPerTenant(t *testing.T) {
+	a := newAuthz(nil)
+	done1, ok := a.startJob("etl", 2)
+	if !ok {
+		t.Fatal("first")
+	}
+	done2, ok := a.startJob("etl", 2)
+	if !ok {
+		t.Fatal("second")
+	}
+	if _, ok := a.startJob("etl", 2); ok {
+		t.Error("a third job in flight was admitted past the limit of 2")
+	}
+	if d, ok := a.startJob("bi", 2); !ok {
+		t.Error("another tenant was refused")
+	} else {
+		d(nil)
+	}
+	done1(nil) // refused: no longer in flight
+	running := &jobRun{done: make(chan struct{})}
+	done2(&Job{run: running}) // admitted: in flight until it ends
+	d3, ok := a.startJob("etl", 2)
+	if !ok {
+		t.Fatal("a refused admission still counts")
+	}
+	if _, ok := a.startJob("etl", 2); ok {
+		t.Error("a running job does not count")
+	}
+	close(running.done)
+	d3(nil)
+	if _, ok := a.startJob("etl", 2); !ok {
+		t.Error("an ended job still counts")
+	}
+}

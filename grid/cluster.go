@@ -43,6 +43,8 @@ type Coordinator struct {
 	apiTLS  *tls.Config // nil: plain HTTP (insecure_http, loopback only)
 	epoch   uint64
 	auth    *authz
+	limits  *apiLimits
+	lim     LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
 
@@ -95,11 +97,13 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
 		auth:       newAuthz(tokens),
+		lim:        cfg.Limits.withDefaults(),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
 		events:     newEventLog(),
 	}
+	c.limits = newAPILimits(c.lim, time.Now)
 	c.insp = &inspector{
 		argv:           []string{exe},
 		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true},
@@ -182,7 +186,15 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	wg.Go(func() { c.coord.run(ctx) })
 	wg.Go(func() { c.acceptAgents(ctx) })
 	wg.Go(func() { c.watchGossip(ctx) })
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{
+		Handler:           c.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Only the API's own errors (handshakes, bad requests) are logged.
+		ErrorLog: slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug),
+	}
 	wg.Go(func() {
 		<-ctx.Done()
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)

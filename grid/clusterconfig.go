@@ -68,8 +68,11 @@ type CoordinatorConfig struct {
 	// InsecureHTTP serves the API as plain HTTP instead of HTTPS with the
 	// node certificate: bearer tokens then cross the network in clear,
 	// so it is refused unless api_addr is a loopback address.
-	InsecureHTTP bool           `toml:"insecure_http"`
-	Tenants      []TenantConfig `toml:"tenants"`
+	InsecureHTTP bool `toml:"insecure_http"`
+	// Limits bound what tenants, tokens and client addresses can make the
+	// coordinator hold; zero fields take the defaults.
+	Limits  LimitsConfig   `toml:"limits,omitempty"`
+	Tenants []TenantConfig `toml:"tenants"`
 }
 
 // AgentConfig configures `grid agent`.
@@ -153,6 +156,7 @@ func (c *CoordinatorConfig) Validate() error {
 	if c.AdminTokenSHA256 != "" && !validHash(c.AdminTokenSHA256) {
 		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
 	}
+	errs = append(errs, c.Limits.validate()...)
 	if c.InsecureHTTP && !isLoopback(c.APIAddr) {
 		errs = append(errs, fmt.Errorf("insecure_http (--insecure-http) would send bearer tokens in clear over the network: it is allowed only on a loopback api_addr (127.0.0.1, ::1 or localhost), not %q; serve HTTPS (the default) instead", c.APIAddr))
 	}
@@ -311,6 +315,26 @@ cache_dir = ""                 # compiled modules; default: the user cache
 ca = "ca.pem"                  # the cluster's authority: only nodes with
 cert = "coordinator.pem"       # certificates from it may join
 key = "coordinator-key.pem"
+
+[limits]                       # what one tenant, token or address can make the coordinator hold
+request_body = "8MiB"          # a request's JSON body (a job's spec and inline values): 413
+module_size = "256MiB"         # one module upload: 413
+modules_per_tenant = 256       # modules a tenant holds (DELETE /v1/modules/HASH frees one): 413
+module_bytes_per_tenant = "4GiB"
+uploads_per_tenant = 2         # uploads in progress at once: 429
+jobs_per_tenant = 16           # jobs being admitted or running: 429
+requests_per_second = 20.0     # per token, with a burst of request_burst: 429 + Retry-After
+request_burst = 40
+auth_failures_per_minute = 30.0 # failed authentications per client address (IPv6: per /64),
+auth_failure_burst = 10        # then every request from it is 429 until the budget refills
+streams_per_token = 8          # open event streams (GET .../events): 429
+inspectors = 2                 # manifests read at once, each in an executor process
+inspector_queue = 8            # submissions waiting for one; past it 503 + Retry-After
+inspector_memory = "256MiB"    # a module's initialization when its manifest is read
+partitions = 10000             # per job: partitions and every step's partitions: 400
+splits = 10000                 # per job: input splits (raise source.split_size): 400
+inline_values = 100000         # per job: source.inline values: 400
+modules_per_job = 16           # per job: modules in the spec: 400
 
 [[tenants]]
 name = "analytics"

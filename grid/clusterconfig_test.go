@@ -25,6 +25,9 @@ func TestExampleConfigIsValidTOML(t *testing.T) {
 	if c.APIAddr != DefaultAPIAddr || c.ControlAddr != DefaultControlAddr || c.GossipAddr != DefaultGossipAddr || len(c.Tenants) != 1 {
 		t.Errorf("the example's defaults differ from the code's: %+v", c)
 	}
+	if c.Limits != DefaultLimits() {
+		t.Errorf("the example's limits differ from the code's:\n%+v\n%+v", c.Limits, DefaultLimits())
+	}
 	var uncommented []string
 	for line := range strings.Lines(agent) {
 		uncommented = append(uncommented, strings.TrimPrefix(line, "# "))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +37,9 @@ type authz struct {
 	modules map[string]map[string]bool // module hash -> owning tenants
 	jobs    map[string]*apiJob
 	order   []string // job ids in submission order
+	// inflight are each tenant's jobs being admitted (nil) or running.
+	inflight map[string]map[*Job]bool
+	pending  map[string]int // of which being admitted, by tenant
 }
 
 type apiJob struct {
@@ -46,7 +50,40 @@ type apiJob struct {
 }
 
 func newAuthz(tokens *tokenStore) *authz {
-	return &authz{tokens: tokens, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}}
+	return &authz{tokens: tokens, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}, inflight: map[string]map[*Job]bool{}, pending: map[string]int{}}
+}
+
+// startJob counts a job of tenant being admitted, if the tenant has fewer
+// than limit in flight; admitted(job) ends the admission, with the job if
+// it was admitted, which then counts until it ends.
+func (a *authz) startJob(tenant string, limit int) (admitted func(*Job), ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	running := a.inflight[tenant]
+	for j := range running {
+		select {
+		case <-j.Done():
+			delete(running, j)
+		default:
+		}
+	}
+	if len(running)+a.pending[tenant] >= limit {
+		return nil, false
+	}
+	a.pending[tenant]++
+	return func(j *Job) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.pending[tenant]--; a.pending[tenant] <= 0 {
+			delete(a.pending, tenant)
+		}
+		if j != nil {
+			if a.inflight[tenant] == nil {
+				a.inflight[tenant] = map[*Job]bool{}
+			}
+			a.inflight[tenant][j] = true
+		}
+	}, true
 }
 
 // who authenticates a request: a wrong, revoked or missing token is
@@ -174,13 +211,27 @@ func (c *Coordinator) handler() http.Handler {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 
-// authed authenticates a request and checks its token's role.
+// authed authenticates a request, throttles it and checks its token's
+// role. A client address that spent its failed authentications is
+// refused before its token is even looked at, so that guessing tokens
+// costs time; a token past its request rate is refused without slowing
+// any other token.
 func (c *Coordinator) authed(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		addr := clientAddr(r)
+		if retry, throttled := c.limits.authThrottled(addr); throttled {
+			tooMany(w, retry, "too many failed authentications from "+addr+" (limits.auth_failures_per_minute)")
+			return
+		}
 		p, ok := c.auth.who(r)
 		if !ok {
+			c.limits.authFailed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmgrid"`)
 			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
+			return
+		}
+		if retry, ok := c.limits.allowRequest(p.tokenID); !ok {
+			tooMany(w, retry, fmt.Sprintf("token %s is over its request rate (limits.requests_per_second = %g)", p.tokenID, c.lim.RequestsPerSecond))
 			return
 		}
 		if !p.role.allows(rt.need) {
@@ -251,7 +302,12 @@ func (c *Coordinator) listModules(w http.ResponseWriter, r *http.Request, p prin
 
 func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {
 	var req SubmitRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(c.lim.RequestBody))).Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the submission is over %s (limits.request_body): put large inputs in files", c.lim.RequestBody))
+			return
+		}
 		httpError(w, http.StatusBadRequest, "malformed submission: "+err.Error())
 		return
 	}
@@ -262,7 +318,16 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 			tenant = "default"
 		}
 	}
-	spec, err := jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
+	admitted, ok := c.auth.startJob(tenant, c.lim.JobsPerTenant)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("tenant %s has %d jobs in flight, its limit (limits.jobs_per_tenant): wait for one to end", tenant, c.lim.JobsPerTenant))
+		return
+	}
+	var job *Job
+	defer func() { admitted(job) }()
+	var spec *jobspec.Spec
+	var err error
+	spec, err = jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
 	if err == nil {
 		err = spec.Check()
 	}
@@ -298,7 +363,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	job, err := admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
+	job, err = admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -307,6 +372,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	c.auth.jobs[job.ID()] = &apiJob{job: job, tenant: tenant, name: spec.Name, submit: time.Now()}
 	c.auth.order = append(c.auth.order, job.ID())
 	c.auth.mu.Unlock()
+	noteObject(w, job.ID())
 	c.events.add("job_submitted", job.ID(), tenant)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": job.ID()})
 }
@@ -505,6 +571,12 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 	if j == nil {
 		return
 	}
+	release, ok := c.limits.openStream(p.tokenID)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
+		return
+	}
+	defer release()
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -520,6 +592,9 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 		case <-tick.C:
 		case <-r.Context().Done():
 			return
+		}
+		if !c.auth.tokens.live(p.tokenID) {
+			return // revoked: the stream ends with it
 		}
 		info := c.jobInfo(r.Context(), j, true)
 		b, _ := json.Marshal(info)
@@ -637,6 +712,12 @@ func (l *eventLog) since(seq int64) []ClusterEvent {
 // clusterEvents streams the cluster's events (admin only) as server-sent
 // events.
 func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p principal) {
+	release, ok := c.limits.openStream(p.tokenID)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
+		return
+	}
+	defer release()
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -656,6 +737,9 @@ func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p pr
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
+		}
+		if !c.auth.tokens.live(p.tokenID) {
+			return
 		}
 	}
 }

@@ -7,15 +7,28 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // fakeClock is a clock that moves only when told.
-type fakeClock struct{ t time.Time }
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
 
@@ -41,7 +54,7 @@ func TestTokenStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.t) {
+	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
 		t.Errorf("created %+v", nt)
 	}
 	if p, ok := s.lookup(nt.Token); !ok || p.ID != nt.ID {
