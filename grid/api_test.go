@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -325,4 +327,150 @@ func TestJobsPerTenant(t *testing.T) {
 	if _, ok := a.startJob("etl", 2); !ok {
 		t.Error("an ended job still counts")
 	}
+}
+
+// TestModuleUploads: uploads are content-addressed and bounded by size,
+// count, bytes and concurrency per tenant; a deleted module frees its
+// room.
+func TestModuleUploads(t *testing.T) {
+	a := startAPI(t, []string{"etl", "bi"}, func(cfg *CoordinatorConfig) {
+		cfg.Limits.ModuleSize, cfg.Limits.ModulesPerTenant, cfg.Limits.ModuleBytesPerTenant = 2048, 3, 3100
+		cfg.Limits.UploadsPerTenant = 1
+	}, nil)
+	etl, bi := a.init.TenantTokens["etl"], a.init.TenantTokens["bi"]
+	module := func(n int, fill byte) []byte {
+		return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Repeat([]byte{fill}, n-8)...)
+	}
+	put := func(token string, b []byte, chunked bool) (int, string) {
+		var body io.Reader = bytes.NewReader(b)
+		if chunked {
+			body = io.MultiReader(body) // no length: sent chunked
+		}
+		code, resp, _ := a.do(token, http.MethodPut, "/v1/modules", body)
+		return code, string(resp)
+	}
+	m1 := module(1000, 1)
+	code, resp := put(etl, m1, false)
+	if code != http.StatusOK || !strings.Contains(resp, HashToken(string(m1))) {
+		t.Fatalf("upload: HTTP %d %s", code, resp)
+	}
+	if code, resp := put(etl, m1, true); code != http.StatusOK {
+		t.Errorf("the same bytes again: HTTP %d %s", code, resp)
+	}
+	for _, chunked := range []bool{false, true} {
+		if code, resp := put(etl, module(4096, 2), chunked); code != http.StatusRequestEntityTooLarge || !strings.Contains(resp, "limits.module_size") {
+			t.Errorf("a module over module_size (chunked %v): HTTP %d %s", chunked, code, resp)
+		}
+	}
+	if code, resp := put(etl, []byte("hello, world"), false); code != http.StatusBadRequest {
+		t.Errorf("not wasm: HTTP %d %s", code, resp)
+	}
+	if code, resp := put(etl, module(1500, 3), true); code != http.StatusOK {
+		t.Fatalf("a second module: HTTP %d %s", code, resp)
+	}
+	// 2,500 of 3,100 bytes used.
+	for _, chunked := range []bool{false, true} {
+		if code, resp := put(etl, module(700, 4), chunked); code != http.StatusRequestEntityTooLarge || !strings.Contains(resp, "module_bytes_per_tenant") {
+			t.Errorf("past module_bytes_per_tenant (chunked %v): HTTP %d %s", chunked, code, resp)
+		}
+	}
+	if code, _ := put(bi, module(1500, 4), false); code != http.StatusOK {
+		t.Errorf("another tenant has its own room: HTTP %d", code)
+	}
+	if code, resp := put(etl, module(100, 5), false); code != http.StatusOK {
+		t.Fatalf("a third module: HTTP %d %s", code, resp)
+	}
+	if code, resp := put(etl, module(100, 6), false); code != http.StatusRequestEntityTooLarge || !strings.Contains(resp, "modules_per_tenant") {
+		t.Errorf("a fourth module: HTTP %d %s", code, resp)
+	}
+	h1 := HashToken(string(m1))
+	if code, b, _ := a.do(bi, http.MethodDelete, "/v1/modules/"+h1, nil); code != http.StatusNotFound {
+		t.Errorf("deleting another tenant's module: HTTP %d %s", code, b)
+	}
+	if code, b, _ := a.do(etl, http.MethodDelete, "/v1/modules/"+h1, nil); code != http.StatusOK {
+		t.Fatalf("delete: HTTP %d %s", code, b)
+	}
+	if _, err := os.Stat(filepath.Join(a.coord.modulesDir, h1+".wasm")); !os.IsNotExist(err) {
+		t.Errorf("the deleted module's file: %v", err)
+	}
+	if code, resp := put(etl, module(100, 6), false); code != http.StatusOK {
+		t.Errorf("after a delete: HTTP %d %s", code, resp)
+	}
+	_, b, _ := a.do(etl, http.MethodGet, "/v1/modules", nil)
+	var list struct{ Modules []ModuleInfo }
+	json.Unmarshal(b, &list)
+	if len(list.Modules) != 3 {
+		t.Errorf("etl lists %d modules: %s", len(list.Modules), b)
+	}
+	// One upload of etl in progress (held here): the next is 429.
+	release, ok := a.coord.limits.startUpload("etl")
+	if !ok {
+		t.Fatal("no upload slot")
+	}
+	var h http.Header
+	code, b, h = a.do(etl, http.MethodPut, "/v1/modules", bytes.NewReader(m1))
+	if code != http.StatusTooManyRequests || h.Get("Retry-After") == "" || !strings.Contains(string(b), "uploads_per_tenant") {
+		t.Errorf("an upload past uploads_per_tenant: HTTP %d %s", code, b)
+	}
+	release()
+}
+
+// TestUploadStreams: a module goes to disk through a small buffer; the
+// coordinator does not hold it. While 256 MiB from a generator are
+// uploaded, the heap of the whole process (client included) grows by far
+// less than the module.
+func TestUploadStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uploads 256 MiB")
+	}
+	a := startAPI(t, []string{"etl"}, func(cfg *CoordinatorConfig) {
+		cfg.Limits.ModuleSize, cfg.Limits.ModuleBytesPerTenant = 512<<20, 1<<30
+	}, nil)
+	const size = 256 << 20
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	peak := base
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+		}
+	}()
+	code, b, _ := a.do(a.init.TenantTokens["etl"], http.MethodPut, "/v1/modules", io.MultiReader(strings.NewReader("\x00asm\x01\x00\x00\x00"), io.LimitReader(zeros{}, size-8)))
+	close(stop)
+	<-sampled
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d %s", code, b)
+	}
+	grew := int64(peak) - int64(base)
+	t.Logf("during a %d MiB upload the heap grew by %.1f MiB at most (client, TLS, HTTP/2 and server)", size>>20, float64(grew)/(1<<20))
+	if grew > 32<<20 {
+		t.Errorf("a %d MiB upload grew the heap by %d MiB: the module is held in memory", size>>20, grew>>20)
+	}
+	var res ModuleInfo
+	json.Unmarshal(b, &res)
+	fi, err := os.Stat(filepath.Join(a.coord.modulesDir, res.Hash+".wasm"))
+	if err != nil || fi.Size() != size || res.Size != size {
+		t.Errorf("stored %+v: %v", res, err)
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -43,6 +43,7 @@ type Coordinator struct {
 	apiTLS  *tls.Config // nil: plain HTTP (insecure_http, loopback only)
 	epoch   uint64
 	auth    *authz
+	modules *moduleStore
 	limits  *apiLimits
 	lim     LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
@@ -104,6 +105,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		events:     newEventLog(),
 	}
 	c.limits = newAPILimits(c.lim, time.Now)
+	c.modules = newModuleStore(c.modulesDir, c.lim)
 	c.insp = &inspector{
 		argv:           []string{exe},
 		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true},
@@ -515,7 +517,7 @@ func (l *remoteLink) launch(x launch) {
 	st.Splits = nil
 	msg.Spec.Stage = &st
 	for _, b := range x.modules {
-		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: int64(len(b.Bytes))})
+		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: b.Size})
 	}
 	l.enqueue(frame{wire.TypeLaunch, msg})
 }

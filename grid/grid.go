@@ -252,12 +252,20 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 	for _, a := range g.agents {
 		agents = append(agents, a.resources)
 	}
-	return admit(ctx, g.coord, g.insp, req, g.cfg.Slots, agents)
+	adm := admission{Spec: req.Spec, Tenant: req.Tenant, Modules: map[string]moduleBlob{}}
+	for name, b := range req.Modules {
+		blob, err := storeBytes(g.insp.dir, name, b)
+		if err != nil {
+			return nil, fmt.Errorf("grid: %w", err)
+		}
+		adm.Modules[name] = blob
+	}
+	return admit(ctx, g.coord, g.insp, adm, g.cfg.Slots, agents)
 }
 
 // admit validates a job against its modules, inputs and the agents'
 // sizes, plans it and hands it to the coordinator.
-func admit(ctx context.Context, coord *coordinator, insp *inspector, req JobRequest, slots int, agents []allocator.Resources) (*Job, error) {
+func admit(ctx context.Context, coord *coordinator, insp *inspector, req admission, slots int, agents []allocator.Resources) (*Job, error) {
 	plan, blobs, err := prepare(ctx, insp, req, slots)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,8 @@
 package grid
 
 import (
+	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,10 +32,9 @@ type principal struct {
 type authz struct {
 	tokens *tokenStore
 
-	mu      sync.Mutex
-	modules map[string]map[string]bool // module hash -> owning tenants
-	jobs    map[string]*apiJob
-	order   []string // job ids in submission order
+	mu    sync.Mutex
+	jobs  map[string]*apiJob
+	order []string // job ids in submission order
 	// inflight are each tenant's jobs being admitted (nil) or running.
 	inflight map[string]map[*Job]bool
 	pending  map[string]int // of which being admitted, by tenant
@@ -50,7 +48,7 @@ type apiJob struct {
 }
 
 func newAuthz(tokens *tokenStore) *authz {
-	return &authz{tokens: tokens, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}, inflight: map[string]map[*Job]bool{}, pending: map[string]int{}}
+	return &authz{tokens: tokens, jobs: map[string]*apiJob{}, inflight: map[string]map[*Job]bool{}, pending: map[string]int{}}
 }
 
 // startJob counts a job of tenant being admitted, if the tenant has fewer
@@ -166,9 +164,6 @@ type SubmitRequest struct {
 	Tenant string `json:"tenant,omitempty"`
 }
 
-// maxModuleUpload bounds PUT /v1/modules.
-const maxModuleUpload = 256 << 20
-
 // route is one endpoint of the API: the role it needs, and the action
 // the audit log names it by.
 type route struct {
@@ -184,6 +179,7 @@ func (c *Coordinator) routes() []route {
 	return []route{
 		{"PUT /v1/modules", "module.upload", RoleSubmit, c.putModule},
 		{"GET /v1/modules", "module.list", RoleRead, c.listModules},
+		{"DELETE /v1/modules/{hash}", "module.delete", RoleSubmit, c.deleteModule},
 		{"POST /v1/jobs", "job.submit", RoleSubmit, c.postJob},
 		{"GET /v1/jobs", "job.list", RoleRead, c.listJobs},
 		{"GET /v1/jobs/{id}", "job.get", RoleRead, c.getJob},
@@ -254,50 +250,109 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// putModule streams a module to the module directory, hashing it on the
+// way: an upload costs one buffer of memory, whatever its size, and at
+// most limits.uploads_per_tenant of a tenant's run at once.
 func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p principal) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxModuleUpload))
-	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("module over %d bytes: %v", maxModuleUpload, err))
+	release, ok := c.limits.startUpload(p.tenant)
+	if !ok {
+		tooMany(w, 2*time.Second, fmt.Sprintf("%d uploads of tenant %s are in progress, its limit (limits.uploads_per_tenant)", c.lim.UploadsPerTenant, p.tenant))
 		return
 	}
-	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+	defer release()
+	limit, unreserve, err := c.modules.reserve(p.tenant, r.ContentLength)
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	defer unreserve()
+	body := &readTracker{r: r.Body}
+	head := make([]byte, 8)
+	if n, _ := io.ReadFull(body, head); n < len(head) || string(head[:4]) != "\x00asm" {
 		httpError(w, http.StatusBadRequest, "not a WebAssembly module (no \\0asm header)")
 		return
 	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:])
-	if _, err := writeModule(c.modulesDir, moduleBlob{Name: hash[:12], Hash: hash, Bytes: b}); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+	hash, size, err := writeModuleFrom(c.modulesDir, io.MultiReader(bytes.NewReader(head), body), limit)
+	switch {
+	case errors.Is(err, errModuleTooLarge) && limit < int64(c.lim.ModuleSize):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the module is over the %d bytes left of tenant %s's limits.module_bytes_per_tenant (%s)", limit, p.tenant, c.lim.ModuleBytesPerTenant))
+		return
+	case errors.Is(err, errModuleTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the module is over limits.module_size (%s)", c.lim.ModuleSize))
+		return
+	case err != nil && body.err != nil:
+		httpError(w, http.StatusBadRequest, "the upload broke off: "+body.err.Error())
+		return
+	case err != nil:
+		c.logger.Error("store module", "err", err)
+		httpError(w, http.StatusInternalServerError, "the module could not be stored")
 		return
 	}
-	c.auth.mu.Lock()
-	if c.auth.modules[hash] == nil {
-		c.auth.modules[hash] = map[string]bool{}
+	c.modules.own(p.tenant, hash, size)
+	noteObject(w, hash)
+	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": size})
+}
+
+// readTracker remembers its reader's error: the client's, not the disk's.
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
 	}
-	c.auth.modules[hash][p.tenant] = true
-	c.auth.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": len(b)})
+	return n, err
 }
 
 func (c *Coordinator) listModules(w http.ResponseWriter, r *http.Request, p principal) {
-	type mod struct {
-		Hash string `json:"hash"`
-		Size int64  `json:"size"`
+	writeJSON(w, http.StatusOK, map[string]any{"modules": c.modules.list(p)})
+}
+
+// deleteModule drops the tenant's module; its file goes when nobody owns
+// it and no running or arriving job uses it.
+func (c *Coordinator) deleteModule(w http.ResponseWriter, r *http.Request, p principal) {
+	hash := r.PathValue("hash")
+	noteObject(w, hash)
+	if !validHash(hash) {
+		httpError(w, http.StatusNotFound, "no such module")
+		return
 	}
-	out := []mod{}
-	c.auth.mu.Lock()
-	for hash, owners := range c.auth.modules {
-		if p.admin || owners[p.tenant] {
-			var size int64
-			if fi, err := os.Stat(filepath.Join(c.modulesDir, hash+".wasm")); err == nil {
-				size = fi.Size()
-			}
-			out = append(out, mod{hash, size})
+	found, orphan := c.modules.disown(p.tenant, hash)
+	if !found {
+		httpError(w, http.StatusNotFound, "no such module")
+		return
+	}
+	if orphan && !c.moduleInUse(hash) {
+		if err := os.Remove(filepath.Join(c.modulesDir, hash+".wasm")); err != nil && !os.IsNotExist(err) {
+			c.logger.Warn("remove module", "hash", hash, "err", err)
 		}
 	}
-	c.auth.mu.Unlock()
-	slices.SortFunc(out, func(a, b mod) int { return strings.Compare(a.Hash, b.Hash) })
-	writeJSON(w, http.StatusOK, map[string]any{"modules": out})
+	writeJSON(w, http.StatusOK, map[string]string{"hash": hash, "state": "deleted"})
+}
+
+// moduleInUse reports whether a job being admitted or running uses hash.
+func (c *Coordinator) moduleInUse(hash string) bool {
+	if c.modules.pinned(hash) {
+		return true
+	}
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	for _, j := range c.auth.jobs {
+		select {
+		case <-j.job.Done():
+			continue
+		default:
+		}
+		for _, m := range j.job.run.modules {
+			if m.Hash == hash {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {
@@ -335,22 +390,26 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jr := JobRequest{Spec: spec, Modules: map[string][]byte{}, Tenant: tenant}
+	jr := admission{Spec: spec, Modules: map[string]moduleBlob{}, Tenant: tenant}
 	for _, m := range spec.Modules {
 		hash, ok := req.Modules[m.Name]
 		if !ok {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name))
 			return
 		}
-		c.auth.mu.Lock()
-		owned := p.admin || c.auth.modules[hash][p.tenant]
-		c.auth.mu.Unlock()
-		b, err := os.ReadFile(filepath.Join(c.modulesDir, hash+".wasm"))
-		if !owned || !validHash(hash) || err != nil {
+		path := filepath.Join(c.modulesDir, hash+".wasm")
+		var fi os.FileInfo
+		if validHash(hash) && c.modules.owned(p, hash) {
+			fi, err = os.Stat(path)
+		}
+		if fi == nil || err != nil {
 			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash))
 			return
 		}
-		jr.Modules[m.Name] = b
+		// The module's file stays while the job is admitted, whoever
+		// deletes it meanwhile; then the running job keeps it.
+		defer c.modules.pin(hash)()
+		jr.Modules[m.Name] = moduleBlob{Name: m.Name, Hash: hash, Path: path, Size: fi.Size()}
 	}
 	var agents []allocator.Resources
 	slots := 0

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -68,11 +66,7 @@ func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) 
 // read runs a module's initialization in an executor process of its own
 // and returns its manifest.
 func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
-	path, err := in.store(b)
-	if err != nil {
-		return nil, err
-	}
-	f := executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: path}
+	f := executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: b.Path}
 	p, err := executor.StartProcess(in.argv, in.cfg, in.logger)
 	if err != nil {
 		return nil, err
@@ -87,33 +81,4 @@ func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*ex
 		return nil, fmt.Errorf("module %s (sha256 %s) function start function or _initialize: timeout: reading its manifest took longer than the module load timeout (%s): its initialization runs too long", b.Name, b.Hash[:12], in.loadTimeout)
 	}
 	return info, err
-}
-
-// store writes a module where the inspector can read it.
-func (in *inspector) store(b moduleBlob) (string, error) { return writeModule(in.dir, b) }
-
-// writeModule stores a module's bytes in dir under their hash, once,
-// written to a temporary name, fsynced and renamed, so that a reader never
-// sees half a module.
-func writeModule(dir string, b moduleBlob) (string, error) {
-	path := filepath.Join(dir, b.Hash+".wasm")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = tmp.Write(b.Bytes)
-	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("store module %s: %w", b.Name, err)
-	}
-	return path, nil
 }

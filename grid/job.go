@@ -3,8 +3,6 @@ package grid
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,7 +19,9 @@ const (
 	maxAutoSplit = 64 << 20
 )
 
-// JobRequest is a job to run: a validated spec and the bytes of its modules.
+// JobRequest is a job to run on an embedded grid: a validated spec and
+// the bytes of its modules, which Submit writes to the grid's module
+// directory before anything else reads them.
 type JobRequest struct {
 	Spec    *jobspec.Spec
 	Modules map[string][]byte // by the spec's module name
@@ -30,11 +30,12 @@ type JobRequest struct {
 	Tenant string
 }
 
-// moduleBlob is a module's bytes with their hash, as agents receive it.
-type moduleBlob struct {
-	Name  string
-	Hash  string
-	Bytes []byte
+// admission is a job on its way in: its spec, its tenant and its modules,
+// which travel by hash and file, never as bytes.
+type admission struct {
+	Spec    *jobspec.Spec
+	Modules map[string]moduleBlob // by the spec's module name
+	Tenant  string
 }
 
 // stepKinds says which guest function kind each operator needs.
@@ -50,17 +51,16 @@ var stepKinds = map[jobspec.Op]string{
 
 // prepare checks a request against its modules' manifests and the input
 // files and builds the plan: everything that can fail before a task runs.
-func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
+func prepare(ctx context.Context, insp *inspector, req admission, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
 	spec := req.Spec
 	blobs := map[string]moduleBlob{}
 	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
-		b, ok := req.Modules[m.Name]
+		blob, ok := req.Modules[m.Name]
 		if !ok {
 			return nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
 		}
-		sum := sha256.Sum256(b)
-		blob := moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
+		blob.Name = m.Name
 		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)

@@ -187,6 +187,20 @@ func (r *Remote) PushModule(ctx context.Context, wasm []byte) (string, error) {
 	return out.Hash, nil
 }
 
+// PushModuleFrom uploads a module read from r, streamed: the client holds
+// one buffer of it, not the module.
+func (r *Remote) PushModuleFrom(ctx context.Context, rd io.Reader) (ModuleInfo, error) {
+	var out ModuleInfo
+	err := r.do(ctx, http.MethodPut, "/v1/modules", rd, &out)
+	return out, err
+}
+
+// DeleteModule gives up the token's tenant's module; the grid deletes
+// its file once no tenant and no running job uses it.
+func (r *Remote) DeleteModule(ctx context.Context, hash string) error {
+	return r.do(ctx, http.MethodDelete, "/v1/modules/"+url.PathEscape(hash), nil, nil)
+}
+
 // ModuleInfo is an uploaded module.
 type ModuleInfo struct {
 	Hash string `json:"hash"`

@@ -355,7 +355,7 @@ func newTenantsCmd(g *globals) *cobra.Command {
 }
 
 func newModulesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "modules", Short: "Upload and list modules"}
+	cmd := &cobra.Command{Use: "modules", Short: "Upload, list and delete modules"}
 	var pf, lf clientFlags
 	push := &cobra.Command{
 		Use:   "push FILE.wasm...",
@@ -368,17 +368,18 @@ func newModulesCmd(g *globals) *cobra.Command {
 			}
 			var out []sdk.ModuleInfo
 			for _, path := range args {
-				b, err := os.ReadFile(path)
+				f, err := os.Open(path)
 				if err != nil {
 					return err
 				}
-				hash, err := r.PushModule(cmd.Context(), b)
+				m, err := r.PushModuleFrom(cmd.Context(), f)
+				f.Close()
 				if err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
-				out = append(out, sdk.ModuleInfo{Hash: hash, Size: int64(len(b))})
+				out = append(out, m)
 				if pf.output != "json" {
-					fmt.Fprintf(g.stdout, "%s  %s\n", hash, path)
+					fmt.Fprintf(g.stdout, "%s  %s\n", m.Hash, path)
 				}
 			}
 			if pf.output == "json" {
@@ -411,6 +412,25 @@ func newModulesCmd(g *globals) *cobra.Command {
 		},
 	}
 	lf.add(ls)
-	cmd.AddCommand(push, ls)
+	var rf clientFlags
+	rm := &cobra.Command{
+		Use:   "rm HASH...",
+		Short: "Delete uploaded modules (frees the tenant's module room)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.remote()
+			if err != nil {
+				return err
+			}
+			for _, h := range args {
+				if err := r.DeleteModule(cmd.Context(), h); err != nil {
+					return fmt.Errorf("%s: %w", h, err)
+				}
+			}
+			return nil
+		},
+	}
+	rf.add(rm)
+	cmd.AddCommand(push, ls, rm)
 	return cmd
 }
