@@ -474,3 +474,24 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestSubmitPastLimits: a submission past a spec limit is a 400 naming
+// the limit, before any module is read or anything planned.
+func TestSubmitPastLimits(t *testing.T) {
+	a := startAPI(t, []string{"etl"}, nil, nil)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
+	req := SubmitRequest{
+		Spec:    "name = \"big\"\n[modules.t]\npath = \"t.wasm\"\n[source]\ngenerate = 10\n[[steps]]\nmap = \"t.f\"\n[sink]\ntext = \"-\"\n",
+		File:    filepath.Join(dir, "job.toml"),
+		Conf:    map[string]string{"partitions": "100000"},
+		Modules: map[string]string{"t": strings.Repeat("0", 64)},
+	}
+	body, _ := json.Marshal(req)
+	start := time.Now()
+	code, b, _ := a.do(a.init.TenantTokens["etl"], http.MethodPost, "/v1/jobs", bytes.NewReader(body))
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "limits.partitions") {
+		t.Errorf("100,000 partitions: HTTP %d %s", code, b)
+	}
+	t.Logf("refused in %s", time.Since(start))
+}

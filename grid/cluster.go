@@ -106,9 +106,13 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	}
 	c.limits = newAPILimits(c.lim, time.Now)
 	c.modules = newModuleStore(c.modulesDir, c.lim)
+	memCap := uint64(c.lim.InspectorMemory)
 	c.insp = &inspector{
 		argv:           []string{exe},
-		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true},
+		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true, MemoryLimit: inspectorGoLimit(memCap)},
+		memoryCap:      memCap,
+		slots:          make(chan struct{}, c.lim.Inspectors),
+		queue:          c.lim.InspectorQueue,
 		dir:            c.modulesDir,
 		loadTimeout:    10 * time.Second,
 		compileTimeout: compileAllowance,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -386,11 +387,14 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	if err == nil {
 		err = spec.Check()
 	}
+	if err == nil {
+		err = checkSpecLimits(spec, c.lim)
+	}
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jr := admission{Spec: spec, Modules: map[string]moduleBlob{}, Tenant: tenant}
+	jr := admission{Spec: spec, Modules: map[string]moduleBlob{}, Tenant: tenant, limits: c.lim}
 	for _, m := range spec.Modules {
 		hash, ok := req.Modules[m.Name]
 		if !ok {
@@ -423,7 +427,13 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	job, err = admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
-	if err != nil {
+	var busy *busyError
+	switch {
+	case errors.As(err, &busy):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(busy.retryAfter.Seconds()))))
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}

@@ -36,6 +36,8 @@ type admission struct {
 	Spec    *jobspec.Spec
 	Modules map[string]moduleBlob // by the spec's module name
 	Tenant  string
+	// limits bound the spec, checked before anything is planned.
+	limits LimitsConfig
 }
 
 // stepKinds says which guest function kind each operator needs.
@@ -53,6 +55,9 @@ var stepKinds = map[jobspec.Op]string{
 // files and builds the plan: everything that can fail before a task runs.
 func prepare(ctx context.Context, insp *inspector, req admission, defaultPartitions int) (*planner.Plan, map[string]moduleBlob, error) {
 	spec := req.Spec
+	if err := checkSpecLimits(spec, req.limits); err != nil {
+		return nil, nil, err
+	}
 	blobs := map[string]moduleBlob{}
 	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
@@ -82,7 +87,7 @@ func prepare(ctx context.Context, insp *inspector, req admission, defaultPartiti
 		}
 		return nil
 	}
-	plan, err := planSpec(spec, defaultPartitions, check)
+	plan, err := planSpec(spec, defaultPartitions, check, req.limits.Splits)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,20 +98,28 @@ func prepare(ctx context.Context, insp *inspector, req admission, defaultPartiti
 // chain of each named dataset where a step or a source reads it (once for
 // a cached dataset, at every read otherwise, as Spark recomputes an
 // uncached dataset for each action that needs it). check, if set, vets
-// each step with a guest function.
-func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error) (*planner.Plan, error) {
+// each step with a guest function; maxSplits, if not 0, bounds the
+// splits of all sources together.
+func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, maxSplits int) (*planner.Plan, error) {
 	partitions := cmp.Or(spec.Conf.Partitions, slots)
 	var job planner.Job
 	cached := map[string]int{} // cached dataset -> the planner dataset that computes it
+	nsplits := 0               // of every source so far
 	var chain func(parent int, steps []jobspec.Step) (int, error)
 	var named func(name string) (int, error)
 	source := func(src jobspec.Source) (int, error) {
 		if src.Kind == "dataset" {
 			return named(src.Dataset)
 		}
+		if err := estimateSplits(src, int64(spec.Conf.SplitSize), maxSplits-nsplits); err != nil {
+			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
+		}
 		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots)
 		if err != nil {
 			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
+		}
+		if nsplits += len(splits); maxSplits > 0 && nsplits > maxSplits {
+			return 0, fmt.Errorf("%s:%d: source: the job reads more than %d splits of input (limits.splits): raise source.split_size, or read fewer files", spec.Display(), src.Line, maxSplits)
 		}
 		id := len(job.Datasets)
 		job.Datasets = append(job.Datasets, planner.Dataset{ID: id, Op: planner.OpSource, Splits: splits})
@@ -315,7 +328,7 @@ func splitInputs(src jobspec.Source, size int64, slots int) ([]planner.Split, er
 // Explain plans a spec as a grid of slots task slots would, without
 // reading its modules, and renders the plan (grid run --explain).
 func Explain(spec *jobspec.Spec, slots int) (string, error) {
-	plan, err := planSpec(spec, slots, nil)
+	plan, err := planSpec(spec, slots, nil, 0)
 	if err != nil {
 		return "", err
 	}
