@@ -36,6 +36,7 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzScan -fuzztime 20s ./internal/batch/
 	$(GO) test -run XXX -fuzz FuzzLoadConfig -fuzztime 20s ./grid/
 	$(GO) test -run XXX -fuzz FuzzTokenFile -fuzztime 20s ./grid/
+	$(GO) test -run XXX -fuzz FuzzAuditConfig -fuzztime 20s ./grid/
 
 guests: ## rebuild the prebuilt guest modules (examples) from their Rust, C and AssemblyScript sources
 	for lang in rust c assemblyscript; do \

@@ -45,6 +45,7 @@ type Coordinator struct {
 	auth    *authz
 	modules *moduleStore
 	limits  *apiLimits
+	audit   *auditLog
 	lim     LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
@@ -105,6 +106,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		events:     newEventLog(),
 	}
 	c.limits = newAPILimits(c.lim, time.Now)
+	c.audit = newAuditLog(cfg.Audit.withDefaults(cfg.StateDir), time.Now)
 	c.modules = newModuleStore(c.modulesDir, c.lim)
 	memCap := uint64(c.lim.InspectorMemory)
 	c.insp = &inspector{
@@ -163,6 +165,9 @@ func (c *Coordinator) close() {
 	}
 	if c.api != nil {
 		c.api.Close()
+	}
+	if c.audit != nil {
+		c.audit.close()
 	}
 }
 

@@ -71,7 +71,10 @@ type CoordinatorConfig struct {
 	InsecureHTTP bool `toml:"insecure_http"`
 	// Limits bound what tenants, tokens and client addresses can make the
 	// coordinator hold; zero fields take the defaults.
-	Limits  LimitsConfig   `toml:"limits,omitempty"`
+	Limits LimitsConfig `toml:"limits,omitempty"`
+	// Audit says where the audit log of the API's changes and refusals
+	// goes, and how long it is kept.
+	Audit   AuditConfig    `toml:"audit,omitempty"`
 	Tenants []TenantConfig `toml:"tenants"`
 }
 
@@ -157,6 +160,7 @@ func (c *CoordinatorConfig) Validate() error {
 		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
 	}
 	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Audit.validate()...)
 	if c.InsecureHTTP && !isLoopback(c.APIAddr) {
 		errs = append(errs, fmt.Errorf("insecure_http (--insecure-http) would send bearer tokens in clear over the network: it is allowed only on a loopback api_addr (127.0.0.1, ::1 or localhost), not %q; serve HTTPS (the default) instead", c.APIAddr))
 	}
@@ -221,7 +225,7 @@ func HashToken(token string) string {
 // in it are relative to the file.
 func LoadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
 	var c CoordinatorConfig
-	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir}, c.setDefaults, c.Validate)
+	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir, &c.Audit.Path}, c.setDefaults, c.Validate)
 	return &c, err
 }
 
@@ -335,6 +339,13 @@ partitions = 10000             # per job: partitions and every step's partitions
 splits = 10000                 # per job: input splits (raise source.split_size): 400
 inline_values = 100000         # per job: source.inline values: 400
 modules_per_job = 16           # per job: modules in the spec: 400
+
+[audit]                        # a JSON line per change (upload, submit, cancel, tokens) and per refusal
+path = ""                      # default: STATE_DIR/coordinator/audit.log
+disable = false
+max_size = "100MiB"            # rotated past this size
+max_backups = 10               # rotated files kept
+max_age = "720h"               # and for how long
 
 [[tenants]]
 name = "analytics"

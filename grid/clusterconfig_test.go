@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
 
 // TestExampleConfigIsValidTOML: every key grid config example prints is a
@@ -24,6 +26,9 @@ func TestExampleConfigIsValidTOML(t *testing.T) {
 	}
 	if c.APIAddr != DefaultAPIAddr || c.ControlAddr != DefaultControlAddr || c.GossipAddr != DefaultGossipAddr || len(c.Tenants) != 1 {
 		t.Errorf("the example's defaults differ from the code's: %+v", c)
+	}
+	if c.Audit != (AuditConfig{MaxSize: DefaultAuditMaxSize, MaxBackups: DefaultAuditMaxBackups, MaxAge: jobspec.Duration(DefaultAuditMaxAge)}) {
+		t.Errorf("the example's audit settings differ from the code's defaults: %+v", c.Audit)
 	}
 	if c.Limits != DefaultLimits() {
 		t.Errorf("the example's limits differ from the code's:\n%+v\n%+v", c.Limits, DefaultLimits())
@@ -72,6 +77,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte(ExampleConfig))
 	f.Add([]byte("name = \"a\"\njoin = [\"x:1\"]\ncpus = 2.5\nmemory = \"1GiB\"\n"))
 	f.Add([]byte("[[tenants]]\nname = 1\n"))
+	f.Add([]byte("state_dir = \"s\"\ninsecure_http = true\napi_addr = \"0.0.0.0:1\"\n[limits]\npartitions = -1\ninspector_memory = \"1KiB\"\n[audit]\nmax_size = \"1B\"\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(dir, "c.toml")

@@ -2,6 +2,7 @@ package grid
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -214,14 +215,23 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 // costs time; a token past its request rate is refused without slowing
 // any other token.
 func (c *Coordinator) authed(rt route) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		start := c.limits.now()
+		w := &auditWriter{ResponseWriter: rw, object: cmp.Or(r.PathValue("id"), r.PathValue("hash"))}
 		addr := clientAddr(r)
+		var p principal
+		defer func() {
+			if audited(r.Method, w.status) {
+				c.audit.write(auditRecord{p: p, action: rt.action, object: w.object, method: r.Method, path: r.URL.Path,
+					remote: r.RemoteAddr, status: w.status, reason: w.reason(), elapsed: c.limits.now().Sub(start)})
+			}
+		}()
 		if retry, throttled := c.limits.authThrottled(addr); throttled {
 			tooMany(w, retry, "too many failed authentications from "+addr+" (limits.auth_failures_per_minute)")
 			return
 		}
-		p, ok := c.auth.who(r)
-		if !ok {
+		var ok bool
+		if p, ok = c.auth.who(r); !ok {
 			c.limits.authFailed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmgrid"`)
 			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
