@@ -71,6 +71,13 @@ func startCluster(t testing.TB, agents int, tenants ...string) *cluster {
 
 func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
 	t.Helper()
+	return startClusterCfg(t, agents, nil, agentCfg, tenants...)
+}
+
+// startClusterCfg starts a cluster whose coordinator config coordCfg
+// edits, as an operator would before starting it.
+func startClusterCfg(t testing.TB, agents int, coordCfg func(*grid.CoordinatorConfig), agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
 	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
 	for _, tn := range tenants {
@@ -101,6 +108,9 @@ func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig)
 			if cfg.Tenants[i].Name == "heavy" {
 				cfg.Tenants[i].Weight = 3
 			}
+		}
+		if coordCfg != nil {
+			coordCfg(cfg)
 		}
 	}); err != nil {
 		t.Fatal(err)
