@@ -58,8 +58,9 @@ func TestSpecLimits(t *testing.T) {
 		{"splits", "[source]\ntext = \"" + big + "\"\n[[steps]]\nmap = \"t.f\"", map[string]string{"source.split_size": "64B"}, "limits.splits"},
 	}
 	for _, tt := range tests {
+		s := spec(tt.body, tt.conf)
 		start := time.Now()
-		err := plan(spec(tt.body, tt.conf))
+		err := plan(s)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
 		}
