@@ -206,9 +206,10 @@ type rotatingFile struct {
 	maxAge     time.Duration
 	now        func() time.Time
 
-	mu   sync.Mutex // protects f and size
-	f    *os.File
-	size int64
+	mu     sync.Mutex // protects f, size and closed
+	f      *os.File
+	size   int64
+	closed bool
 }
 
 // backupTimeFormat names rotated files: audit-2006-01-02T15-04-05.000.log,
@@ -218,6 +219,9 @@ const backupTimeFormat = "2006-01-02T15-04-05.000"
 func (r *rotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return 0, os.ErrClosed
+	}
 	if r.f == nil {
 		if err := r.open(); err != nil {
 			return 0, err
@@ -325,10 +329,11 @@ func parseBackupName(base, name string) (time.Time, bool) {
 	return t, true
 }
 
-// Close closes the file; a later Write opens it again.
+// Close closes the file; later writes fail.
 func (r *rotatingFile) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.closed = true
 	if r.f == nil {
 		return nil
 	}

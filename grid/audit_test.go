@@ -43,8 +43,13 @@ func TestRotatingFile(t *testing.T) {
 	if len(b) != 40 {
 		t.Errorf("the current file holds %d bytes, want 40", len(b))
 	}
-	// Close, reopen, append: no rotation below the size.
+	// Closed and opened again (a restart) appends: no rotation below the
+	// size; writes after Close fail.
 	f.Close()
+	if _, err := f.Write(line); err == nil {
+		t.Error("a write after Close succeeded")
+	}
+	f = &rotatingFile{path: f.path, maxSize: 100, maxBackups: 2, maxAge: time.Hour, now: clock.now}
 	f.Write(line)
 	if b, _ := os.ReadFile(f.path); len(b) != 80 {
 		t.Errorf("after reopening: %d bytes", len(b))

@@ -131,6 +131,12 @@ func hashFile(path string) (string, error) {
 // storeBytes writes a module given as bytes (the embedded grid's Submit)
 // to dir, and names it.
 func storeBytes(dir, name string, b []byte) (moduleBlob, error) {
+	sum := sha256.Sum256(b)
+	hash := hex.EncodeToString(sum[:])
+	path := filepath.Join(dir, hash+".wasm")
+	if fi, err := os.Stat(path); err == nil && fi.Size() == int64(len(b)) {
+		return moduleBlob{Name: name, Hash: hash, Path: path, Size: fi.Size()}, nil
+	}
 	hash, size, err := writeModuleFrom(dir, bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		return moduleBlob{}, fmt.Errorf("store module %s: %w", name, err)
@@ -246,11 +252,12 @@ func (s *moduleStore) own(tenant, hash string, size int64) {
 	u.bytes += size
 }
 
-// owned reports whether tenant (or the admin) may use the module hash.
+// owned reports whether p may use the module hash: a tenant its own
+// modules, the admin any module (the caller checks that its file exists).
 func (s *moduleStore) owned(p principal, hash string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.owners[hash]) > 0 && (p.admin || s.owners[hash][p.tenant])
+	return p.admin || s.owners[hash][p.tenant]
 }
 
 // disown drops tenant's ownership of hash, and reports whether nobody

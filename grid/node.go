@@ -7,6 +7,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -390,7 +391,7 @@ func (n *Agent) fetchModule(ctx context.Context, conn *quicnet.ControlConn, m wi
 	}
 	// Streamed to disk as it is hashed: the agent never holds a module.
 	dir := filepath.Join(n.a.dir, "modules")
-	got, size, err := writeModuleFrom(dir, st, hdr.Size)
+	got, size, err := writeModuleFrom(dir, io.LimitReader(st, hdr.Size), hdr.Size)
 	if err != nil {
 		return err
 	}
