@@ -391,9 +391,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	}
 	var job *Job
 	defer func() { admitted(job) }()
-	var spec *jobspec.Spec
-	var err error
-	spec, err = jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
+	spec, err := jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
 	if err == nil {
 		err = spec.Check()
 	}
@@ -404,27 +402,16 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jr := admission{Spec: spec, Modules: map[string]moduleBlob{}, Tenant: tenant, limits: c.lim}
-	for _, m := range spec.Modules {
-		hash, ok := req.Modules[m.Name]
-		if !ok {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name))
-			return
-		}
-		path := filepath.Join(c.modulesDir, hash+".wasm")
-		var fi os.FileInfo
-		if validHash(hash) && c.modules.owned(p, hash) {
-			fi, err = os.Stat(path)
-		}
-		if fi == nil || err != nil {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash))
-			return
-		}
-		// The module's file stays while the job is admitted, whoever
-		// deletes it meanwhile; then the running job keeps it.
-		defer c.modules.pin(hash)()
-		jr.Modules[m.Name] = moduleBlob{Name: m.Name, Hash: hash, Path: path, Size: fi.Size()}
+	jr := admission{Spec: spec, Tenant: tenant, limits: c.lim}
+	var unpin func()
+	jr.Modules, unpin, err = c.resolveModules(p, spec, req.Modules)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
+	// The modules' files stay while the job is admitted, whoever deletes
+	// them meanwhile; then the running job keeps them.
+	defer unpin()
 	var agents []allocator.Resources
 	slots := 0
 	if err := c.coord.query(r.Context(), func() {
@@ -454,6 +441,38 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	noteObject(w, job.ID())
 	c.events.add("job_submitted", job.ID(), tenant)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": job.ID()})
+}
+
+// resolveModules names the files of a submission's modules, which p must
+// own, and pins them until unpin.
+func (c *Coordinator) resolveModules(p principal, spec *jobspec.Spec, hashes map[string]string) (map[string]moduleBlob, func(), error) {
+	blobs := map[string]moduleBlob{}
+	var pins []func()
+	unpin := func() {
+		for _, u := range pins {
+			u()
+		}
+	}
+	for _, m := range spec.Modules {
+		hash, ok := hashes[m.Name]
+		if !ok {
+			unpin()
+			return nil, nil, fmt.Errorf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name)
+		}
+		path := filepath.Join(c.modulesDir, hash+".wasm")
+		var fi os.FileInfo
+		var err error
+		if validHash(hash) && c.modules.owned(p, hash) {
+			fi, err = os.Stat(path)
+		}
+		if fi == nil || err != nil {
+			unpin()
+			return nil, nil, fmt.Errorf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash)
+		}
+		pins = append(pins, c.modules.pin(hash))
+		blobs[m.Name] = moduleBlob{Name: m.Name, Hash: hash, Path: path, Size: fi.Size()}
+	}
+	return blobs, unpin, nil
 }
 
 // findJob is the job id names if p may see it; someone else's job is
