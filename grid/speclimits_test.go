@@ -155,7 +155,9 @@ func TestInspectorMemoryCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	_, err = in.describe(context.Background(), blob, 4<<30)
+	t.Logf("refused in %s", time.Since(start))
 	if err == nil {
 		t.Fatal("a module that grows without end was described")
 	}

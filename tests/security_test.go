@@ -333,20 +333,28 @@ func floodBytes(t *testing.T) int64 {
 type generator struct {
 	n, off int64
 	seed   byte
+	block  []byte // block[i] = byte(i) ^ seed: the pattern, copied from
 }
 
 func (g *generator) Read(p []byte) (int, error) {
 	if g.off >= g.n {
 		return 0, io.EOF
 	}
-	p = p[:min(int64(len(p)), g.n-g.off)]
-	for i := range p {
-		o := g.off + int64(i)
-		if o < 8 {
-			p[i] = "\x00asm\x01\x00\x00\x00"[o]
-		} else {
-			p[i] = byte(o) ^ g.seed
+	if g.block == nil {
+		g.block = make([]byte, 64<<10+256)
+		for i := range g.block {
+			g.block[i] = byte(i) ^ g.seed
 		}
+	}
+	p = p[:min(int64(len(p)), g.n-g.off)]
+	for n := 0; n < len(p); {
+		o := g.off + int64(n)
+		if o < 8 {
+			p[n] = "\x00asm\x01\x00\x00\x00"[o]
+			n++
+			continue
+		}
+		n += copy(p[n:], g.block[o%256:])
 	}
 	g.off += int64(len(p))
 	return len(p), nil
