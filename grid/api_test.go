@@ -495,3 +495,17 @@ func TestSubmitPastLimits(t *testing.T) {
 	}
 	t.Logf("refused in %s", time.Since(start))
 }
+
+// TestTemporariesRemoved: files of writes a crash interrupted are
+// deleted when the coordinator starts.
+func TestTemporariesRemoved(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{".upload-123", ".tmp-9", "keep.wasm"} {
+		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+	}
+	newModuleStore(dir, DefaultLimits())
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "keep.wasm" {
+		t.Errorf("left %v", entries)
+	}
+}

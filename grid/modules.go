@@ -166,7 +166,23 @@ type moduleUsage struct {
 	reserved int64 // bytes of uploads in progress
 }
 
+// removeTemporaries deletes what writes interrupted by a crash left in
+// dir: files named prefix*, never renamed into place.
+func removeTemporaries(dir string, prefixes ...string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		for _, p := range prefixes {
+			if strings.HasPrefix(e.Name(), p) && e.Type().IsRegular() {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// newModuleStore is the store of the module directory dir, whose
+// interrupted uploads it deletes.
 func newModuleStore(dir string, lim LimitsConfig) *moduleStore {
+	removeTemporaries(dir, ".upload-", ".tmp-")
 	return &moduleStore{dir: dir, lim: lim, owners: map[string]map[string]bool{}, sizes: map[string]int64{}, usage: map[string]*moduleUsage{}, pins: map[string]int{}}
 }
 

@@ -160,6 +160,7 @@ func bootstrapTokens(cfg CoordinatorConfig) []tokenRecord {
 // is an error: starting without it would forget revocations.
 func openTokenStore(path string, bootstrap []tokenRecord, now func() time.Time) (*tokenStore, error) {
 	s := &tokenStore{path: path, now: now}
+	removeTemporaries(filepath.Dir(path), ".tokens-")
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
