@@ -1,4 +1,4 @@
-# wasmgrid developer targets. CI runs .ci/run, which runs `go test -race ./...`.
+# wasmgrid developer targets. CI runs .ci/run, which runs `go test -race -timeout 30m ./...`.
 
 GO ?= go
 
@@ -8,7 +8,7 @@ run: ## run the word count on the embedded grid
 	$(GO) run ./cmd/grid run examples/wordcount/job.toml
 
 test: ## the test suite, with the race detector
-	$(GO) test -race ./...
+	$(GO) test -race -timeout 30m ./...
 
 check: ## formatting, vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
