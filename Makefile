@@ -1,4 +1,4 @@
-# wasmgrid developer targets. CI runs .ci/run, which runs `go test -race ./...`.
+# wasmgrid developer targets. CI runs .ci/run, which runs `go test -race -timeout 30m ./...`.
 
 GO ?= go
 
@@ -8,7 +8,7 @@ run: ## run the word count on the embedded grid
 	$(GO) run ./cmd/grid run examples/wordcount/job.toml
 
 test: ## the test suite, with the race detector
-	$(GO) test -race ./...
+	$(GO) test -race -timeout 30m ./...
 
 check: ## formatting, vet and staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
@@ -36,6 +36,8 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzScan -fuzztime 20s ./internal/batch/
 	$(GO) test -run XXX -fuzz FuzzLoadConfig -fuzztime 20s ./grid/
 	$(GO) test -run XXX -fuzz FuzzResolve -fuzztime 20s ./internal/storage/
+	$(GO) test -run XXX -fuzz FuzzTokenFile -fuzztime 20s ./grid/
+	$(GO) test -run XXX -fuzz FuzzAuditConfig -fuzztime 20s ./grid/
 
 guests: ## rebuild the prebuilt guest modules (examples) from their Rust, C and AssemblyScript sources
 	for lang in rust c assemblyscript; do \

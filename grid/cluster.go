@@ -43,8 +43,13 @@ type Coordinator struct {
 	gossip  *gossip
 	control *quicnet.ControlListener
 	api     net.Listener
+	apiTLS  *tls.Config // nil: plain HTTP (insecure_http, loopback only)
 	epoch   uint64
 	auth    *authz
+	modules *moduleStore
+	limits  *apiLimits
+	audit   *auditLog
+	lim     LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
 
@@ -72,6 +77,12 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, err
 	}
+	var apiTLSConfig *tls.Config
+	if !cfg.InsecureHTTP {
+		if apiTLSConfig, err = apiTLS(id, cfg.TLS.Cert, cfg.APIAddr); err != nil {
+			return nil, err
+		}
+	}
 	key, err := LoadKeyring(cfg.GossipKey)
 	if err != nil {
 		return nil, err
@@ -81,19 +92,32 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
 	}
 	cacheDir := defaultCacheDir(cfg.CacheDir)
+	tokens, err := openTokenStore(filepath.Join(cfg.StateDir, "coordinator", "tokens.json"), bootstrapTokens(cfg), time.Now)
+	if err != nil {
+		return nil, err
+	}
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
+		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
-		auth:       newAuthz(cfg),
+		auth:       newAuthz(tokens),
+		lim:        cfg.Limits.withDefaults(),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
 		events:     newEventLog(),
 	}
+	c.limits = newAPILimits(c.lim, time.Now)
+	c.audit = newAuditLog(cfg.Audit.withDefaults(cfg.StateDir), time.Now)
+	c.modules = newModuleStore(c.modulesDir, c.lim)
+	memCap := uint64(c.lim.InspectorMemory)
 	c.insp = &inspector{
 		argv:           []string{exe},
-		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true},
+		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true, MemoryLimit: inspectorGoLimit(memCap)},
+		memoryCap:      memCap,
+		slots:          make(chan struct{}, c.lim.Inspectors),
+		queue:          c.lim.InspectorQueue,
 		dir:            c.modulesDir,
 		loadTimeout:    10 * time.Second,
 		compileTimeout: compileAllowance,
@@ -161,12 +185,24 @@ func (c *Coordinator) close() {
 	if c.api != nil {
 		c.api.Close()
 	}
+	if c.audit != nil {
+		c.audit.close()
+	}
 }
 
 // APIAddr, ControlAddr and GossipAddr are where the coordinator listens.
 func (c *Coordinator) APIAddr() string     { return c.api.Addr().String() }
 func (c *Coordinator) ControlAddr() string { return c.control.Addr().String() }
 func (c *Coordinator) GossipAddr() string  { return c.gossip.addr }
+
+// APIURL is the API's base URL: https://, or http:// for a coordinator
+// serving plain HTTP on loopback (insecure_http).
+func (c *Coordinator) APIURL() string {
+	if c.apiTLS == nil {
+		return "http://" + c.APIAddr()
+	}
+	return "https://" + c.APIAddr()
+}
 
 // Run serves until ctx ends, then stops everything it started.
 func (c *Coordinator) Run(ctx context.Context) error {
@@ -180,15 +216,33 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	wg.Go(func() { c.coord.run(ctx) })
 	wg.Go(func() { c.acceptAgents(ctx) })
 	wg.Go(func() { c.watchGossip(ctx) })
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{
+		Handler:           c.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Only the API's own errors (handshakes, bad requests) are logged.
+		ErrorLog: slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug),
+	}
 	wg.Go(func() {
 		<-ctx.Done()
 		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer scancel()
 		_ = srv.Shutdown(sctx)
 	})
-	c.logger.Info("coordinator serving", "api", c.APIAddr(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
-	if err := srv.Serve(c.api); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	c.logger.Info("coordinator serving", "api", c.APIURL(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
+	var err error
+	if c.apiTLS != nil {
+		// ServeTLS answers a plain HTTP request with 400 ("client sent an
+		// HTTP request to an HTTPS server") before any handler runs.
+		srv.TLSConfig = c.apiTLS
+		err = srv.ServeTLS(c.api, "", "")
+	} else {
+		c.logger.Warn("the API serves plain HTTP (insecure_http): tokens cross loopback in clear", "api", c.APIURL())
+		err = srv.Serve(c.api)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("grid: API: %w", err)
 	}
 	<-ctx.Done()
@@ -495,7 +549,7 @@ func (l *remoteLink) launch(x launch) {
 	st.Splits = nil
 	msg.Spec.Stage = &st
 	for _, b := range x.modules {
-		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: int64(len(b.Bytes))})
+		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: b.Size})
 	}
 	l.enqueue(frame{wire.TypeLaunch, msg})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,6 +71,16 @@ type CoordinatorConfig struct {
 	// control connection has to come back before it is declared lost.
 	AgentGrace jobspec.Duration `toml:"agent_grace"`
 	CacheDir   string           `toml:"cache_dir"`
+	// InsecureHTTP serves the API as plain HTTP instead of HTTPS with the
+	// node certificate: bearer tokens then cross the network in clear,
+	// so it is refused unless api_addr is a loopback address.
+	InsecureHTTP bool `toml:"insecure_http"`
+	// Limits bound what tenants, tokens and client addresses can make the
+	// coordinator hold; zero fields take the defaults.
+	Limits LimitsConfig `toml:"limits,omitempty"`
+	// Audit says where the audit log of the API's changes and refusals
+	// goes, and how long it is kept.
+	Audit AuditConfig `toml:"audit,omitempty"`
 	// Volumes are the places jobs may read and write, each granted to
 	// tenants by name (TenantConfig.Grants).
 	Volumes []storage.Volume `toml:"volumes"`
@@ -161,7 +172,26 @@ func (c *CoordinatorConfig) Validate() error {
 	if c.AdminTokenSHA256 != "" && !validHash(c.AdminTokenSHA256) {
 		errs = append(errs, errors.New("admin_token_sha256 must be 64 hex digits"))
 	}
+	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.Audit.validate()...)
+	if c.InsecureHTTP && !isLoopback(c.APIAddr) {
+		errs = append(errs, fmt.Errorf("insecure_http (--insecure-http) would send bearer tokens in clear over the network: it is allowed only on a loopback api_addr (127.0.0.1, ::1 or localhost), not %q; serve HTTPS (the default) instead", c.APIAddr))
+	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether a listening address (host:port) is a
+// loopback address only: an empty or unspecified host listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate says what is missing or wrong in an agent config.
@@ -208,7 +238,7 @@ func HashToken(token string) string {
 // in it are relative to the file.
 func LoadCoordinatorConfig(path string) (*CoordinatorConfig, error) {
 	var c CoordinatorConfig
-	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir}, c.setDefaults, c.Validate)
+	err := loadConfig(path, &c, []*string{&c.StateDir, &c.GossipKey, &c.TLS.CA, &c.TLS.Cert, &c.TLS.Key, &c.CacheDir, &c.Audit.Path}, c.setDefaults, c.Validate)
 	return &c, err
 }
 
@@ -289,7 +319,8 @@ const ExampleConfig = `# wasmgrid cluster configuration. "grid coordinator --con
 # ---- coordinator.toml ----
 name = "coordinator"           # must be the common name of tls.cert
 state_dir = "state"            # jobs' results and the coordinator's files
-api_addr = "127.0.0.1:7070"    # HTTP API; port 0 picks a free one (printed)
+api_addr = "127.0.0.1:7070"    # HTTPS API (tls.cert); port 0 picks a free one (printed)
+insecure_http = false          # plain HTTP instead: tokens in clear; loopback api_addr only
 control_addr = "127.0.0.1:7071" # QUIC control plane (UDP); port 0 picks one
 gossip_addr = "127.0.0.1:7946" # serf (TCP and UDP); port 0 picks one
 gossip_key = "gossip.key"      # base64 of 32 bytes: encrypts gossip
@@ -301,6 +332,33 @@ cache_dir = ""                 # compiled modules; default: the user cache
 ca = "ca.pem"                  # the cluster's authority: only nodes with
 cert = "coordinator.pem"       # certificates from it may join
 key = "coordinator-key.pem"
+
+[limits]                       # what one tenant, token or address can make the coordinator hold
+request_body = "8MiB"          # a request's JSON body (a job's spec and inline values): 413
+module_size = "256MiB"         # one module upload: 413
+modules_per_tenant = 256       # modules a tenant holds (DELETE /v1/modules/HASH frees one): 413
+module_bytes_per_tenant = "4GiB"
+uploads_per_tenant = 2         # uploads in progress at once: 429
+jobs_per_tenant = 16           # jobs being admitted or running: 429
+requests_per_second = 20.0     # per token, with a burst of request_burst: 429 + Retry-After
+request_burst = 40
+auth_failures_per_minute = 30.0 # failed authentications per client address (IPv6: per /64),
+auth_failure_burst = 10        # then every request from it is 429 until the budget refills
+streams_per_token = 8          # open event streams (GET .../events): 429
+inspectors = 2                 # manifests read at once, each in an executor process
+inspector_queue = 8            # submissions waiting for one; past it 503 + Retry-After
+inspector_memory = "256MiB"    # a module's initialization when its manifest is read
+partitions = 10000             # per job: partitions and every step's partitions: 400
+splits = 10000                 # per job: input splits (raise source.split_size): 400
+inline_values = 100000         # per job: source.inline values: 400
+modules_per_job = 16           # per job: modules in the spec: 400
+
+[audit]                        # a JSON line per change (upload, submit, cancel, tokens) and per refusal
+path = ""                      # default: STATE_DIR/coordinator/audit.log
+disable = false
+max_size = "100MiB"            # rotated past this size
+max_backups = 10               # rotated files kept
+max_age = "720h"               # and for how long
 
 [[tenants]]
 name = "analytics"

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
@@ -26,6 +27,12 @@ func TestExampleConfigIsValidTOML(t *testing.T) {
 	}
 	if c.APIAddr != DefaultAPIAddr || c.ControlAddr != DefaultControlAddr || c.GossipAddr != DefaultGossipAddr || len(c.Tenants) != 1 {
 		t.Errorf("the example's defaults differ from the code's: %+v", c)
+	}
+	if c.Audit != (AuditConfig{MaxSize: DefaultAuditMaxSize, MaxBackups: DefaultAuditMaxBackups, MaxAge: jobspec.Duration(DefaultAuditMaxAge)}) {
+		t.Errorf("the example's audit settings differ from the code's defaults: %+v", c.Audit)
+	}
+	if c.Limits != DefaultLimits() {
+		t.Errorf("the example's limits differ from the code's:\n%+v\n%+v", c.Limits, DefaultLimits())
 	}
 	var uncommented []string
 	for line := range strings.Lines(agent) {
@@ -77,6 +84,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte(ExampleConfig))
 	f.Add([]byte("name = \"a\"\njoin = [\"x:1\"]\ncpus = 2.5\nmemory = \"1GiB\"\n"))
 	f.Add([]byte("[[tenants]]\nname = 1\n"))
+	f.Add([]byte("state_dir = \"s\"\ninsecure_http = true\napi_addr = \"0.0.0.0:1\"\n[limits]\npartitions = -1\ninspector_memory = \"1KiB\"\n[audit]\nmax_size = \"1B\"\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(dir, "c.toml")

@@ -5,8 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/certs"
@@ -19,8 +23,10 @@ type InitOptions struct {
 	Tenants []string // tenants, each with a token
 	// Addresses of the coordinator; empty means the defaults.
 	APIAddr, ControlAddr, GossipAddr string
-	// Hosts the node certificates name (informational: peers check the
-	// authority, not host names).
+	// Hosts the node certificates name besides 127.0.0.1, ::1 and
+	// localhost: the coordinator's API serves HTTPS with its certificate,
+	// and clients check that it names the host they reach it by (peers of
+	// the control plane check the authority only).
 	Hosts []string
 }
 
@@ -31,6 +37,10 @@ type InitResult struct {
 	TenantTokens map[string]string
 	Coordinator  string   // config path
 	Agents       []string // config paths
+	// EnvFiles are the client files, by "admin" and tenant name: each
+	// exports GRID_ADDR, GRID_TOKEN and GRID_CA for the CLI and the SDK
+	// (". analytics.env").
+	EnvFiles map[string]string
 }
 
 // certValidity is how long grid init's certificates last.
@@ -39,6 +49,16 @@ const certValidity = 365 * 24 * time.Hour
 // InitCluster writes a cluster's authority (ca.pem, ca-key.pem), gossip
 // key, node certificates, tokens and configs under opts.Dir.
 func InitCluster(opts InitOptions) (*InitResult, error) {
+	for _, t := range opts.Tenants {
+		if !validTenantName(t) {
+			return nil, fmt.Errorf("tenant name %q: use letters, digits, '.', '_' and '-' (it names the tenant's client file, TENANT.env), and not \"admin\"", t)
+		}
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = dir
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -66,9 +86,11 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 	if err := write("gossip.key", []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	hosts := opts.Hosts
-	if len(hosts) == 0 {
-		hosts = []string{"127.0.0.1", "::1", "localhost"}
+	hosts := []string{"127.0.0.1", "::1", "localhost"}
+	for _, h := range opts.Hosts {
+		if !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
 	}
 	issue := func(name string) (TLSFiles, error) {
 		c, err := ca.Issue(name, hosts, certValidity)
@@ -87,7 +109,7 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 		}
 		return TLSFiles{CA: "ca.pem", Cert: name + ".pem", Key: name + "-key.pem"}, nil
 	}
-	res := &InitResult{AdminToken: newToken(), TenantTokens: map[string]string{}}
+	res := &InitResult{AdminToken: newToken(), TenantTokens: map[string]string{}, EnvFiles: map[string]string{}}
 	tlsFiles, err := issue("coordinator")
 	if err != nil {
 		return nil, err
@@ -108,6 +130,17 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 	if err := WriteConfig(res.Coordinator, cc); err != nil {
 		return nil, err
 	}
+	url := initAPIURL(cc.APIAddr, opts.Hosts)
+	caFile := filepath.Join(opts.Dir, "ca.pem")
+	clients := map[string]string{"admin": res.AdminToken}
+	maps.Copy(clients, res.TenantTokens)
+	for who, tok := range clients {
+		path := filepath.Join(opts.Dir, who+".env")
+		if err := WriteClientEnv(path, ClientEnv{Addr: url, Token: tok, CA: caFile}); err != nil {
+			return nil, err
+		}
+		res.EnvFiles[who] = path
+	}
 	for i := range opts.Agents {
 		name := fmt.Sprintf("agent-%d", i+1)
 		tf, err := issue(name)
@@ -124,10 +157,81 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 	return res, nil
 }
 
+// validTenantName reports whether a tenant name can name a client file.
+func validTenantName(t string) bool {
+	if t == "" || t == "admin" || t[0] == '.' || t[0] == '-' {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// initAPIURL is the URL clients reach an API listening at addr by: its
+// host, or for an API listening on every address the first extra host
+// (else 127.0.0.1). A port of 0 stays 0: the coordinator picks one and
+// writes it to addresses.json (grid up rewrites its grid.env with it).
+func initAPIURL(addr string, hosts []string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "https://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if len(hosts) > 0 {
+			host = hosts[0]
+		}
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
+
+// ClientEnv is what a client needs to reach the API: the shell
+// variables the CLI and the SDK read.
+type ClientEnv struct {
+	Addr  string // GRID_ADDR: the API's URL
+	Token string // GRID_TOKEN: a bearer token
+	CA    string // GRID_CA: the PEM file of the authority that issued the coordinator's certificate
+}
+
+// WriteClientEnv writes a client file that ". FILE" sources: GRID_ADDR,
+// GRID_TOKEN and GRID_CA, exported, in a file only its owner may read
+// (it holds a token).
+func WriteClientEnv(path string, e ClientEnv) error {
+	text := fmt.Sprintf("# wasmgrid API credentials: \". %s\" points the grid CLI and the Go SDK at the cluster.\n# It holds a bearer token: keep it private.\nexport GRID_ADDR=%s\nexport GRID_TOKEN=%s\nexport GRID_CA=%s\n",
+		filepath.Base(path), shellQuote(e.Addr), shellQuote(e.Token), shellQuote(e.CA))
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+		return err
+	}
+	// WriteFile keeps the mode of a file that exists.
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-:+@%=,[]", r)) {
+			safe = false
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // Addresses is what a coordinator writes to addresses.json in its state
 // directory once it listens, so that tools started with port 0 find it.
 type Addresses struct {
 	API     string `json:"api"`
+	APIURL  string `json:"api_url"` // https://API, or http:// with insecure_http
 	Control string `json:"control"`
 	Gossip  string `json:"gossip"`
 }
@@ -138,7 +242,7 @@ func (c *Coordinator) WriteAddresses() (string, error) {
 	if err := os.MkdirAll(c.cfg.StateDir, 0o755); err != nil {
 		return "", err
 	}
-	b, _ := json.MarshalIndent(Addresses{API: c.APIAddr(), Control: c.ControlAddr(), Gossip: c.GossipAddr()}, "", "  ")
+	b, _ := json.MarshalIndent(Addresses{API: c.APIAddr(), APIURL: c.APIURL(), Control: c.ControlAddr(), Gossip: c.GossipAddr()}, "", "  ")
 	path := filepath.Join(c.cfg.StateDir, "addresses.json")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o644); err != nil {

@@ -515,7 +515,7 @@ func (c *coordinator) finish(j *jobRun) {
 const commitTimeout = 30 * time.Minute
 
 // submit registers a planned job with the coordinator's loop.
-func (c *coordinator) submit(ctx context.Context, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, volumes map[string]storage.Volume, taskRes allocator.Resources) (*Job, error) {
+func (c *coordinator) submit(ctx context.Context, req admission, plan *planner.Plan, blobs map[string]moduleBlob, volumes map[string]storage.Volume, taskRes allocator.Resources) (*Job, error) {
 	id := fmt.Sprintf("job-%d", c.nextJob.Add(1))
 	j := newJobRun(id, req, plan, blobs, taskRes, volumes)
 	if err := c.prepareOutput(ctx, j); err != nil {
@@ -557,7 +557,7 @@ func failureLabel(k planner.FailureKind) string {
 type jobRun struct {
 	id      string
 	token   string // shown by the job's tasks to the block servers
-	req     JobRequest
+	req     admission
 	sched   *planner.Scheduler
 	modules []moduleBlob
 	taskRes allocator.Resources
@@ -595,7 +595,7 @@ type jobRun struct {
 	summary  *Summary
 }
 
-func newJobRun(id string, req JobRequest, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources, volumes map[string]storage.Volume) *jobRun {
+func newJobRun(id string, req admission, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources, volumes map[string]storage.Volume) *jobRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	var mods []moduleBlob
 	for _, name := range slices.Sorted(maps.Keys(blobs)) {

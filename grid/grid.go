@@ -53,6 +53,11 @@ type Config struct {
 	// ModuleLoadTimeout bounds a module's initialization when its manifest
 	// is read at submission (default 10s).
 	ModuleLoadTimeout time.Duration
+	// InspectorMemory, if set, bounds the memory a module's
+	// initialization gets when its manifest is read at submission
+	// (default: the job's task.memory). A cluster's coordinator bounds it
+	// by limits.inspector_memory.
+	InspectorMemory int64
 	// ShuffleDiskBytes caps the shuffle files each agent keeps (default:
 	// 80% of the free space under StateDir, shared among the agents); a map
 	// task whose output would pass it fails, and is retried elsewhere.
@@ -131,6 +136,13 @@ func New(cfg Config) (*Grid, error) {
 		compileTimeout: compileAllowance,
 		initTimeout:    loadTimeout + loadTimeout/2,
 		logger:         logger.With("role", "inspector"),
+		// As many manifests read at once as a cluster's coordinator
+		// reads by default; the others wait, without a bound.
+		slots:     make(chan struct{}, DefaultLimits().Inspectors),
+		memoryCap: uint64(cfg.InspectorMemory),
+	}
+	if cfg.InspectorMemory > 0 {
+		g.insp.cfg.MemoryLimit = inspectorGoLimit(uint64(cfg.InspectorMemory))
 	}
 	statuses := make(chan taskStatus, cfg.Slots)
 	// The agents' block servers speak TLS 1.3 with certificates from an
@@ -258,12 +270,22 @@ func (g *Grid) Submit(ctx context.Context, req JobRequest) (*Job, error) {
 	for _, a := range g.agents {
 		agents = append(agents, a.resources)
 	}
-	return admit(ctx, g.coord, g.insp, req, g.cfg.Slots, agents)
+	// The spec limits of a cluster's defaults: a job of a million
+	// partitions is a mistake on a laptop too.
+	adm := admission{Spec: req.Spec, Tenant: req.Tenant, Modules: map[string]moduleBlob{}, limits: specLimits(DefaultLimits())}
+	for name, b := range req.Modules {
+		blob, err := storeBytes(g.insp.dir, name, b)
+		if err != nil {
+			return nil, fmt.Errorf("grid: %w", err)
+		}
+		adm.Modules[name] = blob
+	}
+	return admit(ctx, g.coord, g.insp, adm, g.cfg.Slots, agents)
 }
 
 // admit validates a job against its modules, inputs and the agents'
 // sizes, plans it and hands it to the coordinator.
-func admit(ctx context.Context, coord *coordinator, insp *inspector, req JobRequest, slots int, agents []allocator.Resources) (*Job, error) {
+func admit(ctx context.Context, coord *coordinator, insp *inspector, req admission, slots int, agents []allocator.Resources) (*Job, error) {
 	if req.Grants == nil {
 		g := coord.grants(req.tenant())
 		req.Grants = &g

@@ -199,7 +199,7 @@ func TestSplitInputs(t *testing.T) {
 		{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")},
 		{"data:*.txt", "data:a.txt"},
 	} {
-		splits, err := splitInputs(jobspec.Source{Globs: globs}, 10, 2, in)
+		splits, err := splitInputs(jobspec.Source{Globs: globs}, 10, 2, in, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestSplitInputs(t *testing.T) {
 		"data:../x":                 "climbs above the root of volume data",
 		"other:x":                   `no volume "other" is granted to tenant t`,
 	} {
-		if _, err := splitInputs(jobspec.Source{Globs: []string{glob}}, 10, 2, in); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := splitInputs(jobspec.Source{Globs: []string{glob}}, 10, 2, in, 0); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v; want an error saying %q", glob, err, want)
 		}
 	}

@@ -1,17 +1,18 @@
 package grid
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,18 +24,22 @@ import (
 
 // principal is who a request's bearer token names.
 type principal struct {
-	tenant string // "" for the admin
-	admin  bool
+	tenant  string // "" for the admin
+	admin   bool
+	role    Role
+	tokenID string
 }
 
-// authz maps token hashes to principals, and remembers who owns what.
+// authz knows the tokens, and remembers who owns what.
 type authz struct {
-	tokens map[string]principal // sha256 hex of the token
+	tokens *tokenStore
 
-	mu      sync.Mutex
-	modules map[string]map[string]bool // module hash -> owning tenants
-	jobs    map[string]*apiJob
-	order   []string // job ids in submission order
+	mu    sync.Mutex
+	jobs  map[string]*apiJob
+	order []string // job ids in submission order
+	// inflight are each tenant's jobs being admitted (nil) or running.
+	inflight map[string]map[*Job]bool
+	pending  map[string]int // of which being admitted, by tenant
 }
 
 type apiJob struct {
@@ -44,33 +49,55 @@ type apiJob struct {
 	submit time.Time
 }
 
-func newAuthz(cfg CoordinatorConfig) *authz {
-	a := &authz{tokens: map[string]principal{}, modules: map[string]map[string]bool{}, jobs: map[string]*apiJob{}}
-	if cfg.AdminTokenSHA256 != "" {
-		a.tokens[strings.ToLower(cfg.AdminTokenSHA256)] = principal{admin: true}
-	}
-	for _, t := range cfg.Tenants {
-		if t.TokenSHA256 != "" {
-			a.tokens[strings.ToLower(t.TokenSHA256)] = principal{tenant: t.Name}
-		}
-	}
-	return a
+func newAuthz(tokens *tokenStore) *authz {
+	return &authz{tokens: tokens, jobs: map[string]*apiJob{}, inflight: map[string]map[*Job]bool{}, pending: map[string]int{}}
 }
 
-// who authenticates a request: a wrong or missing token is nobody.
+// startJob counts a job of tenant being admitted, if the tenant has fewer
+// than limit in flight; admitted(job) ends the admission, with the job if
+// it was admitted, which then counts until it ends.
+func (a *authz) startJob(tenant string, limit int) (admitted func(*Job), ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	running := a.inflight[tenant]
+	for j := range running {
+		select {
+		case <-j.Done():
+			delete(running, j)
+		default:
+		}
+	}
+	if len(running)+a.pending[tenant] >= limit {
+		return nil, false
+	}
+	a.pending[tenant]++
+	return func(j *Job) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.pending[tenant]--; a.pending[tenant] <= 0 {
+			delete(a.pending, tenant)
+		}
+		if j != nil {
+			if a.inflight[tenant] == nil {
+				a.inflight[tenant] = map[*Job]bool{}
+			}
+			a.inflight[tenant][j] = true
+		}
+	}, true
+}
+
+// who authenticates a request: a wrong, revoked or missing token is
+// nobody.
 func (a *authz) who(r *http.Request) (principal, bool) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return principal{}, false
 	}
-	sum := sha256.Sum256([]byte(tok))
-	h := hex.EncodeToString(sum[:])
-	for k, p := range a.tokens {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(h)) == 1 {
-			return p, true
-		}
+	info, ok := a.tokens.lookup(tok)
+	if !ok {
+		return principal{}, false
 	}
-	return principal{}, false
+	return principal{tenant: info.Tenant, admin: info.Role == RoleAdmin, role: info.Role, tokenID: info.ID}, true
 }
 
 // sees reports whether p may see something owned by tenant.
@@ -139,37 +166,86 @@ type SubmitRequest struct {
 	Tenant string `json:"tenant,omitempty"`
 }
 
-// maxModuleUpload bounds PUT /v1/modules.
-const maxModuleUpload = 256 << 20
+// route is one endpoint of the API: the role it needs, and the action
+// the audit log names it by.
+type route struct {
+	pattern string
+	action  string
+	need    Role
+	h       handlerFunc
+}
+
+// routes is the API. Tenant-scoped reads need read-only; changes to a
+// tenant's things need submit; the cluster's events and tokens need admin.
+func (c *Coordinator) routes() []route {
+	return []route{
+		{"PUT /v1/modules", "module.upload", RoleSubmit, c.putModule},
+		{"GET /v1/modules", "module.list", RoleRead, c.listModules},
+		{"DELETE /v1/modules/{hash}", "module.delete", RoleSubmit, c.deleteModule},
+		{"POST /v1/jobs", "job.submit", RoleSubmit, c.postJob},
+		{"GET /v1/jobs", "job.list", RoleRead, c.listJobs},
+		{"GET /v1/jobs/{id}", "job.get", RoleRead, c.getJob},
+		{"POST /v1/jobs/{id}/cancel", "job.cancel", RoleSubmit, c.cancelJob},
+		{"GET /v1/jobs/{id}/result", "job.result", RoleRead, c.jobResult},
+		{"GET /v1/jobs/{id}/events", "job.events", RoleRead, c.jobEvents},
+		{"GET /v1/jobs/{id}/logs", "job.logs", RoleRead, c.jobLogs},
+		{"GET /v1/agents", "agent.list", RoleRead, c.listAgents},
+		{"GET /v1/tenants", "tenant.list", RoleRead, c.listTenants},
+		{"GET /v1/events", "cluster.events", RoleAdmin, c.clusterEvents},
+		{"POST /v1/tokens", "token.create", RoleAdmin, c.createToken},
+		{"GET /v1/tokens", "token.list", RoleAdmin, c.listTokens},
+		{"DELETE /v1/tokens/{id}", "token.revoke", RoleAdmin, c.revokeToken},
+		{"POST /v1/tokens/{id}/rotate", "token.rotate", RoleAdmin, c.rotateToken},
+	}
+}
 
 func (c *Coordinator) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/modules", c.authed(c.putModule))
-	mux.HandleFunc("GET /v1/modules", c.authed(c.listModules))
-	mux.HandleFunc("POST /v1/jobs", c.authed(c.postJob))
-	mux.HandleFunc("GET /v1/jobs", c.authed(c.listJobs))
-	mux.HandleFunc("GET /v1/jobs/{id}", c.authed(c.getJob))
-	mux.HandleFunc("POST /v1/jobs/{id}/cancel", c.authed(c.cancelJob))
-	mux.HandleFunc("GET /v1/jobs/{id}/result", c.authed(c.jobResult))
-	mux.HandleFunc("GET /v1/jobs/{id}/events", c.authed(c.jobEvents))
-	mux.HandleFunc("GET /v1/jobs/{id}/logs", c.authed(c.jobLogs))
-	mux.HandleFunc("GET /v1/agents", c.authed(c.listAgents))
-	mux.HandleFunc("GET /v1/tenants", c.authed(c.listTenants))
-	mux.HandleFunc("GET /v1/events", c.authed(c.clusterEvents))
+	for _, rt := range c.routes() {
+		mux.HandleFunc(rt.pattern, c.authed(rt))
+	}
 	return mux
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 
-func (c *Coordinator) authed(h handlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := c.auth.who(r)
-		if !ok {
+// authed authenticates a request, throttles it and checks its token's
+// role. A client address that spent its failed authentications is
+// refused before its token is even looked at, so that guessing tokens
+// costs time; a token past its request rate is refused without slowing
+// any other token.
+func (c *Coordinator) authed(rt route) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		start := c.limits.now()
+		w := &auditWriter{ResponseWriter: rw, object: cmp.Or(r.PathValue("id"), r.PathValue("hash"))}
+		addr := clientAddr(r)
+		var p principal
+		defer func() {
+			if audited(r.Method, w.status) {
+				c.audit.write(auditRecord{p: p, action: rt.action, object: w.object, method: r.Method, path: r.URL.Path,
+					remote: r.RemoteAddr, status: w.status, reason: w.reason(), elapsed: c.limits.now().Sub(start)})
+			}
+		}()
+		if retry, throttled := c.limits.authThrottled(addr); throttled {
+			tooMany(w, retry, "too many failed authentications from "+addr+" (limits.auth_failures_per_minute)")
+			return
+		}
+		var ok bool
+		if p, ok = c.auth.who(r); !ok {
+			c.limits.authFailed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmgrid"`)
 			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
 			return
 		}
-		h(w, r, p)
+		if retry, ok := c.limits.allowRequest(p.tokenID); !ok {
+			tooMany(w, retry, fmt.Sprintf("token %s is over its request rate (limits.requests_per_second = %g)", p.tokenID, c.lim.RequestsPerSecond))
+			return
+		}
+		if !p.role.allows(rt.need) {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("%s needs a token of role %s; this one is %s", rt.action, rt.need, p.role))
+			return
+		}
+		rt.h(w, r, p)
 	}
 }
 
@@ -185,55 +261,119 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
+// putModule streams a module to the module directory, hashing it on the
+// way: an upload costs one buffer of memory, whatever its size, and at
+// most limits.uploads_per_tenant of a tenant's run at once.
 func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p principal) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxModuleUpload))
-	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("module over %d bytes: %v", maxModuleUpload, err))
+	release, ok := c.limits.startUpload(p.tenant)
+	if !ok {
+		tooMany(w, 2*time.Second, fmt.Sprintf("%d uploads of tenant %s are in progress, its limit (limits.uploads_per_tenant)", c.lim.UploadsPerTenant, p.tenant))
 		return
 	}
-	if len(b) < 8 || string(b[:4]) != "\x00asm" {
+	defer release()
+	limit, unreserve, err := c.modules.reserve(p.tenant, r.ContentLength)
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, err.Error())
+		return
+	}
+	defer unreserve()
+	body := &readTracker{r: r.Body}
+	head := make([]byte, 8)
+	if n, _ := io.ReadFull(body, head); n < len(head) || string(head[:4]) != "\x00asm" {
 		httpError(w, http.StatusBadRequest, "not a WebAssembly module (no \\0asm header)")
 		return
 	}
-	sum := sha256.Sum256(b)
-	hash := hex.EncodeToString(sum[:])
-	if _, err := writeModule(c.modulesDir, moduleBlob{Name: hash[:12], Hash: hash, Bytes: b}); err != nil {
-		httpError(w, http.StatusInternalServerError, err.Error())
+	hash, size, err := writeModuleFrom(c.modulesDir, io.MultiReader(bytes.NewReader(head), body), limit)
+	switch {
+	case errors.Is(err, errModuleTooLarge) && limit < int64(c.lim.ModuleSize):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the module is over the %d bytes left of tenant %s's limits.module_bytes_per_tenant (%s)", limit, p.tenant, c.lim.ModuleBytesPerTenant))
+		return
+	case errors.Is(err, errModuleTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the module is over limits.module_size (%s)", c.lim.ModuleSize))
+		return
+	case err != nil && body.err != nil:
+		httpError(w, http.StatusBadRequest, "the upload broke off: "+body.err.Error())
+		return
+	case err != nil:
+		c.logger.Error("store module", "err", err)
+		httpError(w, http.StatusInternalServerError, "the module could not be stored")
 		return
 	}
-	c.auth.mu.Lock()
-	if c.auth.modules[hash] == nil {
-		c.auth.modules[hash] = map[string]bool{}
+	c.modules.own(p.tenant, hash, size)
+	noteObject(w, hash)
+	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": size})
+}
+
+// readTracker remembers its reader's error: the client's, not the disk's.
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
 	}
-	c.auth.modules[hash][p.tenant] = true
-	c.auth.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": len(b)})
+	return n, err
 }
 
 func (c *Coordinator) listModules(w http.ResponseWriter, r *http.Request, p principal) {
-	type mod struct {
-		Hash string `json:"hash"`
-		Size int64  `json:"size"`
+	writeJSON(w, http.StatusOK, map[string]any{"modules": c.modules.list(p)})
+}
+
+// deleteModule drops the tenant's module; its file goes when nobody owns
+// it and no running or arriving job uses it.
+func (c *Coordinator) deleteModule(w http.ResponseWriter, r *http.Request, p principal) {
+	hash := r.PathValue("hash")
+	noteObject(w, hash)
+	if !validHash(hash) {
+		httpError(w, http.StatusNotFound, "no such module")
+		return
 	}
-	out := []mod{}
-	c.auth.mu.Lock()
-	for hash, owners := range c.auth.modules {
-		if p.admin || owners[p.tenant] {
-			var size int64
-			if fi, err := os.Stat(filepath.Join(c.modulesDir, hash+".wasm")); err == nil {
-				size = fi.Size()
-			}
-			out = append(out, mod{hash, size})
+	found, orphan := c.modules.disown(p.tenant, hash)
+	if !found {
+		httpError(w, http.StatusNotFound, "no such module")
+		return
+	}
+	if orphan && !c.moduleInUse(hash) {
+		if err := os.Remove(filepath.Join(c.modulesDir, hash+".wasm")); err != nil && !os.IsNotExist(err) {
+			c.logger.Warn("remove module", "hash", hash, "err", err)
 		}
 	}
-	c.auth.mu.Unlock()
-	slices.SortFunc(out, func(a, b mod) int { return strings.Compare(a.Hash, b.Hash) })
-	writeJSON(w, http.StatusOK, map[string]any{"modules": out})
+	writeJSON(w, http.StatusOK, map[string]string{"hash": hash, "state": "deleted"})
+}
+
+// moduleInUse reports whether a job being admitted or running uses hash.
+func (c *Coordinator) moduleInUse(hash string) bool {
+	if c.modules.pinned(hash) {
+		return true
+	}
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	for _, j := range c.auth.jobs {
+		select {
+		case <-j.job.Done():
+			continue
+		default:
+		}
+		for _, m := range j.job.run.modules {
+			if m.Hash == hash {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {
 	var req SubmitRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(c.lim.RequestBody))).Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the submission is over %s (limits.request_body): put large inputs in files", c.lim.RequestBody))
+			return
+		}
 		httpError(w, http.StatusBadRequest, "malformed submission: "+err.Error())
 		return
 	}
@@ -244,31 +384,34 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 			tenant = "default"
 		}
 	}
+	admitted, ok := c.auth.startJob(tenant, c.lim.JobsPerTenant)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("tenant %s has %d jobs in flight, its limit (limits.jobs_per_tenant): wait for one to end", tenant, c.lim.JobsPerTenant))
+		return
+	}
+	var job *Job
+	defer func() { admitted(job) }()
 	// The spec is not Checked here: Check looks at this host's files, and
 	// a tenant's files are only those of its volumes, which admission
 	// resolves.
 	spec, err := jobspec.Parse([]byte(req.Spec), req.File, req.Params, req.Conf)
+	if err == nil {
+		err = checkSpecLimits(spec, c.lim)
+	}
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	jr := JobRequest{Spec: spec, Modules: map[string][]byte{}, Tenant: tenant}
-	for _, m := range spec.Modules {
-		hash, ok := req.Modules[m.Name]
-		if !ok {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name))
-			return
-		}
-		c.auth.mu.Lock()
-		owned := p.admin || c.auth.modules[hash][p.tenant]
-		c.auth.mu.Unlock()
-		b, err := os.ReadFile(filepath.Join(c.modulesDir, hash+".wasm"))
-		if !owned || !validHash(hash) || err != nil {
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash))
-			return
-		}
-		jr.Modules[m.Name] = b
+	jr := admission{Spec: spec, Tenant: tenant, limits: c.lim}
+	var unpin func()
+	jr.Modules, unpin, err = c.resolveModules(p, spec, req.Modules)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
 	}
+	// The modules' files stay while the job is admitted, whoever deletes
+	// them meanwhile; then the running job keeps them.
+	defer unpin()
 	var agents []allocator.Resources
 	slots := 0
 	if err := c.coord.query(r.Context(), func() {
@@ -280,8 +423,14 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	job, err := admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
-	if err != nil {
+	job, err = admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
+	var busy *busyError
+	switch {
+	case errors.As(err, &busy):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(busy.retryAfter.Seconds()))))
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -289,8 +438,41 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	c.auth.jobs[job.ID()] = &apiJob{job: job, tenant: tenant, name: spec.Name, submit: time.Now()}
 	c.auth.order = append(c.auth.order, job.ID())
 	c.auth.mu.Unlock()
+	noteObject(w, job.ID())
 	c.events.add("job_submitted", job.ID(), tenant)
 	writeJSON(w, http.StatusCreated, map[string]string{"id": job.ID()})
+}
+
+// resolveModules names the files of a submission's modules, which p must
+// own, and pins them until unpin.
+func (c *Coordinator) resolveModules(p principal, spec *jobspec.Spec, hashes map[string]string) (map[string]moduleBlob, func(), error) {
+	blobs := map[string]moduleBlob{}
+	var pins []func()
+	unpin := func() {
+		for _, u := range pins {
+			u()
+		}
+	}
+	for _, m := range spec.Modules {
+		hash, ok := hashes[m.Name]
+		if !ok {
+			unpin()
+			return nil, nil, fmt.Errorf("module %s has no hash in the submission: upload it (PUT /v1/modules) and name its hash", m.Name)
+		}
+		path := filepath.Join(c.modulesDir, hash+".wasm")
+		var fi os.FileInfo
+		var err error
+		if validHash(hash) && c.modules.owned(p, hash) {
+			fi, err = os.Stat(path)
+		}
+		if fi == nil || err != nil {
+			unpin()
+			return nil, nil, fmt.Errorf("module %s: no uploaded module %s: upload it first (grid modules push)", m.Name, hash)
+		}
+		pins = append(pins, c.modules.pin(hash))
+		blobs[m.Name] = moduleBlob{Name: m.Name, Hash: hash, Path: path, Size: fi.Size()}
+	}
+	return blobs, unpin, nil
 }
 
 // findJob is the job id names if p may see it; someone else's job is
@@ -487,6 +669,12 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 	if j == nil {
 		return
 	}
+	release, ok := c.limits.openStream(p.tokenID)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
+		return
+	}
+	defer release()
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -502,6 +690,9 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 		case <-tick.C:
 		case <-r.Context().Done():
 			return
+		}
+		if !c.auth.tokens.live(p.tokenID) {
+			return // revoked: the stream ends with it
 		}
 		info := c.jobInfo(r.Context(), j, true)
 		b, _ := json.Marshal(info)
@@ -619,10 +810,12 @@ func (l *eventLog) since(seq int64) []ClusterEvent {
 // clusterEvents streams the cluster's events (admin only) as server-sent
 // events.
 func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p principal) {
-	if !p.admin {
-		httpError(w, http.StatusForbidden, "cluster events are for the admin token")
+	release, ok := c.limits.openStream(p.tokenID)
+	if !ok {
+		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
 		return
 	}
+	defer release()
 	flusher, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
@@ -642,6 +835,9 @@ func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p pr
 		case <-r.Context().Done():
 			return
 		case <-tick.C:
+		}
+		if !c.auth.tokens.live(p.tokenID) {
+			return
 		}
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/executor"
@@ -27,9 +27,55 @@ type inspector struct {
 	compileTimeout time.Duration // backstops: when to give up on a module
 	initTimeout    time.Duration // and kill the process
 	logger         *slog.Logger
+	// memoryCap, if not 0, bounds the memory a module's initialization
+	// gets, whatever the job's task.memory: many inspectors of hostile
+	// modules then cost a known amount.
+	memoryCap uint64
+	// slots holds a token per process running; queue bounds the reads
+	// waiting for one (0: no bound), past which a read is a busyError.
+	slots   chan struct{}
+	queue   int
+	waiting atomic.Int64
 
 	mu    sync.Mutex
 	known map[describeKey]*executor.ModuleInfo // manifests read, by module and memory limit
+}
+
+// busyError is a manifest read refused because every inspector is busy
+// and the queue is full: the submission is retried later (503).
+type busyError struct {
+	running, waiting int
+	retryAfter       time.Duration
+}
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("the coordinator is reading %d modules' manifests and %d more wait (limits.inspectors, limits.inspector_queue): submit again in %s", e.running, e.waiting, e.retryAfter)
+}
+
+// acquire waits for an inspector process slot, unless the queue is full.
+func (in *inspector) acquire(ctx context.Context) (release func(), err error) {
+	if in.slots == nil {
+		return func() {}, nil // no bound
+	}
+	release = func() { <-in.slots }
+	select {
+	case in.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	n := in.waiting.Add(1)
+	defer in.waiting.Add(-1)
+	if in.queue > 0 && n > int64(in.queue) {
+		// Every read ahead takes up to the load timeout; most far less.
+		retry := time.Duration(n/int64(cap(in.slots))+1) * time.Second
+		return nil, &busyError{running: cap(in.slots), waiting: int(n - 1), retryAfter: min(retry, time.Minute)}
+	}
+	select {
+	case in.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 type describeKey struct {
@@ -46,6 +92,10 @@ const maxKnown = 4096
 // the module's initialization on every submission (which on a machine
 // saturated by other jobs could even run past the load timeout).
 func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
+	capped := in.memoryCap > 0 && memory > in.memoryCap
+	if capped {
+		memory = in.memoryCap
+	}
 	key := describeKey{b.Hash, memory}
 	in.mu.Lock()
 	info := in.known[key]
@@ -53,7 +103,17 @@ func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) 
 	if info != nil {
 		return info, nil
 	}
-	info, err := in.read(ctx, b, memory)
+	release, err := in.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err = in.read(ctx, b, memory)
+	release()
+	if err != nil && capped && strings.Contains(err.Error(), "memory") {
+		// Raising task.memory would not help.
+		msg := strings.ReplaceAll(err.Error(), " (raise task.memory)", "")
+		err = &wrapped{fmt.Sprintf("%s: manifests are read within %d MiB, the inspector's memory cap (limits.inspector_memory), whatever task.memory: the module's initialization must fit in it", msg, memory>>20), err}
+	}
 	if err == nil {
 		in.mu.Lock()
 		if in.known == nil || len(in.known) >= maxKnown {
@@ -68,16 +128,24 @@ func (in *inspector) describe(ctx context.Context, b moduleBlob, memory uint64) 
 // read runs a module's initialization in an executor process of its own
 // and returns its manifest.
 func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*executor.ModuleInfo, error) {
-	path, err := in.store(b)
-	if err != nil {
-		return nil, err
-	}
-	f := executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: path}
+	f := executor.ModuleFile{Name: b.Name, Hash: b.Hash, Path: b.Path}
 	p, err := executor.StartProcess(in.argv, in.cfg, in.logger)
 	if err != nil {
 		return nil, err
 	}
-	defer p.Close(cancelGrace)
+	cleanup := func() {}
+	if in.memoryCap > 0 {
+		// A hard cap where the kernel offers one (cgroup v2), above the
+		// Go runtime's soft limit: growing a memory copies it, so the
+		// guest's memory may briefly be there twice.
+		if c, err := executor.LimitMemory(p.Pid(), inspectorHardLimit(in.memoryCap)); err == nil {
+			cleanup = c
+		}
+	}
+	defer func() {
+		p.Close(cancelGrace) // returns once the process has exited
+		cleanup()
+	}()
 	info, err := p.Describe(ctx, executor.DescribeMsg{Module: f, MemoryBytes: memory}, in.compileTimeout, in.initTimeout)
 	var stopped *executor.StoppedError
 	if errors.As(err, &stopped) {
@@ -89,31 +157,19 @@ func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*ex
 	return info, err
 }
 
-// store writes a module where the inspector can read it.
-func (in *inspector) store(b moduleBlob) (string, error) { return writeModule(in.dir, b) }
+// inspectorGoLimit is the Go runtime's memory limit of an inspector
+// process whose modules get memoryCap: the guest's memory, the copy made
+// when it grows, and the runtime and compiler around them.
+func inspectorGoLimit(memoryCap uint64) int64 { return int64(2*memoryCap + 64<<20) }
 
-// writeModule stores a module's bytes in dir under their hash, once,
-// written to a temporary name, fsynced and renamed, so that a reader never
-// sees half a module.
-func writeModule(dir string, b moduleBlob) (string, error) {
-	path := filepath.Join(dir, b.Hash+".wasm")
-	if _, err := os.Stat(path); err == nil {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	_, err = tmp.Write(b.Bytes)
-	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return "", fmt.Errorf("store module %s: %w", b.Name, err)
-	}
-	return path, nil
+// inspectorHardLimit is the cgroup limit of an inspector process.
+func inspectorHardLimit(memoryCap uint64) int64 { return int64(2*memoryCap + 128<<20) }
+
+// wrapped is an error with a message of its own around another.
+type wrapped struct {
+	msg string
+	err error
 }
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }

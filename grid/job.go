@@ -3,8 +3,6 @@ package grid
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 
@@ -20,38 +18,43 @@ const (
 	maxAutoSplit = 64 << 20
 )
 
-// JobRequest is a job to run: a validated spec and the bytes of its modules.
+// JobRequest is a job to run on an embedded grid: a validated spec and
+// the bytes of its modules, which Submit writes to the grid's module
+// directory before anything else reads them.
 type JobRequest struct {
 	Spec    *jobspec.Spec
 	Modules map[string][]byte // by the spec's module name
 	// Tenant owns the job and shares the cluster under its weight and
 	// quota; empty means "default".
 	Tenant string
-	// Grants are the volumes the job may read and write; nil means the
-	// grid's for the tenant (an embedded grid: the local user's files).
+}
+
+// admission is a job on its way in: its spec, its tenant and its modules,
+// which travel by hash and file, never as bytes.
+type admission struct {
+	Spec    *jobspec.Spec
+	Modules map[string]moduleBlob // by the spec's module name
+	Tenant  string
+	// limits bound the spec, checked before anything is planned.
+	limits LimitsConfig
+	// Grants are the volumes the job may read and write; nil until admit
+	// sets the grid's for the tenant.
 	Grants *storage.Grants
 }
 
-func (r *JobRequest) tenant() string {
+func (r *admission) tenant() string {
 	if r.Tenant == "" {
 		return "default"
 	}
 	return r.Tenant
 }
 
-// grants are the request's volumes (set by then).
-func (r *JobRequest) grants() storage.Grants {
+// grants are the job's volumes (none before admit sets them).
+func (r *admission) grants() storage.Grants {
 	if r.Grants == nil {
 		return storage.Grants{Tenant: r.tenant()}
 	}
 	return *r.Grants
-}
-
-// moduleBlob is a module's bytes with their hash, as agents receive it.
-type moduleBlob struct {
-	Name  string
-	Hash  string
-	Bytes []byte
 }
 
 // stepKinds says which guest function kind each operator needs.
@@ -67,17 +70,19 @@ var stepKinds = map[jobspec.Op]string{
 
 // prepare checks a request against its modules' manifests and the input
 // files and builds the plan: everything that can fail before a task runs.
-func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartitions int, st *storage.Cache) (*planner.Plan, map[string]moduleBlob, map[string]storage.Volume, error) {
+func prepare(ctx context.Context, insp *inspector, req admission, defaultPartitions int, st *storage.Cache) (*planner.Plan, map[string]moduleBlob, map[string]storage.Volume, error) {
 	spec := req.Spec
+	if err := checkSpecLimits(spec, req.limits); err != nil {
+		return nil, nil, nil, err
+	}
 	blobs := map[string]moduleBlob{}
 	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
-		b, ok := req.Modules[m.Name]
+		blob, ok := req.Modules[m.Name]
 		if !ok {
 			return nil, nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
 		}
-		sum := sha256.Sum256(b)
-		blob := moduleBlob{Name: m.Name, Hash: hex.EncodeToString(sum[:]), Bytes: b}
+		blob.Name = m.Name
 		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
@@ -100,7 +105,7 @@ func prepare(ctx context.Context, insp *inspector, req JobRequest, defaultPartit
 		return nil
 	}
 	in := &inputs{ctx: ctx, grants: req.grants(), stores: st, used: map[string]storage.Volume{}}
-	plan, err := planSpec(spec, defaultPartitions, check, in)
+	plan, err := planSpec(spec, defaultPartitions, check, in, req.limits.Splits)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -151,20 +156,29 @@ func (in *inputs) glob(loc string) ([]file, error) {
 // chain of each named dataset where a step or a source reads it (once for
 // a cached dataset, at every read otherwise, as Spark recomputes an
 // uncached dataset for each action that needs it). check, if set, vets
-// each step with a guest function.
-func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in *inputs) (*planner.Plan, error) {
+// each step with a guest function; in finds its input files; maxSplits,
+// if not 0, bounds the splits of all sources together.
+func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in *inputs, maxSplits int) (*planner.Plan, error) {
 	partitions := cmp.Or(spec.Conf.Partitions, slots)
 	var job planner.Job
 	cached := map[string]int{} // cached dataset -> the planner dataset that computes it
+	nsplits := 0               // of every source so far
 	var chain func(parent int, steps []jobspec.Step) (int, error)
 	var named func(name string) (int, error)
 	source := func(src jobspec.Source) (int, error) {
 		if src.Kind == "dataset" {
 			return named(src.Dataset)
 		}
-		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots, in)
+		limit := 0 // what is left of maxSplits; nsplits below is the exact check
+		if maxSplits > 0 {
+			limit = max(maxSplits-nsplits, 1)
+		}
+		splits, err := splitInputs(src, int64(spec.Conf.SplitSize), slots, in, limit)
 		if err != nil {
 			return 0, fmt.Errorf("%s:%d: source: %w", spec.Display(), src.Line, err)
+		}
+		if nsplits += len(splits); maxSplits > 0 && nsplits > maxSplits {
+			return 0, fmt.Errorf("%s:%d: source: the job reads more than %d splits of input (limits.splits): raise source.split_size, or read fewer files", spec.Display(), src.Line, maxSplits)
 		}
 		id := len(job.Datasets)
 		job.Datasets = append(job.Datasets, planner.Dataset{ID: id, Op: planner.OpSource, Splits: splits})
@@ -292,8 +306,9 @@ func inputBytes(ds []planner.Dataset, id int) int64 {
 // splitInputs expands globs into byte-range splits of at most size bytes.
 // A size of 0 sizes splits to the grid: the total input over twice the
 // slots, so that every slot has work and a straggler costs little, within
-// [minAutoSplit, maxAutoSplit].
-func splitInputs(src jobspec.Source, size int64, slots int, in *inputs) ([]planner.Split, error) {
+// [minAutoSplit, maxAutoSplit]. More than maxSplits splits (0: no bound)
+// are refused before they are made.
+func splitInputs(src jobspec.Source, size int64, slots int, in *inputs, maxSplits int) ([]planner.Split, error) {
 	if src.Kind == "inline" {
 		// As many splits as asked, or twice the slots; one split for no
 		// values, so that the job still runs.
@@ -340,6 +355,15 @@ func splitInputs(src jobspec.Source, size int64, slots int, in *inputs) ([]plann
 		// Splits hold whole records.
 		size = max(size/rec, 1) * rec
 	}
+	if maxSplits > 0 {
+		var n int64
+		for _, f := range files {
+			n += (f.Size + size - 1) / size
+		}
+		if n > int64(maxSplits) {
+			return nil, fmt.Errorf("%d bytes of input in splits of %d bytes (source.split_size) are more than %d splits (limits.splits): raise source.split_size, or read fewer files", total, size, maxSplits)
+		}
+	}
 	var splits []planner.Split
 	for _, f := range files {
 		if rec > 0 && f.Size%rec != 0 {
@@ -363,7 +387,7 @@ func Explain(spec *jobspec.Spec, slots int) (string, error) {
 	st := &storage.Cache{}
 	defer st.Close()
 	in := &inputs{ctx: context.Background(), grants: localGrants("default"), stores: st, used: map[string]storage.Volume{}}
-	plan, err := planSpec(spec, slots, nil, in)
+	plan, err := planSpec(spec, slots, nil, in, 0)
 	if err != nil {
 		return "", err
 	}

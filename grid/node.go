@@ -3,10 +3,8 @@ package grid
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/gob"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -371,7 +369,7 @@ func (n *Agent) fetchModule(ctx context.Context, conn *quicnet.ControlConn, m wi
 		return nil
 	}
 	path := filepath.Join(n.a.dir, "modules", m.Hash+".wasm")
-	if b, err := os.ReadFile(path); err == nil && hashOf(b) == m.Hash {
+	if h, err := hashFile(path); err == nil && h == m.Hash {
 		n.a.mu.Lock()
 		n.a.modules[m.Hash] = path
 		n.a.mu.Unlock()
@@ -393,29 +391,26 @@ func (n *Agent) fetchModule(ctx context.Context, conn *quicnet.ControlConn, m wi
 	if err := wire.Expect(st, wire.TypeModule, &hdr); err != nil {
 		return err
 	}
-	if hdr.Size < 0 || hdr.Size > maxModuleUpload {
+	if hdr.Size < 0 || hdr.Size > maxModuleFetch {
 		return fmt.Errorf("module of %d bytes", hdr.Size)
 	}
-	b := make([]byte, hdr.Size)
-	if _, err := io.ReadFull(st, b); err != nil {
-		return err
-	}
-	if got := hashOf(b); got != m.Hash {
-		return fmt.Errorf("module bytes hash to %s, not %s", got, m.Hash)
-	}
-	p, err := writeModule(filepath.Join(n.a.dir, "modules"), moduleBlob{Name: m.Name, Hash: m.Hash, Bytes: b})
+	// Streamed to disk as it is hashed: the agent never holds a module.
+	dir := filepath.Join(n.a.dir, "modules")
+	got, size, err := writeModuleFrom(dir, io.LimitReader(st, hdr.Size), hdr.Size)
 	if err != nil {
 		return err
 	}
+	if size != hdr.Size {
+		return fmt.Errorf("module %s: %d bytes of %d arrived", m.Hash, size, hdr.Size)
+	}
+	if got != m.Hash {
+		return fmt.Errorf("module bytes hash to %s, not %s", got, m.Hash)
+	}
+	p := filepath.Join(dir, m.Hash+".wasm")
 	n.a.mu.Lock()
 	n.a.modules[m.Hash] = p
 	n.a.mu.Unlock()
 	return nil
-}
-
-func hashOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // running lists the attempts in flight, for reconciliation.

@@ -2,8 +2,6 @@ package grid
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -80,8 +78,10 @@ func TestInspectorRemembersManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := &inspector{argv: []string{exe}, cfg: executor.Config{CacheDir: testCacheDir}, dir: t.TempDir(), loadTimeout: 10 * time.Second, compileTimeout: time.Minute, initTimeout: 15 * time.Second, logger: slog.New(slog.DiscardHandler)}
-	sum := sha256.Sum256(wasm)
-	blob := moduleBlob{Name: "wc", Hash: hex.EncodeToString(sum[:]), Bytes: wasm}
+	blob, err := storeBytes(in.dir, "wc", wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	first, err := in.describe(ctx, blob, 64<<20)
 	if err != nil {

@@ -43,7 +43,8 @@ func Example() {
 }
 
 // ExampleConnect runs the same job on a running grid (grid up, or a
-// cluster), with the address and token the CLI uses.
+// cluster), with the address, token and certificate authority the CLI
+// uses (GRID_ADDR, GRID_TOKEN, GRID_CA: ". TENANT.env" sets them).
 func ExampleConnect() {
 	ctx := context.Background()
 	job, err := sdk.LoadJob(ctx, "../examples/wordcount/job.toml", nil, nil)

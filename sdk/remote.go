@@ -3,7 +3,10 @@ package sdk
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +15,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wasmgrid/wasmgrid/grid"
 )
@@ -22,44 +27,146 @@ type Remote struct {
 	base  string
 	token string
 	hc    *http.Client
+	err   error // why the client cannot work (Connect's CA file), returned by every call
 }
 
-// Connect returns a client of the grid at addr ("host:port" or a URL)
-// that authenticates with token. It does not dial until a call.
-func Connect(addr, token string) *Remote {
-	base := addr
+// RemoteConfig says how to reach a grid's API.
+type RemoteConfig struct {
+	// Addr is the API's URL, https://host:port; a bare host:port means
+	// https. An http:// URL reaches a coordinator that serves plain HTTP
+	// on loopback (insecure_http) and sends the token in clear.
+	Addr string
+	// Token is the bearer token (GRID_TOKEN).
+	Token string
+	// CA is the PEM of the authority that issued the coordinator's
+	// certificate (grid init's ca.pem): the client trusts it alone. If
+	// it is nil, CAFile is read; if both are empty, the system's
+	// authorities are trusted.
+	CA []byte
+	// CAFile is the path of that PEM (GRID_CA).
+	CAFile string
+}
+
+// NewRemote returns a client of the grid cfg names. It does not dial
+// until a call.
+func NewRemote(cfg RemoteConfig) (*Remote, error) {
+	base := cfg.Addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = "https://" + base
 	}
-	return &Remote{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{}}
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("grid address %q: %w", cfg.Addr, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("grid address %q: use an https:// URL", cfg.Addr)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if u.Scheme == "https" {
+		pemBytes := cfg.CA
+		if pemBytes == nil && cfg.CAFile != "" {
+			if pemBytes, err = os.ReadFile(cfg.CAFile); err != nil {
+				return nil, fmt.Errorf("the grid's certificate authority (GRID_CA): %w", err)
+			}
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if pemBytes != nil {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pemBytes) {
+				return nil, fmt.Errorf("the grid's certificate authority %s holds no PEM certificate", cmp.Or(cfg.CAFile, "(RemoteConfig.CA)"))
+			}
+			tc.RootCAs = pool
+		}
+		tr.TLSClientConfig = tc
+	}
+	return &Remote{base: strings.TrimRight(base, "/"), token: cfg.Token, hc: &http.Client{Transport: tr}}, nil
+}
+
+// Connect returns a client of the grid at addr (an https:// URL, or
+// host:port) that authenticates with token and trusts the certificate
+// authority named by $GRID_CA (the system's if it is unset). It does not
+// dial until a call; a CA file that cannot be read is the error of every
+// call. NewRemote takes the authority without the environment.
+func Connect(addr, token string) *Remote {
+	r, err := NewRemote(RemoteConfig{Addr: addr, Token: token, CAFile: os.Getenv("GRID_CA")})
+	if err != nil {
+		return &Remote{base: addr, err: err}
+	}
+	return r
+}
+
+// explain adds what to do to a transport error the user can fix.
+func (r *Remote) explain(err error) error {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return fmt.Errorf("grid at %s: %w: set GRID_CA to the cluster's ca.pem (grid init writes it, and the .env files name it)", r.base, err)
+	case errors.As(err, &hostname):
+		return fmt.Errorf("grid at %s: %w: reach the coordinator by a name its certificate holds, or issue certificates naming it (grid init --host)", r.base, err)
+	}
+	return fmt.Errorf("grid at %s: %w", r.base, err)
+}
+
+// send sends a request with the token.
+func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return nil, r.explain(err)
+	}
+	return resp, nil
+}
+
+// apiError reads an error answer.
+func apiError(resp *http.Response) error {
+	var e struct{ Error string }
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+	}
+	if resp.StatusCode == http.StatusBadRequest && strings.Contains(e.Error, "HTTPS server") {
+		e.Error += ": the grid serves HTTPS; use an https:// address (GRID_ADDR) and its ca.pem (GRID_CA)"
+	}
+	ae := &APIError{Status: resp.StatusCode, Msg: e.Error}
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil {
+			ae.RetryAfter = time.Duration(n) * time.Second
+		}
+	}
+	return ae
 }
 
 // APIError is an error answer of the API.
 type APIError struct {
 	Status int
 	Msg    string
+	// RetryAfter is the wait the grid asked for (429, 503), or 0.
+	RetryAfter time.Duration
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status) }
+func (e *APIError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%s (HTTP %d; retry after %s)", e.Msg, e.Status, e.RetryAfter)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", e.Msg, e.Status)
+}
 
 func (r *Remote) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, body)
+	resp, err := r.send(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("grid at %s: %w", r.base, err)
-	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return &APIError{Status: resp.StatusCode, Msg: e.Error}
+		return apiError(resp)
 	}
 	if w, ok := out.(io.Writer); ok {
 		_, err = io.Copy(w, resp.Body)
@@ -78,6 +185,20 @@ func (r *Remote) PushModule(ctx context.Context, wasm []byte) (string, error) {
 		return "", err
 	}
 	return out.Hash, nil
+}
+
+// PushModuleFrom uploads a module read from r, streamed: the client holds
+// one buffer of it, not the module.
+func (r *Remote) PushModuleFrom(ctx context.Context, rd io.Reader) (ModuleInfo, error) {
+	var out ModuleInfo
+	err := r.do(ctx, http.MethodPut, "/v1/modules", rd, &out)
+	return out, err
+}
+
+// DeleteModule gives up the token's tenant's module; the grid deletes
+// its file once no tenant and no running job uses it.
+func (r *Remote) DeleteModule(ctx context.Context, hash string) error {
+	return r.do(ctx, http.MethodDelete, "/v1/modules/"+url.PathEscape(hash), nil, nil)
 }
 
 // ModuleInfo is an uploaded module.
@@ -187,19 +308,13 @@ func (r *Remote) Tenants(ctx context.Context) ([]grid.TenantInfo, error) {
 // Watch follows a job's events until it ends, calling fn with each new
 // state, and returns the final one; an error if the job failed.
 func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (grid.JobInfo, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/v1/jobs/"+id+"/events", nil)
-	if err != nil {
-		return grid.JobInfo{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := r.hc.Do(req)
+	resp, err := r.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", nil)
 	if err != nil {
 		return grid.JobInfo{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return grid.JobInfo{}, &APIError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(b))}
+		return grid.JobInfo{}, apiError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -248,4 +363,37 @@ func (r *Remote) Run(ctx context.Context, job *Job, w io.Writer) (grid.JobInfo, 
 		return info, r.Result(ctx, id, w)
 	}
 	return info, nil
+}
+
+// CreateToken makes a token for tenant with role (grid.RoleSubmit,
+// grid.RoleRead, or grid.RoleAdmin with no tenant); it needs an admin
+// token. The new token's secret is in the answer and nowhere else.
+func (r *Remote) CreateToken(ctx context.Context, tenant string, role grid.Role) (grid.NewToken, error) {
+	body, _ := json.Marshal(grid.CreateTokenRequest{Tenant: tenant, Role: role})
+	var out grid.NewToken
+	err := r.do(ctx, http.MethodPost, "/v1/tokens", bytes.NewReader(body), &out)
+	return out, err
+}
+
+// Tokens lists the grid's tokens, revoked ones included, without their
+// secrets (admin tokens only).
+func (r *Remote) Tokens(ctx context.Context) ([]grid.TokenInfo, error) {
+	var out struct{ Tokens []grid.TokenInfo }
+	err := r.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
+	return out.Tokens, err
+}
+
+// RevokeToken ends a token: its next request is refused.
+func (r *Remote) RevokeToken(ctx context.Context, id string) (grid.TokenInfo, error) {
+	var out grid.TokenInfo
+	err := r.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// RotateToken replaces a token by a new one for the same tenant and role,
+// and revokes the old one.
+func (r *Remote) RotateToken(ctx context.Context, id string) (grid.NewToken, error) {
+	var out grid.NewToken
+	err := r.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", nil, &out)
+	return out, err
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
-	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
 // attackLab is a cluster of processes with two tenants: mallory, the
@@ -44,7 +43,10 @@ func startAttackLab(t *testing.T) *attackLab {
 	}
 	write("bob/in/secret.txt", "bob's secret words\n")
 	write("mallory/in/mine.txt", "mallory's own words\n")
-	c := startClusterConfig(t, 2, nil, func(cfg *grid.CoordinatorConfig) {
+	c := startClusterCfg(t, 2, func(cfg *grid.CoordinatorConfig) {
+		// Hundreds of attacks in a few seconds: past the default request
+		// rate, which has its own test.
+		cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 10000, 10000
 		cfg.Volumes = []storage.Volume{
 			{Name: "mallory", URL: "file://" + filepath.Join(root, "mallory")},
 			{Name: "bob", URL: "file://" + filepath.Join(root, "bob")},
@@ -58,7 +60,7 @@ func startAttackLab(t *testing.T) *attackLab {
 				cfg.Tenants[i].Grants = nil
 			}
 		}
-	}, "mallory", "bob")
+	}, nil, "mallory", "bob")
 	lab := &attackLab{cluster: c, root: root, guest: absRepoPath(t, "examples/wordcount/guest/c/guest.wasm"), specs: t.TempDir()}
 	// Bob's outputs, committed by his own jobs: one in his volume, one in
 	// the shared one.
@@ -184,7 +186,7 @@ func TestAttackSuite(t *testing.T) {
 	// The attacks go to the API as they are: the CLI's checks run on the
 	// client's machine, and an attacker skips them.
 	ctx := context.Background()
-	api := sdk.Connect(l.addr, mallory)
+	api := l.remote(mallory)
 	wasm, err := os.ReadFile(l.guest)
 	if err != nil {
 		t.Fatal(err)

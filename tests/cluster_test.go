@@ -55,7 +55,8 @@ type cluster struct {
 	t      testing.TB
 	bin    string
 	dir    string
-	addr   string
+	addr   string // the API's URL, https://
+	ca     string // the cluster's ca.pem, which clients trust
 	admin  string
 	tokens map[string]string // tenant -> token
 	gossip string
@@ -71,14 +72,15 @@ func startCluster(t testing.TB, agents int, tenants ...string) *cluster {
 
 func startClusterWith(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
 	t.Helper()
-	return startClusterConfig(t, agents, agentCfg, nil, tenants...)
+	return startClusterCfg(t, agents, nil, agentCfg, tenants...)
 }
 
-// startClusterConfig starts a cluster whose tenants (and "default", for
-// the admin's jobs) are granted the machine's temporary directory, where
-// tests keep their inputs and outputs, as volume "tmp"; coordCfg, if set,
-// edits the coordinator's config after that, as an operator would.
-func startClusterConfig(t testing.TB, agents int, agentCfg func(*grid.AgentConfig), coordCfg func(*grid.CoordinatorConfig), tenants ...string) *cluster {
+// startClusterCfg starts a cluster whose tenants (and "default", for the
+// admin's jobs) are granted the machine's temporary directory, where tests
+// keep their inputs and outputs, as volume "tmp"; coordCfg, if set, edits
+// the coordinator's config after that, as an operator would before
+// starting it.
+func startClusterCfg(t testing.TB, agents int, coordCfg func(*grid.CoordinatorConfig), agentCfg func(*grid.AgentConfig), tenants ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, bin: buildGrid(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}, tokens: map[string]string{}}
 	args := []string{"init", c.dir, "--agents", strconv.Itoa(agents), "--api-addr", "127.0.0.1:0", "--control-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}
@@ -144,7 +146,7 @@ func startClusterConfig(t testing.TB, agents int, agentCfg func(*grid.AgentConfi
 		b, err := os.ReadFile(filepath.Join(c.dir, "coordinator-state", "addresses.json"))
 		return err == nil && json.Unmarshal(b, &addrs) == nil
 	})
-	c.addr, c.gossip = addrs.API, addrs.Gossip
+	c.addr, c.gossip, c.ca = addrs.APIURL, addrs.Gossip, filepath.Join(c.dir, "ca.pem")
 	for i := range agents {
 		c.startAgent(fmt.Sprintf("agent-%d", i+1))
 	}
@@ -235,7 +237,7 @@ func lastLines(s string, n int) string {
 // cli runs the grid command against the cluster with token.
 func (c *cluster) cli(token string, args ...string) (string, error) {
 	cmd := exec.Command(c.bin, args...)
-	cmd.Env = append(os.Environ(), "GRID_ADDR="+c.addr, "GRID_TOKEN="+token)
+	cmd.Env = append(os.Environ(), "GRID_ADDR="+c.addr, "GRID_TOKEN="+token, "GRID_CA="+c.ca)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -243,6 +245,32 @@ func (c *cluster) cli(token string, args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("grid %s: %v: %s", strings.Join(args, " "), err, stderr.String())
 	}
 	return stdout.String(), nil
+}
+
+// remote is an SDK client of the cluster with token, trusting its CA.
+func (c *cluster) remote(token string) *sdk.Remote {
+	c.t.Helper()
+	r, err := sdk.NewRemote(sdk.RemoteConfig{Addr: c.addr, Token: token, CAFile: c.ca})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+// readEnv reads a client file's exported variables.
+func readEnv(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "GRID_") {
+			env[k] = strings.Trim(v, "'")
+		}
+	}
+	return env, nil
 }
 
 func (c *cluster) agents() []grid.AgentInfo {
@@ -394,7 +422,7 @@ func TestClusterWeightedTenants(t *testing.T) {
 	}
 	ids := map[string]string{"light": submit("light"), "heavy": submit("heavy")}
 	ctx := context.Background()
-	api := map[string]*sdk.Remote{"light": sdk.Connect(c.addr, c.tokens["light"]), "heavy": sdk.Connect(c.addr, c.tokens["heavy"]), "admin": sdk.Connect(c.addr, c.admin)}
+	api := map[string]*sdk.Remote{"light": c.remote(c.tokens["light"]), "heavy": c.remote(c.tokens["heavy"]), "admin": c.remote(c.admin)}
 	status := func(tn string) grid.JobInfo {
 		j, err := api[tn].Job(ctx, ids[tn])
 		if err != nil {
@@ -490,7 +518,7 @@ func BenchmarkClusterTinyTasks(b *testing.B) {
 	}
 	b.Run("cluster", func(b *testing.B) {
 		c := startCluster(b, 3)
-		r := sdk.Connect(c.addr, c.admin)
+		r := c.remote(c.admin)
 		run(b, func() *grid.Summary {
 			info, err := r.Run(context.Background(), job, io.Discard)
 			if err != nil || info.Summary == nil {
@@ -535,20 +563,19 @@ func TestGridUp(t *testing.T) {
 	defer func() {
 		_ = cmd.Process.Kill()
 	}()
-	env := map[string]string{}
+	var env map[string]string
 	waitFor(t, 30*time.Second, "grid.env", func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, "grid.env"))
-		if err != nil {
-			return false
-		}
-		for line := range strings.Lines(string(b)) {
-			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && strings.HasPrefix(k, "GRID_") {
-				env[k] = v
-			}
-		}
-		return env["GRID_ADDR"] != "" && env["GRID_TOKEN"] != ""
+		var err error
+		env, err = readEnv(filepath.Join(dir, "grid.env"))
+		return err == nil && env["GRID_ADDR"] != "" && env["GRID_TOKEN"] != "" && env["GRID_CA"] != ""
 	})
-	c := &cluster{t: t, bin: bin, addr: env["GRID_ADDR"], admin: env["GRID_TOKEN"]}
+	if !strings.HasPrefix(env["GRID_ADDR"], "https://") {
+		t.Errorf("grid.env's GRID_ADDR is %s, want an https:// URL", env["GRID_ADDR"])
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "grid.env")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("grid.env: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	c := &cluster{t: t, bin: bin, addr: env["GRID_ADDR"], admin: env["GRID_TOKEN"], ca: env["GRID_CA"]}
 	waitFor(t, 30*time.Second, "two alive agents", func() bool { return c.countAgents("alive") == 2 })
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -161,7 +161,7 @@ func TestClusterPageRankAgentLost(t *testing.T) {
 	want := referenceRanks(t, edges)
 	c := startCluster(t, 3)
 	ctx := context.Background()
-	remote := sdk.Connect(c.addr, c.admin)
+	remote := c.remote(c.admin)
 	job, err := sdk.LoadJob(ctx, repoPath("examples/pagerank/job.toml"), map[string]string{"edges": edges}, map[string]string{"partitions": "6"})
 	if err != nil {
 		t.Fatal(err)

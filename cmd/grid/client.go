@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,25 +21,20 @@ import (
 
 // clientFlags locate a running grid.
 type clientFlags struct {
-	addr, token, output string
+	addr, token, ca, output string
 }
 
 func (f *clientFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.addr, "addr", "", "the grid's API address (default $GRID_ADDR)")
+	cmd.Flags().StringVar(&f.addr, "addr", "", "the grid's API URL, https://HOST:PORT (default $GRID_ADDR)")
 	cmd.Flags().StringVar(&f.token, "token", "", "bearer token (default $GRID_TOKEN)")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM file of the cluster's certificate authority, the only one trusted (default $GRID_CA)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output: text or json")
 }
 
 func (f *clientFlags) remote() (*sdk.Remote, error) {
-	addr, token := f.addr, f.token
+	addr, token, ca := cmp.Or(f.addr, os.Getenv("GRID_ADDR")), cmp.Or(f.token, os.Getenv("GRID_TOKEN")), cmp.Or(f.ca, os.Getenv("GRID_CA"))
 	if addr == "" {
-		addr = os.Getenv("GRID_ADDR")
-	}
-	if token == "" {
-		token = os.Getenv("GRID_TOKEN")
-	}
-	if addr == "" {
-		return nil, errors.New("no grid address: set GRID_ADDR (grid up writes it to grid.env) or pass --addr")
+		return nil, errors.New("no grid address: source a client file (grid init writes admin.env and TENANT.env, grid up grid.env) or pass --addr")
 	}
 	if token == "" {
 		return nil, errors.New("no token: set GRID_TOKEN or pass --token")
@@ -46,7 +42,7 @@ func (f *clientFlags) remote() (*sdk.Remote, error) {
 	if f.output != "text" && f.output != "json" {
 		return nil, fmt.Errorf("-o %q: use text or json", f.output)
 	}
-	return sdk.Connect(addr, token), nil
+	return sdk.NewRemote(sdk.RemoteConfig{Addr: addr, Token: token, CAFile: ca})
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -56,7 +52,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newClientCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g)}
+	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
 }
 
 func newSubmitCmd(g *globals) *cobra.Command {
@@ -359,7 +355,7 @@ func newTenantsCmd(g *globals) *cobra.Command {
 }
 
 func newModulesCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "modules", Short: "Upload and list modules"}
+	cmd := &cobra.Command{Use: "modules", Short: "Upload, list and delete modules"}
 	var pf, lf clientFlags
 	push := &cobra.Command{
 		Use:   "push FILE.wasm...",
@@ -372,17 +368,18 @@ func newModulesCmd(g *globals) *cobra.Command {
 			}
 			var out []sdk.ModuleInfo
 			for _, path := range args {
-				b, err := os.ReadFile(path)
+				f, err := os.Open(path)
 				if err != nil {
 					return err
 				}
-				hash, err := r.PushModule(cmd.Context(), b)
+				m, err := r.PushModuleFrom(cmd.Context(), f)
+				f.Close()
 				if err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
-				out = append(out, sdk.ModuleInfo{Hash: hash, Size: int64(len(b))})
+				out = append(out, m)
 				if pf.output != "json" {
-					fmt.Fprintf(g.stdout, "%s  %s\n", hash, path)
+					fmt.Fprintf(g.stdout, "%s  %s\n", m.Hash, path)
 				}
 			}
 			if pf.output == "json" {
@@ -415,6 +412,25 @@ func newModulesCmd(g *globals) *cobra.Command {
 		},
 	}
 	lf.add(ls)
-	cmd.AddCommand(push, ls)
+	var rf clientFlags
+	rm := &cobra.Command{
+		Use:   "rm HASH...",
+		Short: "Delete uploaded modules (frees the tenant's module room)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.remote()
+			if err != nil {
+				return err
+			}
+			for _, h := range args {
+				if err := r.DeleteModule(cmd.Context(), h); err != nil {
+					return fmt.Errorf("%s: %w", h, err)
+				}
+			}
+			return nil
+		},
+	}
+	rf.add(rm)
+	cmd.AddCommand(push, ls, rm)
 	return cmd
 }

@@ -27,7 +27,12 @@ func newInitCmd(g *globals) *cobra.Command {
 		Long: `init writes into DIR the cluster's certificate authority (ca.pem, ca-key.pem:
 keep the key secret), a certificate and config for the coordinator and for
 each agent, the gossip key, and prints the admin token and one token per
-tenant. Only their hashes are stored.`,
+tenant; configs store only their hashes. It also writes a client file for
+the admin (admin.env) and for each tenant (TENANT.env), readable by their
+owner only: ". DIR/TENANT.env" sets GRID_ADDR (the API's https:// URL),
+GRID_TOKEN and GRID_CA (ca.pem, the one authority the CLI and the SDK
+trust). The API serves HTTPS with the coordinator's certificate, which
+names 127.0.0.1, ::1, localhost and every --host.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := os.Stat(filepath.Join(args[0], "ca.pem")); err == nil {
@@ -46,6 +51,11 @@ tenant. Only their hashes are stored.`,
 			for _, t := range tenants {
 				fmt.Fprintf(g.stdout, "tenant %s token: %s\n", t, res.TenantTokens[t])
 			}
+			fmt.Fprintf(g.stdout, "client files (. FILE): %s", res.EnvFiles["admin"])
+			for _, t := range tenants {
+				fmt.Fprintf(g.stdout, " %s", res.EnvFiles[t])
+			}
+			fmt.Fprintln(g.stdout)
 			return nil
 		},
 	}
@@ -54,6 +64,7 @@ tenant. Only their hashes are stored.`,
 	cmd.Flags().StringVar(&opts.APIAddr, "api-addr", grid.DefaultAPIAddr, "the coordinator's API address (port 0: any)")
 	cmd.Flags().StringVar(&opts.ControlAddr, "control-addr", grid.DefaultControlAddr, "the coordinator's control-plane address")
 	cmd.Flags().StringVar(&opts.GossipAddr, "gossip-addr", grid.DefaultGossipAddr, "the coordinator's gossip address")
+	cmd.Flags().StringArrayVar(&opts.Hosts, "host", nil, "a host name or address the certificates name besides 127.0.0.1, ::1 and localhost: the one clients reach the API by (repeatable)")
 	return cmd
 }
 
@@ -73,6 +84,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 
 func newCoordinatorCmd(g *globals) *cobra.Command {
 	var config string
+	var insecureHTTP bool
 	cmd := &cobra.Command{
 		Use:   "coordinator --config FILE",
 		Short: "Run a cluster's coordinator: API, schedulers, allocator",
@@ -86,6 +98,7 @@ func newCoordinatorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			cfg.InsecureHTTP = cfg.InsecureHTTP || insecureHTTP
 			c, err := grid.NewCoordinator(*cfg, logger, nil)
 			if err != nil {
 				return err
@@ -94,11 +107,12 @@ func newCoordinatorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "coordinator: api %s, control %s, gossip %s (in %s)\n", c.APIAddr(), c.ControlAddr(), c.GossipAddr(), path)
+			fmt.Fprintf(g.stdout, "coordinator: api %s, control %s, gossip %s (in %s)\n", c.APIURL(), c.ControlAddr(), c.GossipAddr(), path)
 			return c.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "coordinator.toml", "the coordinator's config (grid init writes one)")
+	cmd.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "serve the API as plain HTTP, tokens in clear (only on a loopback api_addr; also insecure_http in the config)")
 	return cmd
 }
 
@@ -143,8 +157,9 @@ func newUpCmd(g *globals) *cobra.Command {
 		Long: `up starts a whole cluster on this machine: a coordinator and N agents, each
 its own process, talking over real QUIC and serf on loopback with ports
 chosen by the system. It prints the API address and the admin token and
-writes them to grid.env in the state directory (". grid.env" points the
-CLI at it). Ctrl-C stops them all.`,
+writes them, with the cluster's certificate authority, to grid.env in the
+state directory (". grid.env" points the CLI at it; the API serves HTTPS).
+Ctrl-C stops them all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return up(cmd.Context(), g, agents, stateDir)
@@ -249,12 +264,12 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 			return err
 		}
 	}
-	env := fmt.Sprintf("GRID_ADDR=%s\nGRID_TOKEN=%s\nexport GRID_ADDR GRID_TOKEN\n", addrs.API, res.AdminToken)
 	envPath := filepath.Join(dir, "grid.env")
-	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
+	ca := filepath.Join(dir, "cluster", "ca.pem")
+	if err := grid.WriteClientEnv(envPath, grid.ClientEnv{Addr: addrs.APIURL, Token: res.AdminToken, CA: ca}); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "grid up: coordinator and %d agents\nGRID_ADDR=%s\nGRID_TOKEN=%s\n(. %s points the CLI at it; Ctrl-C stops the grid)\n", agents, addrs.API, res.AdminToken, envPath)
+	fmt.Fprintf(g.stdout, "grid up: coordinator and %d agents\nGRID_ADDR=%s\nGRID_TOKEN=%s\nGRID_CA=%s\n(. %s points the CLI at it; Ctrl-C stops the grid)\n", agents, addrs.APIURL, res.AdminToken, ca, envPath)
 	// Run until interrupted. A dead agent is reported and left dead (the
 	// coordinator declares it lost and the cluster carries on); a dead
 	// coordinator ends the grid.

@@ -1,0 +1,173 @@
+package grid
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRotatingFile: the log rotates past its size and keeps at most its
+// backups, none older than its age.
+func TestRotatingFile(t *testing.T) {
+	clock := newFakeClock()
+	dir := t.TempDir()
+	f := &rotatingFile{path: filepath.Join(dir, "audit.log"), maxSize: 100, maxBackups: 2, maxAge: time.Hour, now: clock.now}
+	line := []byte(strings.Repeat("x", 39) + "\n")
+	backups := func() []string {
+		entries, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range entries {
+			if _, ok := parseBackupName("audit.log", e.Name()); ok {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	for i := range 9 { // 40 bytes each: two per file
+		clock.advance(time.Second)
+		if _, err := f.Write(line); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if got := backups(); len(got) != 2 {
+		t.Errorf("backups %v, want 2", got)
+	}
+	b, _ := os.ReadFile(f.path)
+	if len(b) != 40 {
+		t.Errorf("the current file holds %d bytes, want 40", len(b))
+	}
+	// Closed and opened again (a restart) appends: no rotation below the
+	// size; writes after Close fail.
+	f.Close()
+	if _, err := f.Write(line); err == nil {
+		t.Error("a write after Close succeeded")
+	}
+	f = &rotatingFile{path: f.path, maxSize: 100, maxBackups: 2, maxAge: time.Hour, now: clock.now}
+	f.Write(line)
+	if b, _ := os.ReadFile(f.path); len(b) != 80 {
+		t.Errorf("after reopening: %d bytes", len(b))
+	}
+	clock.advance(2 * time.Hour)
+	f.Write(line) // rotates; both older backups are past max_age
+	if got := backups(); len(got) != 1 {
+		t.Errorf("after max_age: backups %v, want the one just made", got)
+	}
+	f.Close()
+	if fi, _ := os.Stat(f.path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("the audit log has mode %v", fi.Mode().Perm())
+	}
+}
+
+// TestAuditLog: changes and refusals are logged as JSON lines, with who,
+// what and how it ended; reads that succeed are not; no secret is.
+func TestAuditLog(t *testing.T) {
+	clock := newFakeClock()
+	a := startAPI(t, []string{"etl"}, func(cfg *CoordinatorConfig) {
+		cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 1, 3
+	}, func(c *Coordinator) {
+		c.limits.now = clock.now
+		c.audit = newAuditLog(c.cfg.Audit.withDefaults(c.cfg.StateDir), clock.now)
+	})
+	admin, etl := a.init.AdminToken, a.init.TenantTokens["etl"]
+	read := a.createToken(admin, "etl", RoleRead)
+	clock.advance(time.Minute)
+	a.do(etl, http.MethodPut, "/v1/modules", strings.NewReader("\x00asm\x01\x00\x00\x00"))
+	a.do(etl, http.MethodGet, "/v1/jobs", nil) // a read that succeeds: not logged
+	a.do(read.Token, http.MethodPut, "/v1/modules", strings.NewReader("\x00asm\x01\x00\x00\x00"))
+	a.do("wrong", http.MethodGet, "/v1/jobs", nil)
+	a.do(admin, http.MethodDelete, "/v1/tokens/"+read.ID, nil)
+	a.do(etl, http.MethodGet, "/v1/jobs", nil)
+	a.do(etl, http.MethodGet, "/v1/jobs", nil) // the fourth in a burst of 3: 429
+	a.coord.audit.close()
+	path := filepath.Join(a.coord.cfg.StateDir, "coordinator", "audit.log")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{admin, etl, read.Token} {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("the audit log holds a token")
+		}
+	}
+	type rec struct {
+		Time                                                           time.Time
+		Tenant, TokenID, Role, Action, Object, Outcome, Remote, Reason string
+		Status                                                         int
+	}
+	var recs []rec
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", sc.Text())
+		}
+		var r rec
+		json.Unmarshal(sc.Bytes(), &r)
+		r.TokenID, _ = m["token_id"].(string)
+		recs = append(recs, r)
+	}
+	want := []rec{
+		{Action: "token.create", Role: "admin", TokenID: bootstrapID(""), Object: read.ID, Outcome: "ok", Status: 201},
+		{Action: "module.upload", Role: "submit", Tenant: "etl", TokenID: bootstrapID("etl"), Object: HashToken("\x00asm\x01\x00\x00\x00"), Outcome: "ok", Status: 200},
+		{Action: "module.upload", Role: "read-only", Tenant: "etl", TokenID: read.ID, Outcome: "refused", Status: 403},
+		{Action: "job.list", Outcome: "refused", Status: 401},
+		{Action: "token.revoke", Role: "admin", TokenID: bootstrapID(""), Object: read.ID, Outcome: "ok", Status: 200},
+		{Action: "job.list", Role: "submit", Tenant: "etl", TokenID: bootstrapID("etl"), Outcome: "refused", Status: 429},
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d:\n%s", len(recs), len(want), b)
+	}
+	for i, w := range want {
+		g := recs[i]
+		if g.Action != w.Action || g.Role != w.Role || g.Tenant != w.Tenant || g.TokenID != w.TokenID || g.Object != w.Object || g.Outcome != w.Outcome || g.Status != w.Status {
+			t.Errorf("record %d: %+v\nwant %+v", i, g, w)
+		}
+		if g.Remote == "" || g.Time.IsZero() {
+			t.Errorf("record %d has no remote address or time: %+v", i, g)
+		}
+		if g.Outcome == "refused" && g.Reason == "" {
+			t.Errorf("record %d says no reason: %+v", i, g)
+		}
+	}
+	if !slices.ContainsFunc(recs, func(r rec) bool { return r.Time.Equal(clock.now()) }) {
+		t.Error("the records' times are not the coordinator's clock")
+	}
+}
+
+// FuzzAuditConfig: the [audit] table decodes, validates and fills its
+// defaults without panicking, and rotated files' names parse only when
+// they are what the log would name them.
+func FuzzAuditConfig(f *testing.F) {
+	f.Add("path = \"a.log\"\nmax_size = \"1MiB\"\nmax_backups = 3\nmax_age = \"1h\"\n", "audit-2026-01-02T03-04-05.000.log")
+	f.Add("disable = true\n", "audit-2026-01-02T03-04-05.000.7.log")
+	f.Add("max_size = \"-1B\"\n", "audit-.log")
+	f.Add("path = \"dir/\"\n", "audit-2026-13-02T03-04-05.000.log")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, table, name string) {
+		path := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(path, []byte("[audit]\n"+table), 0o600); err != nil {
+			t.Skip()
+		}
+		var c CoordinatorConfig
+		if err := decodeConfig(path, &c); err == nil {
+			if len(c.Audit.validate()) == 0 {
+				d := c.Audit.withDefaults("state")
+				if d.Path == "" || d.MaxSize <= 0 || d.MaxBackups <= 0 || d.MaxAge <= 0 {
+					t.Fatalf("defaults left a zero: %+v", d)
+				}
+			}
+		}
+		if ts, ok := parseBackupName("audit.log", name); ok {
+			if !strings.HasPrefix(name, "audit-"+ts.Format(backupTimeFormat)) {
+				t.Fatalf("%q parsed as %v", name, ts)
+			}
+		}
+	})
+}
