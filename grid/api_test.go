@@ -509,3 +509,20 @@ func TestTemporariesRemoved(t *testing.T) {
 		t.Errorf("left %v", entries)
 	}
 }
+
+// TestAdminSubmitsForKnownTenants: the admin submits for "default" or a
+// tenant of the config; any other name is refused with the ones there are.
+func TestAdminSubmitsForKnownTenants(t *testing.T) {
+	a := startAPI(t, []string{"etl"}, nil, nil)
+	req := SubmitRequest{
+		Spec:    "name = \"x\"\n[modules.t]\npath = \"t.wasm\"\n[source]\ngenerate = 10\n[[steps]]\nmap = \"t.f\"\n[sink]\ntext = \"-\"\n",
+		File:    filepath.Join(t.TempDir(), "job.toml"),
+		Modules: map[string]string{"t": strings.Repeat("0", 64)},
+		Tenant:  "etll",
+	}
+	body, _ := json.Marshal(req)
+	code, b, _ := a.do(a.init.AdminToken, http.MethodPost, "/v1/jobs", bytes.NewReader(body))
+	if code != http.StatusBadRequest || !strings.Contains(string(b), `no tenant \"etll\"`) || !strings.Contains(string(b), "etl") {
+		t.Errorf("admin submitting for tenant etll: HTTP %d %s", code, b)
+	}
+}

@@ -383,6 +383,10 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		if tenant == "" {
 			tenant = "default"
 		}
+		if !c.knownTenant(tenant) {
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("no tenant %q in the coordinator's config: submit for default or one of %s, or add it ([[tenants]])", tenant, strings.Join(c.tenantNames(), ", ")))
+			return
+		}
 	}
 	admitted, ok := c.auth.startJob(tenant, c.lim.JobsPerTenant)
 	if !ok {
