@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/wasmgrid/wasmgrid/planner"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -38,7 +39,12 @@ func MainIfExecutor() {
 }
 
 // Main runs an executor on standard input and output until its agent
-// closes standard input, and returns the exit status.
+// closes standard input, and returns the exit status. Whatever its guests
+// do, it does not outlive its agent: besides the parent-death signal its
+// agent asks the kernel for, it exits (ExitOrphaned) when its parent
+// changes, and (ExitStuck) when its input has closed and its attempts have
+// not stopped within InputGrace, which a guest spinning without
+// termination checks never does.
 func Main(cfg Config) int {
 	if cfg.MemoryLimit > 0 {
 		debug.SetMemoryLimit(cfg.MemoryLimit)
@@ -48,23 +54,98 @@ func Main(cfg Config) int {
 	// before the agent has decided what to do with them.
 	signal.Ignore(syscall.SIGINT)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := Serve(context.Background(), os.Stdin, os.Stdout, cfg, logger); err != nil {
-		logger.Error("executor stopped", "err", err)
-		return 1
+	parent := cfg.Parent
+	if parent == 0 {
+		parent = os.Getppid()
 	}
-	return 0
+	if os.Getppid() != parent {
+		fmt.Fprintf(os.Stderr, "executor: its agent (process %d) is gone; exiting\n", parent)
+		return ExitOrphaned
+	}
+	in := &eofNotifier{r: os.Stdin, closed: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- serve(context.Background(), in, os.Stdout, cfg, logger, exitNow) }()
+	orphaned := make(chan struct{})
+	go watchParent(parent, 100*time.Millisecond, orphaned)
+	result := func(err error) int {
+		if err != nil {
+			logger.Error("executor stopped", "err", err)
+			return 1
+		}
+		return 0
+	}
+	select {
+	case err := <-served:
+		return result(err)
+	case <-in.closed:
+		t := time.NewTimer(InputGrace)
+		select {
+		case err := <-served:
+			return result(err)
+		case <-t.C:
+			fmt.Fprintf(os.Stderr, "executor: its input closed and its attempts did not stop within %s (a guest without termination checks cannot be stopped); exiting\n", InputGrace)
+			return ExitStuck
+		case <-orphaned:
+		}
+	case <-orphaned:
+	}
+	fmt.Fprintf(os.Stderr, "executor: its agent (process %d) is gone; exiting\n", parent)
+	return ExitOrphaned
+}
+
+// exitNow ends the process with a message: an executor's last resort.
+func exitNow(code int, msg string) {
+	fmt.Fprintln(os.Stderr, "executor: "+msg)
+	os.Exit(code)
+}
+
+// watchParent closes orphaned when this process's parent is no longer
+// parent: the kernel gave the process to init or a subreaper. The owner of
+// the goroutine is the process, which exits when it returns.
+func watchParent(parent int, every time.Duration, orphaned chan<- struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for range t.C {
+		if os.Getppid() != parent {
+			close(orphaned)
+			return
+		}
+	}
+}
+
+// eofNotifier closes closed when its reader ends (EOF or an error).
+type eofNotifier struct {
+	r      io.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (e *eofNotifier) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.closed) })
+	}
+	return n, err
 }
 
 // Serve answers requests from in on out until in ends, running tasks
-// concurrently. Guests run without termination checks (fast); a task that
-// passes its deadline is stopped by the agent, which kills this process.
+// concurrently, then stops the tasks and waits for them. Guests run without
+// termination checks (fast); a task that passes its deadline is stopped by
+// the agent, which kills this process, or by the executor itself, which
+// exits (ExitDeadline).
 func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger *slog.Logger) error {
+	return serve(ctx, in, out, cfg, logger, exitNow)
+}
+
+// serve is Serve with the function that ends the process when an attempt
+// outlives its deadline by DeadlineGrace.
+func serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger *slog.Logger, exit func(code int, msg string)) error {
 	rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: cfg.CacheDir, NoInterrupt: !cfg.Interruptible, Limits: cfg.Limits, LoadTimeout: cfg.LoadTimeout, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	s := &server{rt: rt, enc: gob.NewEncoder(out), tasks: map[uint64]context.CancelFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
+	s := &server{rt: rt, enc: gob.NewEncoder(out), logger: logger, exit: exit, tasks: map[uint64]context.CancelCauseFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
 	defer s.fetchers.close()
 	dec := gob.NewDecoder(in)
 	var wg sync.WaitGroup
@@ -89,15 +170,17 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 				}
 			}()
 		case req.Run != nil:
-			tctx, cancel := context.WithCancel(ctx)
+			tctx, cancel := context.WithCancelCause(ctx)
 			s.mu.Lock()
 			s.tasks[req.ID] = cancel
 			s.mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer cancel()
+				defer cancel(nil)
+				stop := s.deadline(req.Run, cancel)
 				resp := s.run(tctx, req.ID, req.Run)
+				stop()
 				s.mu.Lock()
 				delete(s.tasks, req.ID)
 				s.mu.Unlock()
@@ -108,9 +191,66 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 		case req.Cancel:
 			s.mu.Lock()
 			if cancel := s.tasks[req.ID]; cancel != nil {
-				cancel()
+				cancel(errCanceledByAgent)
 			}
 			s.mu.Unlock()
+		}
+	}
+}
+
+var (
+	errCanceledByAgent = errors.New("canceled by the agent")
+	errPastDeadline    = errors.New("the attempt passed its deadline")
+)
+
+// deadline enforces an attempt's timeout from inside the executor: at the
+// deadline it cancels the attempt (a guest between two batches stops
+// there), and DeadlineGrace later it ends the process with a message. A
+// spinning guest soon stalls every goroutine (see killTimer), so the
+// kernel backs both up: SIGTERM half a second later, SIGKILL a second
+// after that. The returned function, called when the attempt ends,
+// disarms them all.
+func (s *server) deadline(m *TaskMsg, cancel context.CancelCauseFunc) (stop func()) {
+	if m.Timeout <= 0 {
+		return func() {}
+	}
+	what := fmt.Sprintf("task %s attempt %d", m.Spec.Key, m.Spec.Attempt)
+	var mu sync.Mutex // protects exitTimer
+	var exitTimer *time.Timer
+	stopped := false
+	cancelTimer := time.AfterFunc(m.Timeout, func() {
+		cancel(errPastDeadline)
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		exitTimer = time.AfterFunc(DeadlineGrace, func() {
+			s.exit(ExitDeadline, fmt.Sprintf("%s ran past its deadline (task.timeout = %s) and did not stop within %s of it (its guest runs without termination checks): exiting", what, m.Timeout, DeadlineGrace))
+		})
+	})
+	var kills []*killTimer
+	for _, k := range []struct {
+		after time.Duration
+		sig   syscall.Signal
+	}{{DeadlineGrace + DeadlineSignalDelay, syscall.SIGTERM}, {DeadlineGrace + DeadlineSignalDelay + time.Second, syscall.SIGKILL}} {
+		kill, err := armKillTimer(m.Timeout+k.after, k.sig)
+		if err != nil {
+			s.logger.Warn("no kernel backstop for the deadline", "task", what, "err", err)
+			break
+		}
+		kills = append(kills, kill)
+	}
+	return func() {
+		cancelTimer.Stop()
+		mu.Lock()
+		stopped = true
+		if exitTimer != nil {
+			exitTimer.Stop()
+		}
+		mu.Unlock()
+		for _, k := range kills {
+			k.stop()
 		}
 	}
 }
@@ -118,12 +258,14 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 type server struct {
 	rt       *wasmexec.Runtime
 	fetchers *fetchers
+	logger   *slog.Logger
+	exit     func(code int, msg string) // ends the process
 
 	encMu sync.Mutex // protects enc
 	enc   *gob.Encoder
 
 	mu      sync.Mutex // protects tasks and modules
-	tasks   map[uint64]context.CancelFunc
+	tasks   map[uint64]context.CancelCauseFunc
 	modules map[string]*wasmexec.Module // by hash
 }
 
@@ -151,6 +293,11 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 	}
 	if err != nil {
 		f := FailureOf(err)
+		if errors.Is(context.Cause(ctx), errPastDeadline) {
+			// Stopped between two batches by the executor's own deadline.
+			err = fmt.Errorf("task %s attempt %d: ran past its deadline (task.timeout = %s) and was stopped", m.Spec.Key, m.Spec.Attempt, m.Timeout)
+			f = planner.Failure{Kind: planner.TaskError, Msg: err.Error()}
+		}
 		resp.Failure = &f
 		resp.Err = err.Error()
 		var e *Error
