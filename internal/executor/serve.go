@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/gob"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/metrics"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -145,7 +148,7 @@ func serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 		return err
 	}
 	defer rt.Close(context.WithoutCancel(ctx))
-	s := &server{rt: rt, enc: gob.NewEncoder(out), logger: logger, exit: exit, tasks: map[uint64]context.CancelCauseFunc{}, modules: map[string]*wasmexec.Module{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
+	s := &server{rt: rt, enc: gob.NewEncoder(out), logger: logger, exit: exit, tasks: map[uint64]context.CancelCauseFunc{}, modules: map[string]*loadedModule{}, fetchers: &fetchers{caPEM: cfg.ShuffleCA, certPEM: cfg.ShuffleCert, keyPEM: cfg.ShuffleKey}}
 	defer s.fetchers.close()
 	dec := gob.NewDecoder(in)
 	var wg sync.WaitGroup
@@ -264,10 +267,24 @@ type server struct {
 	encMu sync.Mutex // protects enc
 	enc   *gob.Encoder
 
-	mu      sync.Mutex // protects tasks and modules
+	mu      sync.Mutex // protects tasks, modules and uses
 	tasks   map[uint64]context.CancelCauseFunc
-	modules map[string]*wasmexec.Module // by hash
+	modules map[string]*loadedModule // by hash
+	uses    uint64                   // a clock of module uses, for eviction
 }
+
+// loadedModule is a module in the executor's runtime and its users.
+type loadedModule struct {
+	m       *wasmexec.Module
+	users   int    // running attempts that use it
+	lastUse uint64 // when it was last used, by server.uses
+}
+
+// maxIdleModules is how many modules that no running attempt uses an
+// executor keeps loaded: each holds its machine code (12 MiB for the Go
+// word-count guest), which counts in the executor's memory; the
+// compilation cache makes loading one again cheap.
+const maxIdleModules = 4
 
 func (s *server) send(r Response) error {
 	s.encMu.Lock()
@@ -277,7 +294,11 @@ func (s *server) send(r Response) error {
 
 func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 	resp := Response{ID: id}
+	// Before the response, so that the memory is gone when the agent
+	// lowers the executor's limit.
+	defer s.releaseMemory()
 	mods, err := s.load(ctx, m.Spec, m.Modules, m.MemoryBytes)
+	defer s.unuse(m.Modules)
 	if err == nil {
 		task := &Task{
 			Spec:     m.Spec,
@@ -323,7 +344,10 @@ func (s *server) describe(ctx context.Context, id uint64, d *DescribeMsg) Respon
 		if m, err = s.rt.LoadLimited(ctx, d.Module.Name, b, d.MemoryBytes); err == nil {
 			resp.Module = &ModuleInfo{Functions: m.Functions, MemoryPages: m.MemoryPages}
 			s.mu.Lock()
-			s.modules[m.Hash] = m
+			if s.modules[m.Hash] == nil {
+				s.uses++
+				s.modules[m.Hash] = &loadedModule{m: m, lastUse: s.uses}
+			}
 			s.mu.Unlock()
 			return resp
 		}
@@ -332,18 +356,29 @@ func (s *server) describe(ctx context.Context, id uint64, d *DescribeMsg) Respon
 	return resp
 }
 
-// load returns the task's modules, reading and compiling each hash once.
+// load returns the task's modules, reading and compiling each hash once,
+// and counts the task among their users; unuse, called whatever load
+// returned, uncounts it.
 func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []ModuleFile, memory uint64) (map[string]*wasmexec.Module, error) {
 	out := make(map[string]*wasmexec.Module, len(files))
 	for _, f := range files {
 		s.mu.Lock()
-		m := s.modules[f.Hash]
+		lm := s.modules[f.Hash]
+		if lm == nil {
+			lm = &loadedModule{}
+			s.modules[f.Hash] = lm
+		}
+		lm.users++
+		s.uses++
+		lm.lastUse = s.uses
+		m := lm.m
 		s.mu.Unlock()
 		if m == nil {
 			b, err := os.ReadFile(f.Path)
 			if err != nil {
 				return nil, classify(spec, fmt.Errorf("read module %s: %w", f.Name, err))
 			}
+			// Concurrent loads of one module compile it once.
 			if m, err = s.rt.LoadLimited(ctx, f.Name, b, memory); err != nil {
 				return nil, classify(spec, err)
 			}
@@ -351,13 +386,74 @@ func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []Module
 				return nil, classify(spec, fmt.Errorf("module %s: file %s has sha256 %s, want %s", f.Name, f.Path, m.Hash, f.Hash))
 			}
 			s.mu.Lock()
-			s.modules[f.Hash] = m
+			lm.m = m
 			s.mu.Unlock()
 		}
 		out[f.Name] = m
 	}
 	return out, nil
 }
+
+// unuse uncounts an attempt among its modules' users and unloads the
+// least recently used modules that nobody uses beyond maxIdleModules.
+func (s *server) unuse(files []ModuleFile) {
+	s.mu.Lock()
+	for _, f := range files {
+		if lm := s.modules[f.Hash]; lm != nil {
+			lm.users--
+		}
+	}
+	var idle []string
+	for h, lm := range s.modules {
+		if lm.users <= 0 {
+			idle = append(idle, h)
+		}
+	}
+	slices.SortFunc(idle, func(a, b string) int { return cmp.Compare(s.modules[a].lastUse, s.modules[b].lastUse) })
+	// Unloaded with s.mu held, so that a load of the same module waits
+	// and then loads it afresh rather than get the one being closed.
+	defer s.mu.Unlock()
+	for _, h := range idle[:max(len(idle)-maxIdleModules, 0)] {
+		if m := s.modules[h].m; m != nil {
+			if err := s.rt.Unload(context.Background(), m); err != nil {
+				s.logger.Warn("unload module", "sha256", m.Hash, "err", err)
+			}
+		}
+		delete(s.modules, h)
+	}
+}
+
+// releaseMemory returns the memory a finished attempt's host side held to
+// the system, so that the executor's resident memory falls with its
+// reservation. It forces a garbage collection, which waits for every
+// guest to reach a safe point: only done when no other attempt runs,
+// since a spinning guest would hold the answer up.
+func (s *server) releaseMemory() {
+	s.mu.Lock()
+	alone := len(s.tasks) <= 1
+	s.mu.Unlock()
+	if !alone {
+		return
+	}
+	// Live objects, garbage and free pages not yet returned: a few MiB
+	// for an executor between attempts, ~90 MiB after compiling the Go
+	// word-count guest.
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(sample)
+	var heap uint64
+	for _, v := range sample {
+		if v.Value.Kind() == metrics.KindUint64 {
+			heap += v.Value.Uint64()
+		}
+	}
+	if heap >= releaseAbove {
+		debug.FreeOSMemory()
+	}
+}
+
+// releaseAbove is the heap above which an executor returns what it can to
+// the system after an attempt.
+const releaseAbove = 16 << 20
 
 // FailureOf is the scheduler's view of a failed attempt's error.
 func FailureOf(err error) planner.Failure {
