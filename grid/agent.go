@@ -178,6 +178,9 @@ func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 	case errors.As(err, &died) && died.Killed:
 		// Killed for another attempt's sake: not this one's fault.
 		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.Lost}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
+	case err != nil && (ctx.Err() != nil || errors.Is(err, executor.ErrPoolStopped)):
+		// Stopped (the job ended, the agent stops) before it ran.
+		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.Lost}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
 	case err != nil:
 		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.TaskError}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
 	case resp.Failure != nil:

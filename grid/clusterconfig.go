@@ -86,7 +86,7 @@ type AgentConfig struct {
 	// ExecutorOverhead is the resident memory each tenant's executor may
 	// use beyond the task.memory of its running tasks, for its runtime and
 	// compiled modules (zero means 128MiB; see RATIONALE.md).
-	ExecutorOverhead jobspec.Size `toml:"executor_overhead"`
+	ExecutorOverhead jobspec.Size `toml:"executor_overhead,omitempty"`
 }
 
 // Defaults of the cluster configuration.

@@ -213,7 +213,8 @@ func (p *Pool) idle(now time.Time) []*tenantExecutor {
 	return out
 }
 
-var errPoolStopped = errors.New("executor: the agent is stopping")
+// ErrPoolStopped is the error of an Exec after the pool has stopped.
+var ErrPoolStopped = errors.New("executor: the agent is stopping")
 
 // Exec runs one attempt of tenant's in its executor, starting one if there
 // is none or the last one died, with the attempt's reservation added to the
@@ -242,13 +243,17 @@ func (p *Pool) Exec(ctx context.Context, tenant string, m *TaskMsg, res Reservat
 func (p *Pool) acquire(ctx context.Context, tenant string, res Reservation) (*tenantExecutor, uint64, error) {
 	select {
 	case <-p.ready:
-	case <-ctx.Done():
-		return nil, 0, context.Cause(ctx)
+	default:
+		select {
+		case <-p.ready:
+		case <-ctx.Done():
+			return nil, 0, context.Cause(ctx)
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
-		return nil, 0, errPoolStopped
+		return nil, 0, ErrPoolStopped
 	}
 	e := p.execs[tenant]
 	if e != nil {
@@ -287,7 +292,9 @@ func (p *Pool) release(e *tenantExecutor, id uint64) {
 // start starts tenant's executor, puts it in its cgroups and starts its
 // monitor. Called with p.mu held.
 func (p *Pool) start(ctx context.Context, tenant string) (*tenantExecutor, error) {
-	proc, err := p.spawn.Start(ctx, p.cfg.Argv, p.cfg.Config, p.logger)
+	cfg := p.cfg.Config
+	cfg.Tenant = tenant
+	proc, err := p.spawn.Start(ctx, p.cfg.Argv, cfg, p.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -181,7 +181,7 @@ func TestPoolRunStopsItsExecutors(t *testing.T) {
 	default:
 		t.Fatal("Run returned with an executor running")
 	}
-	if _, err := p.Exec(context.Background(), "t", mapTask(t, "upper"), smallTask, time.Second); !errors.Is(err, errPoolStopped) {
+	if _, err := p.Exec(context.Background(), "t", mapTask(t, "upper"), smallTask, time.Second); !errors.Is(err, ErrPoolStopped) {
 		t.Fatalf("Exec after Run = %v", err)
 	}
 }

@@ -121,6 +121,9 @@ type Config struct {
 	// (PEM), presented to block servers that require client certificates
 	// (a cluster's).
 	ShuffleCert, ShuffleKey []byte
+	// Tenant is the tenant whose attempts the executor runs, for its log
+	// and for operators (it is in the process's environment).
+	Tenant string
 	// Parent is the process ID of the agent that starts the executor; the
 	// executor exits when its parent is another (0: its parent when it
 	// starts).

@@ -57,6 +57,9 @@ func Main(cfg Config) int {
 	// before the agent has decided what to do with them.
 	signal.Ignore(syscall.SIGINT)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if cfg.Tenant != "" {
+		logger = logger.With("tenant", cfg.Tenant)
+	}
 	parent := cfg.Parent
 	if parent == 0 {
 		parent = os.Getppid()
