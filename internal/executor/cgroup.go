@@ -182,17 +182,20 @@ func (s cgroupSetup) sweep() {
 	}
 }
 
-// cgroup is one executor's cgroups.
+// cgroup is one executor's cgroups. Its setters write only what changed;
+// they are not safe for concurrent use.
 type cgroup struct {
 	v2     bool
 	memDir string // "" without a memory cgroup
 	cpuDir string // "" without a cpu cgroup; equal to memDir on v2
+
+	memory, quota int64 // what was last set; -1 before
 }
 
 // create makes the cgroups of executor pid and moves it into them. It
 // returns what it could make, and why the rest failed.
 func (s cgroupSetup) create(pid int) (*cgroup, error) {
-	c := &cgroup{v2: s.v2}
+	c := &cgroup{v2: s.v2, memory: -1, quota: -1}
 	name := cgroupPrefix + strconv.Itoa(pid)
 	var errs []error
 	mk := func(parent string) string {
@@ -230,9 +233,17 @@ func (s cgroupSetup) create(pid int) (*cgroup, error) {
 
 // setMemory sets the hard memory limit, with no swap.
 func (c *cgroup) setMemory(limit int64) error {
-	if c.memDir == "" {
+	if c.memDir == "" || limit == c.memory {
 		return nil
 	}
+	if err := c.writeMemory(limit); err != nil {
+		return err
+	}
+	c.memory = limit
+	return nil
+}
+
+func (c *cgroup) writeMemory(limit int64) error {
 	v := []byte(strconv.FormatInt(limit, 10))
 	if c.v2 {
 		if err := c.write(c.memDir, "memory.max", v); err != nil {
@@ -259,30 +270,42 @@ func (c *cgroup) setMemory(limit int64) error {
 // cpuPeriod is the CFS period of the quota, in microseconds.
 const cpuPeriod = 100000
 
-// setCPU sets the cgroup's CPU weight (1 is the default: 1024 shares on
-// v1, weight 100 on v2) and its CFS quota in millicores (0: none).
-func (c *cgroup) setCPU(weight float64, quotaMillis int64) error {
+// setWeight sets the cgroup's CPU weight: 1 is the default (1024 shares on
+// v1, weight 100 on v2).
+func (c *cgroup) setWeight(weight float64) error {
 	if c.cpuDir == "" {
 		return nil
 	}
-	quota := "max"
-	if quotaMillis > 0 {
-		quota = strconv.FormatInt(quotaMillis*cpuPeriod/1000, 10)
-	}
 	if c.v2 {
 		w := min(max(int64(weight*100), 1), 10000)
-		return errors.Join(
-			c.write(c.cpuDir, "cpu.weight", []byte(strconv.FormatInt(w, 10))),
-			c.write(c.cpuDir, "cpu.max", []byte(quota+" "+strconv.Itoa(cpuPeriod))))
-	}
-	if quota == "max" {
-		quota = "-1"
+		return c.write(c.cpuDir, "cpu.weight", []byte(strconv.FormatInt(w, 10)))
 	}
 	shares := max(int64(weight*1024), 2)
 	return errors.Join(
 		c.write(c.cpuDir, "cpu.shares", []byte(strconv.FormatInt(shares, 10))),
-		c.write(c.cpuDir, "cpu.cfs_period_us", []byte(strconv.Itoa(cpuPeriod))),
-		c.write(c.cpuDir, "cpu.cfs_quota_us", []byte(quota)))
+		c.write(c.cpuDir, "cpu.cfs_period_us", []byte(strconv.Itoa(cpuPeriod))))
+}
+
+// setQuota sets the cgroup's CFS quota in millicores (0: none).
+func (c *cgroup) setQuota(millis int64) error {
+	if c.cpuDir == "" || millis == c.quota {
+		return nil
+	}
+	var err error
+	switch {
+	case c.v2 && millis > 0:
+		err = c.write(c.cpuDir, "cpu.max", []byte(strconv.FormatInt(millis*cpuPeriod/1000, 10)+" "+strconv.Itoa(cpuPeriod)))
+	case c.v2:
+		err = c.write(c.cpuDir, "cpu.max", []byte("max "+strconv.Itoa(cpuPeriod)))
+	case millis > 0:
+		err = c.write(c.cpuDir, "cpu.cfs_quota_us", []byte(strconv.FormatInt(millis*cpuPeriod/1000, 10)))
+	default:
+		err = c.write(c.cpuDir, "cpu.cfs_quota_us", []byte("-1"))
+	}
+	if err == nil {
+		c.quota = millis
+	}
+	return err
 }
 
 // oomKilled reports whether the kernel's OOM killer struck in the cgroup,

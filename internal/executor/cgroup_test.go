@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,7 @@ func TestCgroupsV2(t *testing.T) {
 	if err := cg.setMemory(512 << 20); err != nil {
 		t.Fatal(err)
 	}
-	if err := cg.setCPU(1, 2000); err != nil {
+	if err := errors.Join(cg.setWeight(1), cg.setQuota(2000)); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(parent, "wasmgrid-executor-4242")
@@ -107,7 +108,7 @@ func TestCgroupsV1(t *testing.T) {
 	if err := cg.setMemory(200 << 20); err != nil { // lowering
 		t.Fatal(err)
 	}
-	if err := cg.setCPU(1, 0); err != nil {
+	if err := errors.Join(cg.setWeight(1), cg.setQuota(0)); err != nil {
 		t.Fatal(err)
 	}
 	mem, cpu := filepath.Join(memParent, "wasmgrid-executor-77"), filepath.Join(cpuParent, "wasmgrid-executor-77")
@@ -191,7 +192,7 @@ func TestCgroupsOfThisMachine(t *testing.T) {
 	if err := cg.setMemory(128 << 20); err != nil {
 		t.Error(err)
 	}
-	if err := cg.setCPU(1, 1500); err != nil {
+	if err := errors.Join(cg.setWeight(1), cg.setQuota(1500)); err != nil {
 		t.Error(err)
 	}
 	if cg.memDir != "" {

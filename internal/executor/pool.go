@@ -305,7 +305,7 @@ func (p *Pool) start(ctx context.Context, tenant string) (*tenantExecutor, error
 			p.logger.Warn("executor cgroup", "tenant", tenant, "pid", proc.Pid(), "err", err)
 		}
 		e.cg = cg
-		if err := cg.setCPU(1, 0); err != nil {
+		if err := cg.setWeight(1); err != nil {
 			p.logger.Warn("executor cgroup", "tenant", tenant, "pid", proc.Pid(), "err", err)
 		}
 	}
@@ -315,7 +315,7 @@ func (p *Pool) start(ctx context.Context, tenant string) (*tenantExecutor, error
 }
 
 // limit is the resident memory that e may use now, which it sets in e's
-// cgroups with e's CPU quota. Called with p.mu held.
+// cgroups with e's CPU quota. Called with p.mu held, which guards e.cg.
 func (p *Pool) limit(e *tenantExecutor) int64 {
 	limit := p.cfg.Overhead
 	var cpu int64
@@ -329,7 +329,7 @@ func (p *Pool) limit(e *tenantExecutor) int64 {
 			// kernel cannot reclaim it); the watchdog acts if it stays.
 			p.logger.Debug("executor cgroup", "tenant", e.tenant, "pid", e.proc.Pid(), "err", err)
 		}
-		if err := e.cg.setCPU(1, max(cpu, 1000)); err != nil {
+		if err := e.cg.setQuota(max(cpu, 1000)); err != nil {
 			p.logger.Debug("executor cgroup", "tenant", e.tenant, "pid", e.proc.Pid(), "err", err)
 		}
 	}
