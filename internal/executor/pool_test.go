@@ -2,13 +2,19 @@ package executor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/planner"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
 	"go.uber.org/goleak"
 )
 
@@ -201,5 +207,55 @@ func TestMemoryErrorSaysWhatWasReserved(t *testing.T) {
 		if got := tt.e.Error(); got != tt.want {
 			t.Errorf("got  %s\nwant %s", got, tt.want)
 		}
+	}
+}
+
+// TestExecutorKeepsFewIdleModules loads six modules for six attempts in
+// turn: the executor keeps the four used last, and loads an evicted one
+// again when an attempt needs it.
+func TestExecutorKeepsFewIdleModules(t *testing.T) {
+	ctx := context.Background()
+	rt, err := wasmexec.NewRuntime(ctx, wasmexec.Config{CacheDir: filepath.Join(os.TempDir(), "wasmgrid-executor-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	s := &server{rt: rt, logger: slog.New(slog.DiscardHandler), tasks: map[uint64]context.CancelCauseFunc{}, modules: map[string]*loadedModule{}}
+	base, err := os.ReadFile(testGuest(t).Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []ModuleFile
+	for i := range 6 {
+		// The same module with a custom section of its own: another hash.
+		b := append(slices.Clone(base), 0, 4, 2, 'v', byte('0'+i), 0)
+		sum := sha256.Sum256(b)
+		path := filepath.Join(t.TempDir(), "m.wasm")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, ModuleFile{Name: "t", Hash: hex.EncodeToString(sum[:]), Path: path})
+	}
+	use := func(f ModuleFile) {
+		t.Helper()
+		if _, err := s.load(ctx, planner.TaskSpec{}, []ModuleFile{f}, 64<<20); err != nil {
+			t.Fatal(err)
+		}
+		s.unuse([]ModuleFile{f})
+	}
+	for _, f := range files {
+		use(f)
+	}
+	if len(s.modules) != maxIdleModules {
+		t.Fatalf("%d modules loaded, want %d", len(s.modules), maxIdleModules)
+	}
+	for _, f := range files[:2] {
+		if s.modules[f.Hash] != nil {
+			t.Errorf("module %s, used first, is still loaded", f.Hash[:12])
+		}
+	}
+	use(files[0])
+	if s.modules[files[0].Hash] == nil || s.modules[files[2].Hash] != nil || len(s.modules) != maxIdleModules {
+		t.Errorf("after using the first module again: %d loaded", len(s.modules))
 	}
 }
