@@ -63,12 +63,17 @@ type agent struct {
 	launches  chan launch
 	statuses  chan<- taskStatus
 
-	// executorArgv starts an executor; executorCfg configures it.
-	executorArgv []string
-	executorCfg  executor.Config
+	// executorArgv starts an executor; executorCfg configures it;
+	// executorOverhead is the memory it may use beyond its tasks' (0: the
+	// default).
+	executorArgv     []string
+	executorCfg      executor.Config
+	executorOverhead int64
+	// pool runs the tasks in executors, one per tenant; set by run before
+	// it accepts launches.
+	pool *executor.Pool
 
-	mu       sync.Mutex // protects the fields below
-	executor *executor.Process
+	mu       sync.Mutex        // protects the fields below
 	modules  map[string]string // module hash -> file
 	tokens   map[string]string // job -> the token its tasks show the block server
 	diskUsed map[string]int64  // job -> bytes of shuffle output kept
@@ -90,37 +95,39 @@ const (
 var errDeadline = errors.New("task deadline")
 
 // run serves the agent's blocks and accepts launches until ctx ends, then
-// stops its executor and waits for its tasks and its block server.
+// waits for its tasks (ctx stops them), stops its executors and waits for
+// its block server.
 func (a *agent) run(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	var servers sync.WaitGroup // the block server and the executor pool
+	servers.Go(func() {
 		if err := a.blocks.Run(ctx); err != nil {
 			a.logger.Error("block server stopped", "err", err)
 		}
-	}()
+	})
+	a.pool = executor.NewPool(executor.PoolConfig{
+		Argv:     a.executorArgv,
+		Config:   a.executorCfg,
+		Overhead: a.executorOverhead,
+		Logger:   a.logger,
+	})
+	poolCtx, stopPool := context.WithCancel(context.WithoutCancel(ctx))
+	servers.Go(func() { a.pool.Run(poolCtx, cancelGrace) })
+	var tasks sync.WaitGroup
 	defer func() {
-		a.mu.Lock()
-		p := a.executor
-		a.mu.Unlock()
-		if p != nil {
-			p.Close(cancelGrace)
-		}
-		wg.Wait()
+		tasks.Wait()
+		stopPool()
+		servers.Wait()
 	}()
 	for {
 		select {
 		case l := <-a.launches:
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			tasks.Go(func() {
 				st := a.runTask(ctx, l)
 				select {
 				case a.statuses <- st:
 				case <-ctx.Done():
 				}
-			}()
+			})
 		case <-ctx.Done():
 			return
 		}
@@ -128,39 +135,6 @@ func (a *agent) run(ctx context.Context) {
 }
 
 func (a *agent) jobDir(job string) string { return filepath.Join(a.dir, "jobs", job) }
-
-// process returns the running executor, starting one if there is none or
-// the last one died.
-func (a *agent) process() (*executor.Process, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.executor != nil {
-		select {
-		case <-a.executor.Done():
-			a.logger.Warn("restarting executor", "pid", a.executor.Pid())
-			a.executor = nil
-		default:
-			return a.executor, nil
-		}
-	}
-	p, err := executor.StartProcess(a.executorArgv, a.executorCfg, a.logger)
-	if err != nil {
-		return nil, err
-	}
-	// A hard memory limit where the machine delegates cgroup v2 to us; the
-	// executor's Go memory limit otherwise.
-	if cleanup, err := executor.LimitMemory(p.Pid(), a.executorCfg.MemoryLimit); err == nil {
-		a.logger.Debug("executor started", "pid", p.Pid(), "memory_limit", "cgroup v2")
-		go func() {
-			<-p.Done()
-			cleanup()
-		}()
-	} else {
-		a.logger.Debug("executor started", "pid", p.Pid(), "memory_limit", "go runtime", "cgroup", err)
-	}
-	a.executor = p
-	return p, nil
-}
 
 func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 	start := time.Now()
@@ -175,14 +149,11 @@ func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 		st.err = err
 		return st
 	}
-	p, err := a.process()
-	if err != nil {
-		st.err = err
-		return st
-	}
 	// The attempt stops when its job ends, when the agent stops, or at its
-	// deadline, whichever comes first.
+	// deadline, whichever comes first. The executor enforces the deadline
+	// too, in case this agent cannot.
 	timeout := time.Duration(l.conf.TaskTimeout)
+	msg.Timeout = timeout
 	ctx, cancel := context.WithCancelCause(l.ctx)
 	defer cancel(nil)
 	stopAgent := context.AfterFunc(agentCtx, func() { cancel(context.Cause(agentCtx)) })
@@ -193,11 +164,16 @@ func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 	if timeout > 0 {
 		grace = deadlineGrace
 	}
-	a.logger.Debug("task started", "job", l.job, "task", l.spec.Key.String(), "attempt", l.spec.Attempt, "executor", p.Pid())
-	resp, err := p.Run(ctx, msg, grace)
+	a.logger.Debug("task started", "job", l.job, "tenant", l.tenant, "task", l.spec.Key.String(), "attempt", l.spec.Attempt)
+	resp, err := a.pool.Exec(ctx, l.tenant, msg, taskReservation(l.conf), grace)
 	timedOut := errors.Is(context.Cause(ctx), errDeadline)
 	var died *executor.DiedError
+	var memory *executor.MemoryError
 	switch {
+	case errors.As(err, &memory):
+		// The tenant's executor passed the memory reserved for its tasks:
+		// every task it ran fails, and is retried like any task error.
+		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.TaskError}, Err: fmt.Errorf("task %s attempt %d: %s: %w", l.spec.Key, l.spec.Attempt, executor.StageLabel(l.spec.Stage, moduleHashes(l.modules)), memory)}
 	case timedOut:
 		st.err = &executor.Error{
 			Failure: planner.Failure{Kind: planner.TaskError},
@@ -206,6 +182,9 @@ func (a *agent) runTask(agentCtx context.Context, l launch) (st taskStatus) {
 		}
 	case errors.As(err, &died) && died.Killed:
 		// Killed for another attempt's sake: not this one's fault.
+		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.Lost}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
+	case err != nil && (ctx.Err() != nil || errors.Is(err, executor.ErrPoolStopped)):
+		// Stopped (the job ended, the agent stops) before it ran.
 		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.Lost}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}
 	case err != nil:
 		st.err = &executor.Error{Failure: planner.Failure{Kind: planner.TaskError}, Err: fmt.Errorf("task %s attempt %d: %w", l.spec.Key, l.spec.Attempt, err)}

@@ -103,6 +103,10 @@ type AgentConfig struct {
 	Memory   jobspec.Size `toml:"memory"`
 	Disk     jobspec.Size `toml:"disk"`
 	CacheDir string       `toml:"cache_dir"`
+	// ExecutorOverhead is the resident memory each tenant's executor may
+	// use beyond the task.memory of its running tasks, for its runtime and
+	// compiled modules (zero means 128MiB; see RATIONALE.md).
+	ExecutorOverhead jobspec.Size `toml:"executor_overhead,omitempty"`
 }
 
 // Defaults of the cluster configuration.
@@ -210,8 +214,8 @@ func (c *AgentConfig) Validate() error {
 		errs = append(errs, errors.New("gossip_key is required"))
 	}
 	errs = append(errs, c.TLS.validate()...)
-	if c.CPUs < 0 || c.Memory < 0 || c.Disk < 0 {
-		errs = append(errs, errors.New("cpus, memory and disk cannot be negative"))
+	if c.CPUs < 0 || c.Memory < 0 || c.Disk < 0 || c.ExecutorOverhead < 0 {
+		errs = append(errs, errors.New("cpus, memory, disk and executor_overhead cannot be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -387,6 +391,9 @@ url = "file:///srv/wasmgrid/shared"    # a directory every agent sees, or s3://b
 # cpus = 0                     # 0: the machine's CPUs
 # memory = "0B"                # 0: half the machine's memory
 # disk = "0B"                  # 0: 80% of the free disk under state_dir
+# cache_dir = ""               # compiled modules; default: the user cache
+# executor_overhead = "0B"     # memory of a tenant's executor beyond its
+#                              # tasks' task.memory; 0: 128MiB
 # [tls]
 # ca = "ca.pem"
 # cert = "agent-1.pem"

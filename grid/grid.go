@@ -19,6 +19,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
@@ -294,7 +295,7 @@ func admit(ctx context.Context, coord *coordinator, insp *inspector, req admissi
 	if err != nil {
 		return nil, err
 	}
-	taskRes := allocator.Resources{CPU: 1000, Mem: int64(req.Spec.Conf.TaskMemory) >> 20}
+	taskRes := taskResources(req.Spec.Conf)
 	fits := false
 	var largest allocator.Resources
 	for _, a := range agents {
@@ -310,6 +311,18 @@ func admit(ctx context.Context, coord *coordinator, insp *inspector, req admissi
 		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", req.Spec.Display(), taskRes.Mem, largest.Mem)
 	}
 	return coord.submit(ctx, req, plan, blobs, volumes, taskRes)
+}
+
+// taskResources is what the allocator reserves for each task of a job:
+// one CPU and its task.memory.
+func taskResources(c jobspec.Conf) allocator.Resources {
+	return allocator.Resources{CPU: 1000, Mem: int64(c.TaskMemory) >> 20}
+}
+
+// taskReservation is taskResources as an agent's executors count it: the
+// memory an executor may hold for the task is its task.memory.
+func taskReservation(c jobspec.Conf) executor.Reservation {
+	return executor.Reservation{Memory: int64(c.TaskMemory), CPUMillis: taskResources(c).CPU}
 }
 
 // freeBytes is the space available to unprivileged users under dir, or 0

@@ -135,9 +135,9 @@ func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*ex
 	}
 	cleanup := func() {}
 	if in.memoryCap > 0 {
-		// A hard cap where the kernel offers one (cgroup v2), above the
-		// Go runtime's soft limit: growing a memory copies it, so the
-		// guest's memory may briefly be there twice.
+		// A hard cap where the kernel offers one (a cgroup), above the
+		// Go runtime's soft limit. The guest's pages are bounded by
+		// memoryCap; the rest is the runtime and the compiler.
 		if c, err := executor.LimitMemory(p.Pid(), inspectorHardLimit(in.memoryCap)); err == nil {
 			cleanup = c
 		}
@@ -158,8 +158,10 @@ func (in *inspector) read(ctx context.Context, b moduleBlob, memory uint64) (*ex
 }
 
 // inspectorGoLimit is the Go runtime's memory limit of an inspector
-// process whose modules get memoryCap: the guest's memory, the copy made
-// when it grows, and the runtime and compiler around them.
+// process whose modules get memoryCap. A guest's linear memory is mapped
+// outside the Go heap where the executor can (wasmexec's allocator on
+// Linux), elsewhere it lives in the heap and a grow copies it, so the
+// limit allows for it twice, and the runtime and compiler around it.
 func inspectorGoLimit(memoryCap uint64) int64 { return int64(2*memoryCap + 64<<20) }
 
 // inspectorHardLimit is the cgroup limit of an inspector process.

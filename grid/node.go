@@ -105,6 +105,8 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 		launches:     make(chan launch, slots*4),
 		statuses:     n.statuses,
 		executorArgv: []string{exe},
+		// The executors' memory beyond their tasks' task.memory.
+		executorOverhead: int64(cfg.ExecutorOverhead),
 		executorCfg: executor.Config{
 			CacheDir: defaultCacheDir(cfg.CacheDir), MemoryLimit: mem << 20,
 			ShuffleCA: id.caPEM, ShuffleCert: id.certPEM, ShuffleKey: id.keyPEM,

@@ -60,7 +60,7 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 	}
 	inst := &Instance{
 		label:  label,
-		mem:    &limitedMemory{limit: limit},
+		mem:    newLimitedMemory(limit, 0), // replaced by the allocator
 		stderr: &tailBuffer{max: stderrTail},
 	}
 	cfg := wazero.NewModuleConfig().
@@ -68,11 +68,21 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 		WithStartFunctions("_initialize").
 		WithStderr(inst.stderr).
 		WithStdout(inst.stderr)
+	// The memory is made when wazero knows the module's maximum: the
+	// allocator reserves that much address space, within the limit.
 	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
-		func(_, _ uint64) experimental.LinearMemory { return inst.mem }))
+		func(_, max uint64) experimental.LinearMemory {
+			inst.mem = newLimitedMemory(limit, max)
+			return inst.mem
+		}))
 	mod, err := r.rt.InstantiateModule(actx, m.compiled, cfg)
 	if err != nil {
-		return nil, inst.guestError(ctx, "_initialize", err)
+		err = inst.guestError(ctx, "_initialize", err)
+		// wazero frees the memory of a module whose start function
+		// failed, but not of one that failed before (a data segment out
+		// of bounds); Free is idempotent.
+		inst.mem.Free()
+		return nil, err
 	}
 	inst.mod = mod
 	inst.abiVersion = mod.ExportedFunction("wasmgrid_abi_version")

@@ -432,3 +432,23 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// Unload forgets a loaded module and releases its machine code; a later
+// Load of the same bytes compiles it again (from the compilation cache, if
+// there is one). No instance of it may be open.
+func (r *Runtime) Unload(ctx context.Context, m *Module) error {
+	if sum, err := hex.DecodeString(m.Hash); err == nil && len(sum) == sha256.Size {
+		r.mu.Lock()
+		if l := r.modules[[32]byte(sum)]; l != nil {
+			select {
+			case <-l.done:
+				if l.mod == m {
+					delete(r.modules, [32]byte(sum))
+				}
+			default: // another load of the bytes, under way
+			}
+		}
+		r.mu.Unlock()
+	}
+	return m.compiled.Close(ctx)
+}

@@ -103,7 +103,7 @@ func TestLoadManifest(t *testing.T) {
 	for _, f := range m.Functions {
 		got = append(got, f.Kind+" "+f.Name)
 	}
-	want := "map upper,map swap,flat_map explode,filter nonempty,reduce concat,map fail,map exit,map loop,map bomb,map now,map readfile"
+	want := "map upper,map swap,flat_map explode,filter nonempty,reduce concat,map fail,map exit,map loop,map bomb,map fillbomb,map now,map readfile"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("manifest %v, want %s", got, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -38,14 +39,24 @@ type Process struct {
 
 // StartProcess starts an executor: argv[0] with the rest of argv as
 // arguments, and cfg in its environment. The program must call
-// MainIfExecutor before anything else.
+// MainIfExecutor before anything else. The executor dies with this
+// process (see sysProcAttr); agents, which run for long, start theirs
+// with a Spawner.
 func StartProcess(argv []string, cfg Config, logger *slog.Logger) (*Process, error) {
+	return startProcess(argv, cfg, logger, startLocked)
+}
+
+func startProcess(argv []string, cfg Config, logger *slog.Logger, start func(*exec.Cmd) error) (*Process, error) {
+	if cfg.Parent == 0 {
+		cfg.Parent = os.Getpid()
+	}
 	js, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), EnvConfig+"="+string(js))
+	cmd.SysProcAttr = sysProcAttr()
 	p := &Process{cmd: cmd, stderr: &tail{max: 64 << 10}, logger: logger, pending: map[uint64]chan Response{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -53,9 +64,12 @@ func StartProcess(argv []string, cfg Config, logger *slog.Logger) (*Process, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		p.stdin.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
+		p.stdin.Close()
+		stdout.Close()
 		return nil, fmt.Errorf("start executor %s: %w", argv[0], err)
 	}
 	p.enc = gob.NewEncoder(p.stdin)
@@ -90,9 +104,20 @@ func (p *Process) read(stdout io.Reader) {
 		}
 	}
 	waitErr := p.cmd.Wait()
+	var exit *exec.ExitError
 	p.mu.Lock()
 	switch {
 	case p.killed != nil:
+		p.dead = p.killed
+	case errors.As(waitErr, &exit) && exit.ExitCode() == ExitDeadline:
+		// The executor enforced a deadline itself (its agent did not):
+		// the other attempts were killed for that one's sake.
+		p.killed = fmt.Errorf("executor process %d stopped itself%s", p.cmd.Process.Pid, p.stderrTail())
+		p.dead = p.killed
+	case errors.As(waitErr, &exit) && signaled(exit, syscall.SIGTERM):
+		// Its deadline timer (nobody else signals an executor, which has
+		// a process group of its own).
+		p.killed = fmt.Errorf("executor process %d was ended by its deadline timer: an attempt ran more than %s past its deadline (task.timeout), and its guest, which runs without termination checks, kept the executor from exiting by itself", p.cmd.Process.Pid, DeadlineGrace+DeadlineSignalDelay)
 		p.dead = p.killed
 	case waitErr != nil:
 		p.dead = fmt.Errorf("executor process %d died (%v)%s", p.cmd.Process.Pid, waitErr, p.stderrTail())
@@ -118,6 +143,12 @@ func (p *Process) stderrTail() string {
 		s = s[:i] + "\n…"
 	}
 	return ": " + s
+}
+
+// signaled reports whether a process ended by sig.
+func signaled(exit *exec.ExitError, sig syscall.Signal) bool {
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
 }
 
 // DiedError is the failure of an attempt whose executor died under it.

@@ -20,9 +20,20 @@ import (
 
 func TestMain(m *testing.M) {
 	MainIfExecutor()
+	switch os.Getenv(envTestHelper) {
+	case "orphan":
+		orphanHelper()
+	case "killtimer":
+		killTimerHelper(false)
+	case "killtimer-stopped":
+		killTimerHelper(true)
+	}
 	code := m.Run()
 	os.Exit(code)
 }
+
+// envTestHelper makes the test binary a helper process of a test.
+const envTestHelper = "EXECUTOR_TEST_HELPER"
 
 var (
 	guestOnce sync.Once

@@ -33,7 +33,39 @@ type TaskMsg struct {
 	Job, Token string
 	// BlockServers maps each agent to the address of its block server.
 	BlockServers map[string]string
+	// Timeout is the attempt's task.timeout, counted from when the
+	// executor receives it; 0 means none. The agent enforces it; the
+	// executor does too, so that it holds when the agent cannot: at the
+	// deadline it stops the attempt between two batches, and if the guest
+	// has not returned DeadlineGrace later it exits (ExitDeadline).
+	Timeout time.Duration
 }
+
+// DeadlineGrace is how long after an attempt's deadline an executor waits
+// for the guest to return before it exits. It is longer than the agent's
+// own grace, so that an agent that is alive acts first.
+const DeadlineGrace = 2 * time.Second
+
+// DeadlineSignalDelay is how long after DeadlineGrace the kernel sends an
+// executor SIGTERM, for when a spinning guest keeps it from exiting by
+// itself: an executor that dies of SIGTERM was ended by a deadline.
+const DeadlineSignalDelay = 500 * time.Millisecond
+
+// Exit statuses of an executor that ends itself.
+const (
+	// ExitDeadline: an attempt did not stop within DeadlineGrace of its
+	// deadline.
+	ExitDeadline = 3
+	// ExitOrphaned: the agent that started it is gone.
+	ExitOrphaned = 4
+	// ExitStuck: its input closed (the agent stops it) and attempts still
+	// ran InputGrace later.
+	ExitStuck = 5
+)
+
+// InputGrace is how long an executor whose input has closed waits for its
+// attempts to stop before it exits.
+const InputGrace = 1500 * time.Millisecond
 
 // ModuleFile names a module by its name in the job, its sha256 and the file
 // where the agent keeps its bytes.
@@ -89,6 +121,13 @@ type Config struct {
 	// (PEM), presented to block servers that require client certificates
 	// (a cluster's).
 	ShuffleCert, ShuffleKey []byte
+	// Tenant is the tenant whose attempts the executor runs, for its log
+	// and for operators (it is in the process's environment).
+	Tenant string
+	// Parent is the process ID of the agent that starts the executor; the
+	// executor exits when its parent is another (0: its parent when it
+	// starts).
+	Parent int
 	// Interruptible compiles guests with termination checks: slower
 	// guests, but a deadline stops a loop without killing the process. For
 	// executors that only read manifests.

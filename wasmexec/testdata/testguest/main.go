@@ -44,6 +44,17 @@ func init() {
 			sink = append(sink, make([]byte, 1<<20))
 		}
 	})
+	// fillbomb is bomb that also writes every page it gets, so that the
+	// memory is resident, as a real program's would be.
+	guest.Map("fillbomb", func(k, v []byte) ([]byte, []byte) {
+		for {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			sink = append(sink, b)
+		}
+	})
 }
 
 func main() {}

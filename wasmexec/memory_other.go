@@ -1,3 +1,5 @@
+//go:build !linux
+
 package wasmexec
 
 import "github.com/tetratelabs/wazero/experimental"
@@ -6,11 +8,17 @@ import "github.com/tetratelabs/wazero/experimental"
 // past a limit. wazero then fails the guest's memory.grow, and the refusal is
 // remembered so that the error can say the guest ran out of memory rather
 // than that it trapped.
+//
+// This is the portable version: a Go slice that grows by copying, so a
+// growing memory is briefly resident twice. Linux reserves address space
+// instead (memory_linux.go).
 type limitedMemory struct {
 	limit   uint64
 	buf     []byte
 	refused uint64 // the largest size that was refused, 0 if none
 }
+
+func newLimitedMemory(limit, _ uint64) *limitedMemory { return &limitedMemory{limit: limit} }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
 	if size > m.limit {

@@ -1,0 +1,24 @@
+;; spin: wasmgrid_run never returns (a guest without termination checks
+;; cannot be stopped between two instructions).
+(module
+  (memory (export "memory") 8)
+  (data (i32.const 16) "map f\n")
+  (global $out_ptr (mut i32) (i32.const 0))
+  (global $out_len (mut i32) (i32.const 0))
+  (func (export "wasmgrid_abi_version") (result i32) (i32.const 1))
+  (func (export "wasmgrid_describe") (result i64) (i64.const 0x1000000006))
+  (func (export "wasmgrid_alloc") (param $n i32) (result i32)
+    (local $pages i32)
+    (local.set $pages (i32.shr_u (i32.add (local.get $n) (i32.const 66559)) (i32.const 16)))
+    (if (i32.gt_u (local.get $pages) (memory.size))
+      (then
+        (if (i32.eq (memory.grow (i32.sub (local.get $pages) (memory.size))) (i32.const -1))
+          (then (return (i32.const 0))))))
+    (i32.const 1024))
+  (func (export "wasmgrid_run") (param $p i32) (param $n i32) (result i32)
+    (loop $spin (br $spin))
+    (unreachable))
+  (func (export "wasmgrid_output") (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (global.get $out_ptr)) (i64.const 32))
+            (i64.extend_i32_u (global.get $out_len))))
+)
