@@ -147,7 +147,7 @@ func TestClusterExecutorsDieWithTheirAgent(t *testing.T) {
 	c := startCluster(t, 1, "a")
 	agent := c.procs["agent-1"].Process.Pid
 	job := moduleJob(t, dir, "spin", spin, input, "", map[string]string{"task.timeout": "10m"})
-	r := sdk.Connect(c.addr, c.tokens["a"])
+	r := c.remote(c.tokens["a"])
 	if _, err := r.Submit(context.Background(), job, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestClusterMemoryBombFailsItsJob(t *testing.T) {
 	job := moduleJob(t, dir, "flood", flood, input, "[[steps]]\ngroup_by_key = true\n", map[string]string{
 		"task.memory": "64MiB", "shuffle.memory": "2GiB", "batch.size": "4KiB", "task.max_attempts": "2", "partitions": "1",
 	})
-	r := sdk.Connect(c.addr, c.tokens["a"])
+	r := c.remote(c.tokens["a"])
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	id, err := r.Submit(ctx, job, "")
@@ -253,9 +253,13 @@ func TestClusterNoisyNeighbour(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := referenceCounts(t, corpus)
-	c := startClusterWith(t, 1, func(cfg *grid.AgentConfig) { cfg.CPUs = 5 }, "a", "b")
+	// A submits its three jobs at once, each uploading its module: more
+	// than the API's default per-tenant budgets, which have tests of their own.
+	c := startClusterCfg(t, 1, func(cfg *grid.CoordinatorConfig) {
+		cfg.Limits.UploadsPerTenant, cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 16, 1000, 1000
+	}, func(cfg *grid.AgentConfig) { cfg.CPUs = 5 }, "a", "b")
 	ctx := context.Background()
-	ra, rb := sdk.Connect(c.addr, c.tokens["a"]), sdk.Connect(c.addr, c.tokens["b"])
+	ra, rb := c.remote(c.tokens["a"]), c.remote(c.tokens["b"])
 	agent := c.procs["agent-1"].Process.Pid
 
 	// B: a word count in C of 8 MiB, in one map and one reduce task.
