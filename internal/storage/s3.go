@@ -199,7 +199,7 @@ func (s *s3Store) wrap(op, name string, err error) error {
 	case "SignatureDoesNotMatch":
 		return fmt.Errorf("%s %s:%s: the S3 server at %s refused the signature: volume %s's secret key is wrong (wrong credentials): %w", op, s.name, name, s.endpoint, s.name, err)
 	case minio.AccessDenied:
-		return fmt.Errorf("%s %s:%s: the S3 server at %s denied access: volume %s's credentials are wrong or lack the right to %s bucket %s: %w", op, s.name, name, s.endpoint, s.name, op, s.bucket, err)
+		return fmt.Errorf("%s %s:%s: the S3 server at %s denied access: volume %s's credentials are wrong, or lack the right to do this in bucket %s: %w", op, s.name, name, s.endpoint, s.name, s.bucket, err)
 	}
 	return fmt.Errorf("%s %s:%s: %w", op, s.name, name, err)
 }

@@ -127,6 +127,17 @@ func BenchmarkStore(b *testing.B) {
 				}
 			}
 		})
+		// A commit moves each part into place: on S3, a copy on the server.
+		b.Run(kind+"/rename", func(b *testing.B) {
+			b.SetBytes(size)
+			from, to := "big", "moved"
+			for b.Loop() {
+				if err := s.Rename(context.Background(), from, to); err != nil {
+					b.Fatal(err)
+				}
+				from, to = to, from
+			}
+		})
 		s.Close()
 	}
 }

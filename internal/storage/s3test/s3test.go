@@ -130,6 +130,11 @@ func Start(t testing.TB) Server {
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
+	select {
+	case <-p.exited:
+		t.Fatalf("s3test: weed exited during the tests: %v\n%s", p.err, p.logTail())
+	default:
+	}
 	s := p.server
 	s.Bucket = fmt.Sprintf("wasmgrid-test-%d", buckets.Add(1))
 	c, err := p.client()
