@@ -202,6 +202,10 @@ func startOnce(weed string) (*process, error) {
 		p.remove()
 		return nil, err
 	}
+	if err := os.WriteFile(filepath.Join(dir, "master.toml"), []byte(masterTOML), 0o644); err != nil {
+		p.remove()
+		return nil, err
+	}
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o755); err != nil {
 		p.remove()
@@ -239,13 +243,18 @@ func startOnce(weed string) (*process, error) {
 // gateway, all on loopback; nothing else listens, nothing phones home.
 func serverArgs(data, config, dir string, ports []int) []string {
 	return []string{
+		"-config_dir=" + dir, // master.toml
 		"server",
 		"-dir=" + data,
 		"-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-master.port=" + strconv.Itoa(ports[0]), "-master.port.grpc=" + strconv.Itoa(ports[1]),
 		"-master.telemetry=false",
-		// Small volumes: each bucket is a collection that grows a few.
-		"-master.volumeSizeLimitMB=256", "-volume.max=0",
+		// Each bucket is a collection of its own volumes (one, by
+		// master.toml), sparse files of at most 256 MiB. The limit is
+		// explicit: weed's default (0) divides the free disk by the volume
+		// size, and a run of tests that makes many buckets on a small disk
+		// found no free volume for the next.
+		"-master.volumeSizeLimitMB=256", "-volume.max=10000",
 		"-volume.port=" + strconv.Itoa(ports[2]), "-volume.port.grpc=" + strconv.Itoa(ports[3]),
 		"-volume.preStopSeconds=0",
 		"-filer", "-filer.port=" + strconv.Itoa(ports[4]), "-filer.port.grpc=" + strconv.Itoa(ports[5]),
@@ -258,6 +267,17 @@ func serverArgs(data, config, dir string, ports []int) []string {
 		"-s3.autoCreateBucket=false",
 	}
 }
+
+// masterTOML makes the master grow one volume per bucket (collection) at a
+// time, not 7, and at once after it starts: a test server holds little
+// data, and makes a bucket per test.
+const masterTOML = `[master.volume_growth]
+copy_1 = 1
+copy_2 = 1
+copy_3 = 1
+copy_other = 1
+allocation_deferral = "0s"
+`
 
 // writeConfig writes the identities file: one identity, all rights.
 func writeConfig(name string, s Server) error {
