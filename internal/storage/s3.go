@@ -506,7 +506,8 @@ func (r *s3Reader) Close() error {
 
 // s3Writer streams what is written into one multipart upload (minio-go's
 // PutObject of unknown size): an io.Pipe feeds a goroutine that the first
-// Write starts, and Commit or Abort stops. The object appears when the
+// Write starts, and Commit or Abort stops (one of them must be called).
+// The upload runs under Create's context: cancelling it fails the writer. The object appears when the
 // upload completes, in Commit; Abort cancels the upload and removes its
 // parts. One part is in memory at a time (s3PartSize).
 type s3Writer struct {
