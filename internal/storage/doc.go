@@ -9,6 +9,19 @@
 // a job's result atomically (a job-private staging area, a _SUCCESS
 // manifest written last, overwrite only of the same tenant's output).
 //
+// An s3 volume (OpenS3) is the keys of a bucket under a prefix, on AWS or
+// any S3-compatible server (Volume.Endpoint: http://host:port is plain
+// HTTP, https://host:port or host:port is TLS), signed with the volume's
+// static keys. A name is the key prefix/name; every request stays under
+// prefix/. Globs list from the pattern's literal prefix and match each
+// element; Open is one ranged GET, resumed at its offset (same ETag) when
+// the connection breaks; Create streams into one multipart upload (one
+// 16 MiB part in memory per writer) that appears whole on Commit and is
+// aborted on Abort; Rename and Truncate copy on the server. S3 cannot move
+// a directory, so Output commits part by part with _SUCCESS written last.
+// docs/storage.md maps each operation to its requests; the tests run
+// against a real server (package s3test).
+//
 // The agents and the coordinator act for a tenant with their own rights:
 // this package is the line between what a tenant names and what the hosts
 // hold.

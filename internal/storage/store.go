@@ -76,6 +76,8 @@ func Open(v Volume) (Store, error) {
 	switch v.Scheme() {
 	case "file":
 		return OpenFile(v)
+	case "s3":
+		return OpenS3(v)
 	}
 	return nil, fmt.Errorf("volume %s: no store for %s", v.Name, v.URL)
 }
