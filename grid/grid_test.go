@@ -128,11 +128,16 @@ func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			// The bound only keeps a hung job from hanging the test binary;
+			// a loaded CI machine needs minutes for three retried deadlines.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			sum, err := j.Wait(ctx)
 			if err == nil {
 				t.Fatal("job succeeded")
+			}
+			if ctx.Err() != nil || sum == nil {
+				t.Fatalf("the job did not end: %v", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
