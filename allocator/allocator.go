@@ -584,3 +584,45 @@ func (a *Allocator) Share(id FrameworkID) float64 {
 	}
 	return f.allocated.DominantShare(a.total)
 }
+
+// Use allocates r on an agent to a framework without an offer: a task
+// that is known to run there already, as when a coordinator rebuilds its
+// books from its replicated state. Like an accepted offer, it takes the
+// tenant's reservation on the agent first. A framework that is gone (its
+// job ended while the task ran) holds nothing; the agent still does.
+func (a *Allocator) Use(id AgentID, f FrameworkID, r Resources) error {
+	ag, ok := a.agents[id]
+	if !ok {
+		return fmt.Errorf("allocator: use %s on agent %s: %w", r, id, ErrUnknownAgent)
+	}
+	if r.Negative() {
+		return fmt.Errorf("allocator: use %s on agent %s: negative resources: %w", r, id, ErrInvalid)
+	}
+	ag.allocated = ag.allocated.Add(r)
+	fw, ok := a.frameworks[f]
+	if !ok {
+		return nil
+	}
+	if res := ag.resv[fw.tenant.name]; res != nil {
+		fromResv := r.Min(res.amount.Sub(res.offered).Sub(res.allocated).Max(Resources{}))
+		res.allocated = res.allocated.Add(fromResv)
+		ag.resvAlloc = ag.resvAlloc.Add(fromResv)
+	}
+	fw.allocated = fw.allocated.Add(r)
+	fw.tenant.allocated = fw.tenant.allocated.Add(r)
+	return nil
+}
+
+// SetFilter keeps an agent out of a framework's offers until a time, as a
+// decline with a filter would: the filter of an earlier cycle, restored.
+func (a *Allocator) SetFilter(f FrameworkID, id AgentID, until time.Time) {
+	fw, fok := a.frameworks[f]
+	ag, aok := a.agents[id]
+	if !fok || !aok {
+		return
+	}
+	if !slices.Contains(ag.filteredBy, fw) {
+		ag.filteredBy = append(ag.filteredBy, fw)
+	}
+	fw.filters[id] = filter{until: until}
+}

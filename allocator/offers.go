@@ -27,7 +27,8 @@ type offerTable struct {
 	seq   uint64
 }
 
-const offerPage = 4096
+// offerPage is small because the coordinator builds an allocator per cycle.
+const offerPage = 128
 
 func (t *offerTable) at(slot uint32) *offerRec {
 	return &t.pages[slot/offerPage][slot%offerPage]
