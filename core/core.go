@@ -256,6 +256,9 @@ func (a *applier) submit(s *Submit) {
 	c.st.NextJob++
 	id := "job-" + strconv.FormatUint(c.st.NextJob, 10)
 	plan, err := buildPlan(s.Job)
+	if err == nil && plan.Tasks() > maxTasks {
+		err = fmt.Errorf("the plan has %d tasks, more than the %d a job may have", plan.Tasks(), maxTasks)
+	}
 	if err != nil {
 		a.emit(Refused{Request: s.Request, Err: err.Error()})
 		return
@@ -508,6 +511,10 @@ func parseKey(s string) planner.TaskKey {
 // is complete, or it failed (and its attempts were freed).
 func (j *Job) over() bool { return j.Err != "" || j.sched.Done() }
 
+// maxTasks bounds a job's tasks whatever its command says: the shells
+// check a spec's partitions and splits against far lower limits first.
+const maxTasks = 1_000_000
+
 // buildPlan builds the plan of a logical job without touching it: Restore
 // builds it again from the same value.
 func buildPlan(job planner.Job) (*planner.Plan, error) {
@@ -518,6 +525,13 @@ func buildPlan(job planner.Job) (*planner.Plan, error) {
 	var clone planner.Job
 	if err := json.Unmarshal(b, &clone); err != nil {
 		return nil, err
+	}
+	n := len(clone.Splits)
+	for _, d := range clone.Datasets {
+		n += max(d.Partitions, 0) + len(d.Splits)
+	}
+	if n > maxTasks {
+		return nil, fmt.Errorf("the job has %d partitions and splits, more than the %d a job may have", n, maxTasks)
 	}
 	return planner.Build(clone)
 }

@@ -78,7 +78,6 @@ type simStats struct {
 	commands, jobs, succeeded, failed     int
 	canceled, launches, leaderChanges     int
 	restarts, agentsLost, staleDeliveries int
-	stale                                 int
 }
 
 func (s *simStats) add(o simStats) {

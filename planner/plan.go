@@ -747,3 +747,12 @@ func plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// Tasks is the number of tasks of the plan: every stage's partitions.
+func (p *Plan) Tasks() int {
+	n := 0
+	for _, s := range p.Stages {
+		n += s.Partitions
+	}
+	return n
+}
