@@ -103,6 +103,9 @@ type Committed struct {
 	Err string `json:"err,omitempty"`
 	// Output is where the result went, as the user names it.
 	Output string `json:"output,omitempty"`
+	// RecordsOut, if set, is the result's record count after the commit
+	// cut it (sink.take).
+	RecordsOut *int64 `json:"records_out,omitempty"`
 }
 
 // maxCommand bounds an encoded command: a job's inline values travel in

@@ -358,6 +358,8 @@ func (a *applier) ended(j *Job, key planner.TaskKey, r *Launched, outcome string
 		}
 	}
 	c.logAttempt(j, TaskLog{Task: key.String(), Attempt: r.Attempt, Agent: r.Agent, Outcome: outcome, Elapsed: elapsed, Error: f.Msg})
+	a.emit(AttemptEnded{Job: j.ID, Agent: r.Agent, Outcome: outcome, Err: f.Msg, Task: key, Attempt: r.Attempt,
+		Result: j.plan.Stages[key.Stage].IsResult(), Elapsed: elapsed, RoundTrip: c.st.Now.Sub(r.Launched)})
 }
 
 // checkFailed fails a running job whose scheduler gave up.
@@ -376,13 +378,22 @@ func (a *applier) fail(j *Job, reason string) {
 	if j.Err == "" {
 		j.Err = reason
 	}
+	a.killAll(j, reason)
+	a.emit(Changed{Job: j.ID})
+}
+
+// killAll frees a job's attempts in flight: RemoveJob stops them on their
+// agents.
+func (a *applier) killAll(j *Job, reason string) {
 	for _, key := range slices.Sorted(maps.Keys(j.Running)) {
 		r := j.Running[key]
 		delete(j.Running, key)
 		a.use(j.Tenant, -1)
 		a.logAttempt(j, TaskLog{Task: key, Attempt: r.Attempt, Agent: r.Agent, Outcome: "killed", Error: reason})
+		k := parseKey(key)
+		a.emit(AttemptEnded{Job: j.ID, Agent: r.Agent, Outcome: "killed", Err: reason, Task: k, Attempt: r.Attempt,
+			Result: j.plan.Stages[k.Stage].IsResult(), RoundTrip: a.st.Now.Sub(r.Launched)})
 	}
-	a.emit(Changed{Job: j.ID})
 }
 
 func (a *applier) status(st *Status) {
@@ -397,6 +408,7 @@ func (a *applier) status(st *Status) {
 		// A stale or duplicate report, or one from an agent declared
 		// lost: its output is never used.
 		c.logAttempt(j, TaskLog{Task: key, Attempt: st.Attempt, Agent: st.Agent, Outcome: "stale", Elapsed: st.Elapsed, Error: st.Err})
+		a.emit(AttemptEnded{Job: j.ID, Agent: st.Agent, Outcome: "stale", Err: st.Err, Task: st.Task, Attempt: st.Attempt, Elapsed: st.Elapsed})
 		if st.Failure == nil && st.Task.Stage >= 0 && st.Task.Stage < len(j.plan.Stages) && j.plan.Stages[st.Task.Stage].IsResult() {
 			a.emit(Discard{Job: j.ID, Partition: st.Task.Partition, Attempt: st.Attempt})
 		}
@@ -461,6 +473,9 @@ func (a *applier) committed(cm *Committed) {
 	}
 	if j.Err == "" && cm.Err != "" {
 		j.Err = cm.Err
+	}
+	if cm.RecordsOut != nil {
+		j.RecordsOut = *cm.RecordsOut
 	}
 	delete(c.st.Jobs, j.ID)
 	c.st.History = append(c.st.History, c.newRecord(j, cm.Output))

@@ -65,17 +65,29 @@ type Ended struct{ Job string }
 // Changed: a job's progress moved.
 type Changed struct{ Job string }
 
+// AttemptEnded reports how an attempt ended, for the shell's metrics and
+// logs: Outcome is a TaskLog outcome; Result says whether its stage is the
+// result stage; RoundTrip is the time from its launch to its report.
+type AttemptEnded struct {
+	Job, Agent, Outcome, Err string
+	Task                     planner.TaskKey
+	Attempt                  int
+	Result                   bool
+	Elapsed, RoundTrip       time.Duration
+}
+
 // Wake asks the shell to apply a Tick at At: a decline filter lapses.
 type Wake struct{ At time.Time }
 
-func (Accepted) decision()  {}
-func (Refused) decision()   {}
-func (Launch) decision()    {}
-func (Kill) decision()      {}
-func (RemoveJob) decision() {}
-func (PeerLost) decision()  {}
-func (Commit) decision()    {}
-func (Discard) decision()   {}
-func (Ended) decision()     {}
-func (Changed) decision()   {}
-func (Wake) decision()      {}
+func (Accepted) decision()     {}
+func (Refused) decision()      {}
+func (Launch) decision()       {}
+func (Kill) decision()         {}
+func (RemoveJob) decision()    {}
+func (PeerLost) decision()     {}
+func (Commit) decision()       {}
+func (Discard) decision()      {}
+func (Ended) decision()        {}
+func (Changed) decision()      {}
+func (Wake) decision()         {}
+func (AttemptEnded) decision() {}

@@ -267,3 +267,45 @@ func (c *Core) whyPending(al *allocator.Allocator, j *Job, st *planner.Stage) Re
 	}
 	return Reason{ReasonFairShare, msg}
 }
+
+// AgentView is an agent with what it has free.
+type AgentView struct {
+	Agent
+	Free allocator.Resources
+}
+
+// AgentViews lists the registered agents with their free resources.
+func (c *Core) AgentViews() []AgentView {
+	al := c.allocator()
+	var out []AgentView
+	for _, n := range c.agentNames() {
+		free, _ := al.Free(allocator.AgentID(n))
+		out = append(out, AgentView{Agent: *c.st.Agents[n], Free: free})
+	}
+	return out
+}
+
+// TenantView is a tenant's settings and what it holds now.
+type TenantView struct {
+	Name string
+	allocator.TenantState
+	DominantShare float64
+	TaskSeconds   float64
+	Jobs          int // running
+}
+
+// Tenants lists the tenants: the configured ones, then those with jobs,
+// in the allocator's order.
+func (c *Core) Tenants(now time.Time) []TenantView {
+	al := c.allocator()
+	jobs := map[string]int{}
+	for _, j := range c.st.Jobs {
+		jobs[j.Tenant]++
+	}
+	var out []TenantView
+	for _, name := range al.TenantNames() {
+		info, _ := al.TenantInfo(name)
+		out = append(out, TenantView{Name: name, TenantState: info, DominantShare: al.TenantShare(name), TaskSeconds: c.TaskSeconds(name, now), Jobs: jobs[name]})
+	}
+	return out
+}

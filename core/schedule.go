@@ -174,12 +174,7 @@ func (a *applier) finish(j *Job) {
 	j.Phase = Committing
 	// Attempts still in flight (a map task run again for an output the
 	// result no longer needs) are stopped by RemoveJob.
-	for _, key := range slices.Sorted(maps.Keys(j.Running)) {
-		r := j.Running[key]
-		delete(j.Running, key)
-		a.use(j.Tenant, -1)
-		a.logAttempt(j, TaskLog{Task: key, Attempt: r.Attempt, Agent: r.Agent, Outcome: "killed", Error: "the job no longer needs it"})
-	}
+	a.killAll(j, "the job no longer needs it")
 	a.emit(RemoveJob{Job: j.ID, Agents: a.agentNames()})
 	cm := Commit{Job: j.ID, Err: j.Err}
 	if j.Err == "" {
