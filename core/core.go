@@ -442,13 +442,17 @@ func (a *applier) status(st *Status) {
 	}
 	j.sched.Succeeded(st.Task, st.Attempt)
 	a.ended(j, st.Task, r, "succeeded", planner.Failure{}, st.Elapsed)
+	e := a.out[len(a.out)-1].(AttemptEnded)
 	if stage.IsResult() {
 		j.RecordsOut += st.RecordsOut
+		e.RecordsOut = st.RecordsOut
 	}
 	if stage.Splits != nil && stage.Sample == nil {
 		j.RecordsIn += st.RecordsIn
 		j.BytesIn += st.BytesIn
+		e.RecordsIn, e.BytesIn = st.RecordsIn, st.BytesIn
 	}
+	a.out[len(a.out)-1] = e
 	j.PeakRSS = max(j.PeakRSS, st.PeakRSS)
 	a.emit(Changed{Job: j.ID})
 }

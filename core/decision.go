@@ -74,6 +74,8 @@ type AttemptEnded struct {
 	Attempt                  int
 	Result                   bool
 	Elapsed, RoundTrip       time.Duration
+	// The records and bytes the attempt added to its job's counters.
+	RecordsIn, RecordsOut, BytesIn int64
 }
 
 // Wake asks the shell to apply a Tick at At: a decline filter lapses.

@@ -40,7 +40,7 @@ func (j *Job) Wait(ctx context.Context) (*Summary, error) {
 		return nil, context.Cause(ctx)
 	}
 	if j.run.err != nil {
-		return j.run.summary, fmt.Errorf("job %s (%s) failed: %w", j.run.id, j.run.req.Spec.Name, j.run.err)
+		return j.run.summary, fmt.Errorf("job %s (%s) failed: %w", j.run.id, j.run.name, j.run.err)
 	}
 	return j.run.summary, nil
 }
@@ -109,4 +109,4 @@ type Summary struct {
 }
 
 // Plan is the job's physical plan, as a tree of stages.
-func (j *Job) Plan() string { return j.run.sched.Plan().String() }
+func (j *Job) Plan() string { return j.run.plan }

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
@@ -141,10 +142,12 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	for _, w := range exposed(cfg.Volumes, cfg.StateDir, cfg.TLS.Key, cfg.GossipKey) {
 		logger.Warn("a volume holds the coordinator's own files: tenants granted it can read them", "volume", w)
 	}
+	var coreCfg core.Config
 	for _, t := range cfg.Tenants {
-		if err := c.coord.alloc.AddTenant(t.Name, allocator.Tenant{Weight: t.Weight, Guarantee: t.Guarantee.resources(), Limit: t.Limit.resources()}); err != nil {
-			return nil, fmt.Errorf("grid: tenant %q: %w", t.Name, err)
-		}
+		coreCfg.Tenants = append(coreCfg.Tenants, core.Tenant{Name: t.Name, Tenant: allocator.Tenant{Weight: t.Weight, Guarantee: t.Guarantee.resources(), Limit: t.Limit.resources()}})
+	}
+	if err := c.coord.configure(coreCfg); err != nil {
+		return nil, fmt.Errorf("grid: tenants: %w", err)
 	}
 	ok := false
 	defer func() {
@@ -308,13 +311,12 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 		delete(c.graces, reg.Agent)
 	}
 	c.mu.Unlock()
-	// A registration replaces whatever the coordinator knew of the agent:
-	// the old one's attempts are lost and rescheduled, and the agent kills
-	// the attempts it still runs, which nobody waits for any more.
 	if old != nil {
-		send(ctx, c.coord.losses, reg.Agent)
+		old.close()
 	}
-	if err := wire.Write(st, wire.TypeRegistered, &wire.Registered{Epoch: c.epoch, Kill: reg.Running}); err != nil {
+	// The agent keeps the attempts it runs: the core adopts those it
+	// placed there and sends kills for the others (reconciliation).
+	if err := wire.Write(st, wire.TypeRegistered, &wire.Registered{Epoch: c.epoch}); err != nil {
 		return
 	}
 	_ = st.SetDeadline(time.Time{})
@@ -323,11 +325,11 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 		resources: allocator.Resources{CPU: reg.Resources.CPU, Mem: reg.Resources.Mem, Disk: reg.Resources.Disk},
 		blockAddr: reg.BlockAddr,
 		link:      link,
-		joined:    time.Now(),
 	}
-	if !send(ctx, c.coord.joins, ref) {
-		return
+	for _, at := range reg.Running {
+		ref.running = append(ref.running, core.Attempt{Job: at.Job, Task: at.Task, Attempt: at.Attempt})
 	}
+	c.coord.join(ref)
 	c.events.add("agent_joined", reg.Agent, "")
 
 	var wg sync.WaitGroup
@@ -374,9 +376,7 @@ func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet
 					ts.res = &res
 				}
 			}
-			if !send(ctx, c.coord.statuses, ts) {
-				return ctx.Err()
-			}
+			c.coord.status(ts)
 		case wire.TypeHeartbeat:
 		default:
 			return fmt.Errorf("unexpected %s message on the control stream", env.Type)
@@ -396,7 +396,7 @@ func (c *Coordinator) startGrace(ctx context.Context, agent string, link *remote
 		return
 	}
 	grace := time.Duration(c.cfg.AgentGrace)
-	go send(ctx, c.coord.suspects, agent)
+	go c.coord.suspect(agent)
 	c.graces[agent] = time.AfterFunc(grace, func() {
 		c.mu.Lock()
 		if c.graces[agent] == nil {
@@ -412,7 +412,8 @@ func (c *Coordinator) startGrace(ctx context.Context, agent string, link *remote
 		if cur != nil {
 			cur.close()
 		}
-		if send(ctx, c.coord.losses, agent) {
+		if ctx.Err() == nil {
+			c.coord.lose(agent)
 			c.events.add("agent_lost", agent, fmt.Sprintf("gone for %s", grace))
 		}
 	})
@@ -552,6 +553,12 @@ func (l *remoteLink) launch(x launch) {
 		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: b.Size})
 	}
 	l.enqueue(frame{wire.TypeLaunch, msg})
+}
+
+func (l *remoteLink) kill(attempts []core.Attempt) {
+	for _, at := range attempts {
+		l.enqueue(frame{wire.TypeKill, &wire.Kill{Epoch: l.epoch, Attempt: wire.Attempt{Job: at.Job, Task: at.Task, Attempt: at.Attempt}}})
+	}
 }
 
 func (l *remoteLink) removeJob(job string) error {

@@ -206,10 +206,7 @@ func New(cfg Config) (*Grid, error) {
 		}
 		peers.addrs[name] = a.blocks.Addr().String()
 		g.agents = append(g.agents, a)
-		if err := g.coord.addAgent(a); err != nil {
-			g.cleanup()
-			return nil, err
-		}
+		g.coord.addAgent(a)
 	}
 	return g, nil
 }
@@ -291,7 +288,7 @@ func admit(ctx context.Context, coord *coordinator, insp *inspector, req admissi
 		g := coord.grants(req.tenant())
 		req.Grants = &g
 	}
-	plan, blobs, volumes, err := prepare(ctx, insp, req, slots, coord.stores)
+	job, blobs, volumes, err := prepare(ctx, insp, req, slots, coord.stores)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +307,7 @@ func admit(ctx context.Context, coord *coordinator, insp *inspector, req admissi
 		}
 		return nil, fmt.Errorf("%s: a task needs %d MiB (task.memory) but the largest agent has %d MiB: lower task.memory", req.Spec.Display(), taskRes.Mem, largest.Mem)
 	}
-	return coord.submit(ctx, req, plan, blobs, volumes, taskRes)
+	return coord.submit(ctx, req, job, blobs, volumes, taskRes)
 }
 
 // taskResources is what the allocator reserves for each task of a job:

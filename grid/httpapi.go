@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
-	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // principal is who a request's bearer token names.
@@ -123,8 +123,18 @@ type StageAPI struct {
 	Running int    `json:"running"`
 	Done    int    `json:"done"`
 	Pending int    `json:"pending"`
-	// Why says why its pending tasks are not running.
-	Why string `json:"why,omitempty"`
+	// Why says why its pending tasks are not running; Reason says it
+	// with a stable code too.
+	Why    string  `json:"why,omitempty"`
+	Reason *Reason `json:"reason,omitempty"`
+}
+
+// Reason says why a stage's pending tasks wait: Code is one of
+// parent_stage, no_agents, no_agent_fits, quota, fair_share, filtered,
+// ending (docs/core.md); Message says it in a sentence.
+type Reason struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // AgentInfo is an agent as the API lists it.
@@ -418,15 +428,12 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	defer unpin()
 	var agents []allocator.Resources
 	slots := 0
-	if err := c.coord.query(r.Context(), func() {
-		for _, ref := range c.coord.agents {
-			agents = append(agents, ref.resources)
-			slots += int(ref.resources.CPU / 1000)
+	c.coord.read(func(cr *core.Core) {
+		for _, ag := range cr.Agents() {
+			agents = append(agents, ag.Resources)
+			slots += int(ag.Resources.CPU / 1000)
 		}
-	}); err != nil {
-		httpError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
+	})
 	job, err = admit(r.Context(), c.coord, c.insp, jr, max(slots, 1), agents)
 	var busy *busyError
 	switch {
@@ -526,72 +533,28 @@ func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) JobIn
 		if !detail {
 			info.Summary = nil
 		}
-		return info
 	default:
 	}
 	if !detail {
 		return info
 	}
-	_ = c.coord.query(ctx, func() {
-		if _, running := c.coord.jobs[j.job.ID()]; !running {
+	c.coord.read(func(cr *core.Core) {
+		ci, ok := cr.Job(j.job.ID())
+		if !ok {
 			return
 		}
-		info.Stages = c.coord.stages(j.job.run)
+		if ci.Record != nil {
+			info.State = ci.State
+		}
+		for _, s := range ci.Stages {
+			st := StageAPI{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done, Pending: s.Pending}
+			if s.Why != nil {
+				st.Why, st.Reason = s.Why.Message, &Reason{Code: s.Why.Code, Message: s.Why.Message}
+			}
+			info.Stages = append(info.Stages, st)
+		}
 	})
 	return info
-}
-
-// stages is a running job's stages with the reason its pending tasks
-// wait; on the coordinator's loop.
-func (c *coordinator) stages(j *jobRun) []StageAPI {
-	snap := j.snapshot()
-	plan := j.sched.Plan()
-	var out []StageAPI
-	for _, sp := range snap.Stages {
-		st := StageAPI{ID: sp.ID, Name: sp.Name, Tasks: sp.Tasks, Running: sp.Running, Done: sp.Done, Pending: sp.Tasks - sp.Running - sp.Done}
-		if st.Pending > 0 {
-			st.Why = c.whyPending(j, plan.Stages[sp.ID])
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
-// whyPending says why a stage's pending tasks do not run.
-func (c *coordinator) whyPending(j *jobRun, st *planner.Stage) string {
-	for _, parent := range st.Parents {
-		if !j.sched.StageDone(parent) {
-			return fmt.Sprintf("parent stage %d is not done", parent)
-		}
-	}
-	fits := false
-	var largest int64
-	for _, ref := range c.agents {
-		fits = fits || ref.resources.Contains(j.taskRes)
-		largest = max(largest, ref.resources.Mem)
-	}
-	if !fits {
-		return fmt.Sprintf("no agent has %d MiB of memory for a task (task.memory); the largest has %d MiB", j.taskRes.Mem, largest)
-	}
-	tenant := j.tenantName()
-	info, _ := c.alloc.TenantInfo(tenant)
-	if !info.UnderLimit(j.taskRes) {
-		return fmt.Sprintf("quota reached: tenant %s holds %s, its limit is %s", tenant, info.Allocated, info.Limit)
-	}
-	var others []string
-	for _, name := range c.alloc.TenantNames() {
-		if name == tenant {
-			continue
-		}
-		if s := c.alloc.TenantShare(name); s > 0 {
-			others = append(others, fmt.Sprintf("%s %.2f", name, s))
-		}
-	}
-	msg := fmt.Sprintf("waiting for free resources: tenant %s holds a dominant share of %.2f (weight %g)", tenant, c.alloc.TenantShare(tenant), info.Weight)
-	if len(others) > 0 {
-		msg += "; others: " + strings.Join(others, ", ")
-	}
-	return msg
 }
 
 // jobLogs lists how a job's task attempts ended (?task=STAGE.PARTITION
@@ -603,22 +566,7 @@ func (c *Coordinator) jobLogs(w http.ResponseWriter, r *http.Request, p principa
 	}
 	task := r.URL.Query().Get("task")
 	var logs []TaskLog
-	collect := func() {
-		for _, l := range j.job.run.logs {
-			if task == "" || l.Task == task {
-				logs = append(logs, l)
-			}
-		}
-	}
-	select {
-	case <-j.job.Done():
-		collect()
-	default:
-		if err := c.coord.query(r.Context(), collect); err != nil {
-			httpError(w, http.StatusServiceUnavailable, err.Error())
-			return
-		}
-	}
+	c.coord.read(func(cr *core.Core) { logs, _ = cr.Logs(j.job.ID(), task) })
 	if logs == nil {
 		logs = []TaskLog{}
 	}
@@ -719,55 +667,35 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 
 func (c *Coordinator) listAgents(w http.ResponseWriter, r *http.Request, p principal) {
 	out := []AgentInfo{}
-	err := c.coord.query(r.Context(), func() {
-		for _, name := range c.coord.names {
-			ref := c.coord.agents[name]
-			free, _ := c.coord.alloc.Free(allocator.AgentID(name))
+	c.coord.read(func(cr *core.Core) {
+		for _, ag := range cr.AgentViews() {
 			status := "alive"
-			if ref.suspect {
+			if ag.Suspect {
 				status = "suspect"
 			}
-			out = append(out, AgentInfo{ID: name, Addr: ref.blockAddr, Status: status, CPUMillis: ref.resources.CPU, MemMiB: ref.resources.Mem, FreeCPU: free.CPU, FreeMem: free.Mem, Joined: ref.joined})
+			out = append(out, AgentInfo{ID: ag.Name, Addr: ag.BlockAddr, Status: status, CPUMillis: ag.Resources.CPU, MemMiB: ag.Resources.Mem, FreeCPU: ag.Free.CPU, FreeMem: ag.Free.Mem, Joined: ag.Joined})
 		}
-		for _, name := range c.coord.lost {
+		for _, name := range cr.LostAgents() {
 			out = append(out, AgentInfo{ID: name, Status: "lost"})
 		}
 	})
-	if err != nil {
-		httpError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
 func (c *Coordinator) listTenants(w http.ResponseWriter, r *http.Request, p principal) {
 	out := []TenantInfo{}
-	jobs := map[string]int{}
-	c.auth.mu.Lock()
-	for _, j := range c.auth.jobs {
-		select {
-		case <-j.job.Done():
-		default:
-			jobs[j.tenant]++
-		}
-	}
-	c.auth.mu.Unlock()
-	err := c.coord.query(r.Context(), func() {
-		for _, name := range c.coord.alloc.TenantNames() {
-			if !p.sees(name) {
+	now := time.Now()
+	c.coord.read(func(cr *core.Core) {
+		for _, t := range cr.Tenants(now) {
+			if !p.sees(t.Name) {
 				continue
 			}
-			info, _ := c.coord.alloc.TenantInfo(name)
 			out = append(out, TenantInfo{
-				Name: name, Weight: info.Weight, CPUMillis: info.Allocated.CPU, MemMiB: info.Allocated.Mem,
-				DominantShare: c.coord.alloc.TenantShare(name), TaskSeconds: c.coord.taskSeconds(name), Jobs: jobs[name],
+				Name: t.Name, Weight: t.Weight, CPUMillis: t.Allocated.CPU, MemMiB: t.Allocated.Mem,
+				DominantShare: t.DominantShare, TaskSeconds: t.TaskSeconds, Jobs: t.Jobs,
 			})
 		}
 	})
-	if err != nil {
-		httpError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
 }
 

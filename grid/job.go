@@ -70,22 +70,22 @@ var stepKinds = map[jobspec.Op]string{
 
 // prepare checks a request against its modules' manifests and the input
 // files and builds the plan: everything that can fail before a task runs.
-func prepare(ctx context.Context, insp *inspector, req admission, defaultPartitions int, st *storage.Cache) (*planner.Plan, map[string]moduleBlob, map[string]storage.Volume, error) {
+func prepare(ctx context.Context, insp *inspector, req admission, defaultPartitions int, st *storage.Cache) (planner.Job, map[string]moduleBlob, map[string]storage.Volume, error) {
 	spec := req.Spec
 	if err := checkSpecLimits(spec, req.limits); err != nil {
-		return nil, nil, nil, err
+		return planner.Job{}, nil, nil, err
 	}
 	blobs := map[string]moduleBlob{}
 	mods := map[string]*executor.ModuleInfo{}
 	for _, m := range spec.Modules {
 		blob, ok := req.Modules[m.Name]
 		if !ok {
-			return nil, nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
+			return planner.Job{}, nil, nil, fmt.Errorf("%s:%d: module %s has no bytes", spec.File, m.Line, m.Name)
 		}
 		blob.Name = m.Name
 		info, err := insp.describe(ctx, blob, uint64(spec.Conf.TaskMemory))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
+			return planner.Job{}, nil, nil, fmt.Errorf("%s:%d: modules.%s: %w", spec.Display(), m.Line, m.Name, err)
 		}
 		mods[m.Name] = info
 		blobs[m.Name] = blob
@@ -105,11 +105,14 @@ func prepare(ctx context.Context, insp *inspector, req admission, defaultPartiti
 		return nil
 	}
 	in := &inputs{ctx: ctx, grants: req.grants(), stores: st, used: map[string]storage.Volume{}}
-	plan, err := planSpec(spec, defaultPartitions, check, in, req.limits.Splits)
+	job, err := lowerSpec(spec, defaultPartitions, check, in, req.limits.Splits)
 	if err != nil {
-		return nil, nil, nil, err
+		return planner.Job{}, nil, nil, err
 	}
-	return plan, blobs, in.used, nil
+	if _, err := planner.Build(job); err != nil {
+		return planner.Job{}, nil, nil, err
+	}
+	return job, blobs, in.used, nil
 }
 
 // inputs finds a job's input files in its tenant's volumes.
@@ -159,6 +162,16 @@ func (in *inputs) glob(loc string) ([]file, error) {
 // each step with a guest function; in finds its input files; maxSplits,
 // if not 0, bounds the splits of all sources together.
 func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in *inputs, maxSplits int) (*planner.Plan, error) {
+	job, err := lowerSpec(spec, slots, check, in, maxSplits)
+	if err != nil {
+		return nil, err
+	}
+	return planner.Build(job)
+}
+
+// lowerSpec turns a spec into the planner's logical DAG with its splits,
+// as planSpec does before it builds the plan.
+func lowerSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in *inputs, maxSplits int) (planner.Job, error) {
 	partitions := cmp.Or(spec.Conf.Partitions, slots)
 	var job planner.Job
 	cached := map[string]int{} // cached dataset -> the planner dataset that computes it
@@ -264,12 +277,12 @@ func planSpec(spec *jobspec.Spec, slots int, check func(jobspec.Step) error, in 
 	}
 	first, err := source(spec.Source)
 	if err != nil {
-		return nil, err
+		return planner.Job{}, err
 	}
 	if _, err := chain(first, spec.Steps); err != nil {
-		return nil, err
+		return planner.Job{}, err
 	}
-	return planner.Build(job)
+	return job, nil
 }
 
 // maxPlanDatasets bounds the datasets a spec expands to: a plan that

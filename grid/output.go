@@ -31,7 +31,7 @@ func (c *coordinator) prepareOutput(ctx context.Context, j *jobRun) error {
 	spec := j.req.Spec
 	sink := spec.Sink
 	var vol storage.Volume
-	dir := j.id
+	dir := j.request
 	if sink.Path == "" {
 		j.stdout = true
 		vol = c.results
@@ -47,9 +47,9 @@ func (c *coordinator) prepareOutput(ctx context.Context, j *jobRun) error {
 	if err != nil {
 		return fmt.Errorf("%s:%d: sink.%s: %w", spec.Display(), sink.Line, sink.Kind, err)
 	}
-	j.out = &storage.Output{Store: st, Volume: vol.Name, Dir: dir, Job: j.id, Tenant: j.tenantName()}
+	j.out = &storage.Output{Store: st, Volume: vol.Name, Dir: dir, Job: j.request, Tenant: j.tenant}
 	j.outURL = locate(vol, dir)
-	if err := c.outputs.reserve(j.out.String(), j.id); err != nil {
+	if err := c.outputs.reserve(j.out.String(), j.request); err != nil {
 		return fmt.Errorf("%s:%d: sink.%s: %w", spec.Display(), sink.Line, sink.Kind, err)
 	}
 	if err := j.out.Prepare(ctx, spec.Conf.SinkOverwrite); err != nil {
@@ -57,7 +57,6 @@ func (c *coordinator) prepareOutput(ctx context.Context, j *jobRun) error {
 		return fmt.Errorf("%s:%d: sink.%s: %w", spec.Display(), sink.Line, sink.Kind, err)
 	}
 	j.volumes[vol.Name] = vol
-	j.parts = make([]string, j.sched.Plan().Result().Partitions)
 	return nil
 }
 
@@ -71,13 +70,14 @@ func locate(v storage.Volume, dir string) string {
 
 // commitOutput publishes a succeeded job's result: the winning attempt of
 // each partition, cut to sink.take, or the count; _SUCCESS last.
-func (c *coordinator) commitOutput(ctx context.Context, j *jobRun) error {
-	sink := j.req.Spec.Sink
-	parts := slices.Clone(j.parts)
+func (c *coordinator) commitOutput(ctx context.Context, j *jobRun, parts []string, records int64) (int64, error) {
+	sink := j.sink
+	parts = slices.Clone(parts)
 	if n := sink.Take; n > 0 {
 		if err := j.take(ctx, parts, n); err != nil {
-			return fmt.Errorf("sink.take: %w", err)
+			return 0, fmt.Errorf("sink.take: %w", err)
 		}
+		records = min(records, n)
 	}
 	if sink.Kind == "count" {
 		// The result tasks wrote empty parts and counted: the result is
@@ -85,27 +85,24 @@ func (c *coordinator) commitOutput(ctx context.Context, j *jobRun) error {
 		name := path.Join(j.out.Staging(), "_temporary", "count")
 		w, err := j.out.Store.Create(ctx, name)
 		if err != nil {
-			return fmt.Errorf("sink.count: %w", err)
+			return 0, fmt.Errorf("sink.count: %w", err)
 		}
-		fmt.Fprintf(w, "%d\n", j.recordsOut.Load())
+		fmt.Fprintf(w, "%d\n", records)
 		if err := w.Commit(); err != nil {
-			return fmt.Errorf("sink.count: %w", err)
+			return 0, fmt.Errorf("sink.count: %w", err)
 		}
 		parts[0] = name
 	}
-	if err := j.out.Commit(ctx, parts, j.req.Spec.Conf.SinkOverwrite); err != nil {
-		return fmt.Errorf("commit the output %s: %w", j.outURL, err)
+	if err := j.out.Commit(ctx, parts, j.conf.SinkOverwrite); err != nil {
+		return 0, fmt.Errorf("commit the output %s: %w", j.outURL, err)
 	}
-	return nil
+	return records, nil
 }
 
 // take keeps the first n records (lines) of the result's parts, in
 // partition order: the part where the n-th ends is cut there, and the
 // parts after it are empty.
 func (j *jobRun) take(ctx context.Context, parts []string, n int64) error {
-	if j.recordsOut.Load() > n {
-		j.recordsOut.Store(n)
-	}
 	for p, file := range parts {
 		if file == "" {
 			continue

@@ -306,7 +306,8 @@ func (r *Remote) Tenants(ctx context.Context) ([]grid.TenantInfo, error) {
 }
 
 // Watch follows a job's events until it ends, calling fn with each new
-// state, and returns the final one; an error if the job failed.
+// state, and returns the final one; an error if the job failed or was
+// canceled.
 func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (grid.JobInfo, error) {
 	resp, err := r.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", nil)
 	if err != nil {
@@ -335,8 +336,8 @@ func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (g
 				fn(info)
 			}
 			if event == "done" {
-				if info.State == "failed" {
-					return info, fmt.Errorf("job %s (%s) failed: %s", info.ID, info.Name, info.Error)
+				if info.State != "succeeded" {
+					return info, fmt.Errorf("job %s (%s) %s: %s", info.ID, info.Name, info.State, info.Error)
 				}
 				return info, nil
 			}
