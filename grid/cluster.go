@@ -489,15 +489,6 @@ func (c *Coordinator) serveModules(ctx context.Context, conn *quicnet.ControlCon
 	}
 }
 
-// send delivers v on ch unless ctx ends first.
-func send[T any](ctx context.Context, ch chan<- T, v T) bool {
-	select {
-	case ch <- v:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // frame is one control message on its way to an agent.
 type frame struct {
