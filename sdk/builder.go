@@ -14,7 +14,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
@@ -582,7 +581,7 @@ func (j *JobBuilder) Explain(slots int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return grid.Explain(spec, slots)
+	return spec.Explain(slots)
 }
 
 // quote writes s as a TOML basic string.
