@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
@@ -576,7 +577,7 @@ type jobRun struct {
 	// attempts' outcomes, newest last (at most maxTaskLogs).
 	launched   map[attemptKey]time.Time
 	roundTrips []time.Duration
-	logs       []TaskLog
+	logs       []api.TaskLog
 
 	// out is where the result goes (outURL as the user names it), and
 	// parts the winning attempt's file of each of its partitions; a
@@ -590,9 +591,9 @@ type jobRun struct {
 	volumes map[string]storage.Volume
 
 	err      error
-	progress chan Progress
+	progress chan api.Progress
 	done     chan struct{}
-	summary  *Summary
+	summary  *api.Summary
 }
 
 func newJobRun(id string, req admission, plan *planner.Plan, blobs map[string]moduleBlob, taskRes allocator.Resources, volumes map[string]storage.Volume) *jobRun {
@@ -611,7 +612,7 @@ func newJobRun(id string, req admission, plan *planner.Plan, blobs map[string]mo
 		ctx:      ctx,
 		cancel:   cancel,
 		start:    time.Now(),
-		progress: make(chan Progress, 1),
+		progress: make(chan api.Progress, 1),
 		done:     make(chan struct{}),
 		launched: map[attemptKey]time.Time{},
 		volumes:  maps.Clone(volumes),
@@ -624,22 +625,10 @@ type attemptKey struct {
 	attempt int
 }
 
-// TaskLog is how one task attempt ended.
-type TaskLog struct {
-	Time    time.Time     `json:"time"`
-	Task    string        `json:"task"` // stage.partition
-	Attempt int           `json:"attempt"`
-	Agent   string        `json:"agent"`
-	Outcome string        `json:"outcome"` // succeeded, failed, lost, fetch_failed, fatal, stale
-	Elapsed time.Duration `json:"elapsed_ns"`
-	Error   string        `json:"error,omitempty"`
-	Log     string        `json:"log,omitempty"` // the guest's output, a tail
-}
-
 const maxTaskLogs = 5000
 
 func (j *jobRun) logAttempt(st taskStatus, outcome string) {
-	l := TaskLog{Time: time.Now(), Task: st.key.String(), Attempt: st.attempt, Agent: st.agent, Outcome: outcome, Elapsed: st.elapsed}
+	l := api.TaskLog{Time: time.Now(), Task: st.key.String(), Attempt: st.attempt, Agent: st.agent, Outcome: outcome, Elapsed: st.elapsed}
 	if st.err != nil {
 		l.Error = st.err.Error()
 		var e *executor.Error
@@ -702,8 +691,8 @@ func (j *jobRun) publish() {
 	j.progress <- p
 }
 
-func (j *jobRun) snapshot() Progress {
-	p := Progress{
+func (j *jobRun) snapshot() api.Progress {
+	p := api.Progress{
 		Job:        j.id,
 		RecordsIn:  j.recordsIn.Load(),
 		RecordsOut: j.recordsOut.Load(),
@@ -712,7 +701,7 @@ func (j *jobRun) snapshot() Progress {
 	}
 	plan := j.sched.Plan()
 	for _, sp := range j.sched.Progress() {
-		p.Stages = append(p.Stages, StageProgress{
+		p.Stages = append(p.Stages, api.StageProgress{
 			ID:      sp.Stage,
 			Name:    stageName(plan.Stages[sp.Stage]),
 			Tasks:   sp.Tasks,
@@ -744,13 +733,13 @@ func stageName(s *planner.Stage) string {
 	return strings.Join(parts, "|")
 }
 
-func (j *jobRun) summarize() *Summary {
+func (j *jobRun) summarize() *api.Summary {
 	plan := j.sched.Plan()
 	tasks := 0
 	for _, s := range plan.Stages {
 		tasks += s.Partitions
 	}
-	return &Summary{
+	return &api.Summary{
 		Job:             j.id,
 		Name:            j.req.Spec.Name,
 		RecordsIn:       j.recordsIn.Load(),
