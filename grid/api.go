@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
@@ -23,7 +23,7 @@ func (j *Job) ID() string { return j.run.id }
 // Progress delivers the job's latest progress whenever it changes. Only
 // the newest state is kept: a slow reader skips states, never blocks the
 // grid.
-func (j *Job) Progress() <-chan Progress { return j.run.progress }
+func (j *Job) Progress() <-chan api.Progress { return j.run.progress }
 
 // Done is closed when the job has ended.
 func (j *Job) Done() <-chan struct{} { return j.run.done }
@@ -33,7 +33,7 @@ func (j *Job) Cancel() { j.cancel() }
 
 // Wait blocks until the job ends and returns its summary, with the reason
 // it failed, if it did.
-func (j *Job) Wait(ctx context.Context) (*Summary, error) {
+func (j *Job) Wait(ctx context.Context) (*api.Summary, error) {
 	select {
 	case <-j.run.done:
 	case <-ctx.Done():
@@ -74,38 +74,6 @@ func (j *Job) RemoveResult() error {
 		return nil
 	}
 	return os.RemoveAll(j.run.resultDir)
-}
-
-// Progress is a snapshot of a running job.
-type Progress struct {
-	Job                            string
-	Stages                         []StageProgress
-	RecordsIn, RecordsOut, BytesIn int64
-	Elapsed                        time.Duration
-}
-
-// StageProgress is one stage's task counts.
-type StageProgress struct {
-	ID                   int
-	Name                 string // the functions it runs, as "split" or "sum|format"
-	Tasks, Running, Done int
-}
-
-// Summary describes a finished job.
-type Summary struct {
-	Job, Name                      string
-	RecordsIn, RecordsOut, BytesIn int64
-	Stages, Tasks                  int
-	Attempts, FailedAttempts       int
-	Partitions                     int   // of the result
-	ExecutorPeakRSS                int64 // the largest peak resident memory of an executor that ran its tasks
-	Duration                       time.Duration
-	Output                         string // the result directory
-	Stdout                         bool   // the result goes to standard output
-	Plan                           string // the physical plan, as a tree
-	// RoundTripP50 and RoundTripP99 are quantiles of the time from a
-	// task attempt's launch to its report reaching the coordinator.
-	RoundTripP50, RoundTripP99 time.Duration
 }
 
 // Plan is the job's physical plan, as a tree of stages.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"go.uber.org/goleak"
 )
 
@@ -82,14 +83,14 @@ func (a *testAPI) do(token, method, path string, body io.Reader) (int, []byte, h
 	return resp.StatusCode, b, resp.Header
 }
 
-func (a *testAPI) createToken(admin, tenant string, role Role) NewToken {
+func (a *testAPI) createToken(admin, tenant string, role api.Role) api.NewToken {
 	a.t.Helper()
-	body, _ := json.Marshal(CreateTokenRequest{Tenant: tenant, Role: role})
+	body, _ := json.Marshal(api.CreateTokenRequest{Tenant: tenant, Role: role})
 	code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens", bytes.NewReader(body))
 	if code != http.StatusCreated {
 		a.t.Fatalf("POST /v1/tokens: HTTP %d %s", code, b)
 	}
-	var nt NewToken
+	var nt api.NewToken
 	if err := json.Unmarshal(b, &nt); err != nil {
 		a.t.Fatal(err)
 	}
@@ -100,8 +101,8 @@ func (a *testAPI) createToken(admin, tenant string, role Role) NewToken {
 func TestAPIRoles(t *testing.T) {
 	a := startAPI(t, []string{"etl", "bi"}, nil, nil)
 	admin := a.init.AdminToken
-	read := a.createToken(admin, "etl", RoleRead)
-	submit := a.createToken(admin, "etl", RoleSubmit)
+	read := a.createToken(admin, "etl", api.RoleRead)
+	submit := a.createToken(admin, "etl", api.RoleSubmit)
 	if code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens", strings.NewReader(`{"tenant":"nobody","role":"submit"}`)); code != http.StatusBadRequest || !strings.Contains(string(b), "not in the coordinator's config") {
 		t.Errorf("a token for an unknown tenant: HTTP %d %s", code, b)
 	}
@@ -153,7 +154,7 @@ func TestAPIRoles(t *testing.T) {
 	if bytes.Contains(b, []byte(read.Token)) || bytes.Contains(b, []byte(HashToken(read.Token))) {
 		t.Errorf("GET /v1/tokens shows a secret or a hash:\n%s", b)
 	}
-	var list struct{ Tokens []TokenInfo }
+	var list struct{ Tokens []api.TokenInfo }
 	json.Unmarshal(b, &list)
 	if len(list.Tokens) != 5 { // bootstrap admin, etl, bi; read; submit
 		t.Errorf("GET /v1/tokens lists %d tokens: %+v", len(list.Tokens), list.Tokens)
@@ -165,7 +166,7 @@ func TestAPIRoles(t *testing.T) {
 func TestRevokedTokenRefused(t *testing.T) {
 	a := startAPI(t, []string{"etl"}, nil, nil)
 	admin := a.init.AdminToken
-	tok := a.createToken(admin, "etl", RoleSubmit)
+	tok := a.createToken(admin, "etl", api.RoleSubmit)
 	if code, _, _ := a.do(tok.Token, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
 		t.Fatalf("a new token: HTTP %d", code)
 	}
@@ -191,12 +192,12 @@ func TestRevokedTokenRefused(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("rotate the admin token: HTTP %d %s", code, b)
 	}
-	var nt NewToken
+	var nt api.NewToken
 	json.Unmarshal(b, &nt)
 	if code, _, _ := a.do(admin, http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
 		t.Errorf("the rotated admin token: HTTP %d, want 401", code)
 	}
-	if code, _, _ := a.do(nt.Token, http.MethodGet, "/v1/tokens", nil); code != http.StatusOK || nt.Role != RoleAdmin {
+	if code, _, _ := a.do(nt.Token, http.MethodGet, "/v1/tokens", nil); code != http.StatusOK || nt.Role != api.RoleAdmin {
 		t.Errorf("its replacement (%+v): HTTP %d", nt.TokenInfo, code)
 	}
 }
@@ -397,7 +398,7 @@ func TestModuleUploads(t *testing.T) {
 		t.Errorf("after a delete: HTTP %d %s", code, resp)
 	}
 	_, b, _ := a.do(etl, http.MethodGet, "/v1/modules", nil)
-	var list struct{ Modules []ModuleInfo }
+	var list struct{ Modules []api.ModuleInfo }
 	json.Unmarshal(b, &list)
 	if len(list.Modules) != 3 {
 		t.Errorf("etl lists %d modules: %s", len(list.Modules), b)
@@ -459,7 +460,7 @@ func TestUploadStreams(t *testing.T) {
 	if grew > 32<<20 {
 		t.Errorf("a %d MiB upload grew the heap by %d MiB: the module is held in memory", size>>20, grew>>20)
 	}
-	var res ModuleInfo
+	var res api.ModuleInfo
 	json.Unmarshal(b, &res)
 	fi, err := os.Stat(filepath.Join(a.coord.modulesDir, res.Hash+".wasm"))
 	if err != nil || fi.Size() != size || res.Size != size {
@@ -481,7 +482,7 @@ func TestSubmitPastLimits(t *testing.T) {
 	a := startAPI(t, []string{"etl"}, nil, nil)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "t.wasm"), []byte("\x00asm\x01\x00\x00\x00"), 0o644)
-	req := SubmitRequest{
+	req := api.SubmitRequest{
 		Spec:    "name = \"big\"\n[modules.t]\npath = \"t.wasm\"\n[source]\ngenerate = 10\n[[steps]]\nmap = \"t.f\"\n[sink]\ntext = \"-\"\n",
 		File:    filepath.Join(dir, "job.toml"),
 		Conf:    map[string]string{"partitions": "100000"},
@@ -514,7 +515,7 @@ func TestTemporariesRemoved(t *testing.T) {
 // tenant of the config; any other name is refused with the ones there are.
 func TestAdminSubmitsForKnownTenants(t *testing.T) {
 	a := startAPI(t, []string{"etl"}, nil, nil)
-	req := SubmitRequest{
+	req := api.SubmitRequest{
 		Spec:    "name = \"x\"\n[modules.t]\npath = \"t.wasm\"\n[source]\ngenerate = 10\n[[steps]]\nmap = \"t.f\"\n[sink]\ntext = \"-\"\n",
 		File:    filepath.Join(t.TempDir(), "job.toml"),
 		Modules: map[string]string{"t": strings.Repeat("0", 64)},

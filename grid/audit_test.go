@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmgrid/wasmgrid/api"
 )
 
 // TestRotatingFile: the log rotates past its size and keeps at most its
@@ -76,7 +78,7 @@ func TestAuditLog(t *testing.T) {
 		c.audit = newAuditLog(c.cfg.Audit.withDefaults(c.cfg.StateDir), clock.now)
 	})
 	admin, etl := a.init.AdminToken, a.init.TenantTokens["etl"]
-	read := a.createToken(admin, "etl", RoleRead)
+	read := a.createToken(admin, "etl", api.RoleRead)
 	clock.advance(time.Minute)
 	a.do(etl, http.MethodPut, "/v1/modules", strings.NewReader("\x00asm\x01\x00\x00\x00"))
 	a.do(etl, http.MethodGet, "/v1/jobs", nil) // a read that succeeds: not logged

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"go.uber.org/goleak"
 )
 
@@ -81,7 +82,7 @@ func TestClusterInProcess(t *testing.T) {
 		}
 		return resp.StatusCode
 	}
-	var agents struct{ Agents []AgentInfo }
+	var agents struct{ Agents []api.AgentInfo }
 	for deadline := time.Now().Add(20 * time.Second); len(agents.Agents) < 2; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("agents registered: %+v", agents.Agents)
@@ -110,7 +111,7 @@ func TestClusterInProcess(t *testing.T) {
 	if plain.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "HTTPS") {
 		t.Errorf("plain HTTP to the API: HTTP %d %q, want 400 and a word about HTTPS", plain.StatusCode, body)
 	}
-	var tenants struct{ Tenants []TenantInfo }
+	var tenants struct{ Tenants []api.TenantInfo }
 	get(res.TenantTokens["a"], "/v1/tenants", &tenants)
 	if len(tenants.Tenants) != 1 || tenants.Tenants[0].Name != "a" {
 		t.Errorf("tenant a sees tenants %+v", tenants.Tenants)

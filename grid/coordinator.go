@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
@@ -237,7 +238,7 @@ func (c *coordinator) shutdown(cause error) {
 			c.abortOutput(ctx, j)
 			c.outputs.release(j.out.String())
 			c.metrics.jobs.WithLabelValues("failed").Inc()
-			j.summary = &Summary{Job: j.id, Name: j.name, Duration: time.Since(j.start), Output: j.outURL, Stdout: j.stdout, Plan: j.plan}
+			j.summary = &api.Summary{Job: j.id, Name: j.name, Duration: time.Since(j.start), Output: j.outURL, Stdout: j.stdout, Plan: j.plan}
 			close(j.done)
 		})
 	}
@@ -433,8 +434,8 @@ func (c *coordinator) ended(id string) {
 }
 
 // summaryOf is a finished job's summary.
-func summaryOf(r *core.Record, stdout bool) *Summary {
-	return &Summary{
+func summaryOf(r *core.Record, stdout bool) *api.Summary {
+	return &api.Summary{
 		Job: r.ID, Name: r.Name,
 		RecordsIn: r.RecordsIn, RecordsOut: r.RecordsOut, BytesIn: r.BytesIn,
 		Stages: len(r.Stages), Tasks: r.Tasks, Attempts: r.Attempts, FailedAttempts: r.FailedAttempts,
@@ -444,11 +445,11 @@ func summaryOf(r *core.Record, stdout bool) *Summary {
 }
 
 // progress is a job's progress as the core has it; the core is held.
-func (c *coordinator) progress(j *jobRun) Progress {
+func (c *coordinator) progress(j *jobRun) api.Progress {
 	stages, counters, _ := c.core.Progress(j.id)
-	p := Progress{Job: j.id, RecordsIn: counters.RecordsIn, RecordsOut: counters.RecordsOut, BytesIn: counters.BytesIn, Elapsed: time.Since(j.start)}
+	p := api.Progress{Job: j.id, RecordsIn: counters.RecordsIn, RecordsOut: counters.RecordsOut, BytesIn: counters.BytesIn, Elapsed: time.Since(j.start)}
 	for _, s := range stages {
-		p.Stages = append(p.Stages, StageProgress{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done})
+		p.Stages = append(p.Stages, api.StageProgress{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done})
 	}
 	return p
 }
@@ -524,9 +525,9 @@ type jobRun struct {
 
 	refused  error // the core refused the submission
 	err      error
-	progress chan Progress
+	progress chan api.Progress
 	done     chan struct{}
-	summary  *Summary
+	summary  *api.Summary
 }
 
 func newJobRun(request string, req admission, blobs map[string]moduleBlob, taskRes allocator.Resources, volumes map[string]storage.Volume) *jobRun {
@@ -548,7 +549,7 @@ func newJobRun(request string, req admission, blobs map[string]moduleBlob, taskR
 		ctx:      ctx,
 		cancel:   cancel,
 		start:    time.Now(),
-		progress: make(chan Progress, 1),
+		progress: make(chan api.Progress, 1),
 		done:     make(chan struct{}),
 		volumes:  maps.Clone(volumes),
 	}
@@ -581,16 +582,13 @@ func (j *jobRun) payload() jobPayload {
 
 // publish sends the job's progress without blocking: a slow watcher gets
 // the latest state, not every state.
-func (j *jobRun) publish(p Progress) {
+func (j *jobRun) publish(p api.Progress) {
 	select {
 	case <-j.progress:
 	default:
 	}
 	j.progress <- p
 }
-
-// TaskLog is how one task attempt ended.
-type TaskLog = core.TaskLog
 
 // newToken is a secret: a job's for reading its shuffle blocks, or an
 // API bearer token.

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
-	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/shuffle"
 	"go.uber.org/goleak"
 )
@@ -189,49 +187,6 @@ func TestSubmitRejectsTaskLargerThanAnyAgent(t *testing.T) {
 		t.Fatalf("Submit = %v", err)
 	}
 }
-
-func TestSplitInputs(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "a.txt"), make([]byte, 25), 0o644)
-	os.WriteFile(filepath.Join(dir, "b.txt"), nil, 0o644)
-	os.WriteFile(filepath.Join(dir, "c.txt"), make([]byte, 10), 0o644)
-	st := &storage.Cache{}
-	defer st.Close()
-	vol := storage.Volume{Name: "data", URL: "file://" + dir}
-	in := &inputs{ctx: context.Background(), stores: st, used: map[string]storage.Volume{},
-		grants: storage.Grants{Tenant: "t", ByName: map[string]storage.Grant{"data": {Volume: vol, Access: storage.Read}}}}
-	for _, globs := range [][]string{
-		{filepath.Join(dir, "*.txt"), filepath.Join(dir, "a.txt")},
-		{"data:*.txt", "data:a.txt"},
-	} {
-		splits, err := splitInputs(jobspec.Source{Globs: globs}, 10, 2, in, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, s := range splits {
-			got = append(got, s.Volume+":"+s.Path+":"+itoa(s.Offset)+"+"+itoa(s.Length))
-		}
-		if strings.Join(got, " ") != "data:a.txt:0+10 data:a.txt:10+10 data:a.txt:20+5 data:c.txt:0+10" {
-			t.Fatalf("%q: splits %v", globs, got)
-		}
-	}
-	if in.used["data"] != vol {
-		t.Errorf("the job's volumes are %v; want data", in.used)
-	}
-	for glob, want := range map[string]string{
-		filepath.Join(dir, "none*"): "no file matches",
-		"/etc/passwd":               "is in no volume granted to tenant t",
-		"data:../x":                 "climbs above the root of volume data",
-		"other:x":                   `no volume "other" is granted to tenant t`,
-	} {
-		if _, err := splitInputs(jobspec.Source{Globs: []string{glob}}, 10, 2, in, 0); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v; want an error saying %q", glob, err, want)
-		}
-	}
-}
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestCorruptBlockRerunsOnlyItsMapTask flips a byte of one map output after
 // the map stage and checks that the reducer's checksum catches it, that the

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/allocator"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
@@ -26,7 +27,7 @@ import (
 type principal struct {
 	tenant  string // "" for the admin
 	admin   bool
-	role    Role
+	role    api.Role
 	tokenID string
 }
 
@@ -97,91 +98,18 @@ func (a *authz) who(r *http.Request) (principal, bool) {
 	if !ok {
 		return principal{}, false
 	}
-	return principal{tenant: info.Tenant, admin: info.Role == RoleAdmin, role: info.Role, tokenID: info.ID}, true
+	return principal{tenant: info.Tenant, admin: info.Role == api.RoleAdmin, role: info.Role, tokenID: info.ID}, true
 }
 
 // sees reports whether p may see something owned by tenant.
 func (p principal) sees(tenant string) bool { return p.admin || p.tenant == tenant }
-
-// JobInfo is a job as the API lists it.
-type JobInfo struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Tenant    string     `json:"tenant"`
-	State     string     `json:"state"` // running, succeeded, failed
-	Error     string     `json:"error,omitempty"`
-	Submitted time.Time  `json:"submitted"`
-	Stages    []StageAPI `json:"stages,omitempty"`
-	Summary   *Summary   `json:"summary,omitempty"`
-}
-
-// StageAPI is one stage's progress, and why its waiting tasks wait.
-type StageAPI struct {
-	ID      int    `json:"id"`
-	Name    string `json:"name"`
-	Tasks   int    `json:"tasks"`
-	Running int    `json:"running"`
-	Done    int    `json:"done"`
-	Pending int    `json:"pending"`
-	// Why says why its pending tasks are not running; Reason says it
-	// with a stable code too.
-	Why    string  `json:"why,omitempty"`
-	Reason *Reason `json:"reason,omitempty"`
-}
-
-// Reason says why a stage's pending tasks wait: Code is one of
-// parent_stage, no_agents, no_agent_fits, quota, fair_share, filtered,
-// ending (docs/core.md); Message says it in a sentence.
-type Reason struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// AgentInfo is an agent as the API lists it.
-type AgentInfo struct {
-	ID        string    `json:"id"`
-	Addr      string    `json:"addr"`
-	Status    string    `json:"status"` // alive, suspect (gone, within its grace period), lost
-	CPUMillis int64     `json:"cpu_millis"`
-	MemMiB    int64     `json:"mem_mib"`
-	FreeCPU   int64     `json:"free_cpu_millis"`
-	FreeMem   int64     `json:"free_mem_mib"`
-	Joined    time.Time `json:"joined"`
-}
-
-// TenantInfo is a tenant's share of the cluster.
-type TenantInfo struct {
-	Name          string  `json:"name"`
-	Weight        float64 `json:"weight"`
-	CPUMillis     int64   `json:"cpu_millis"`
-	MemMiB        int64   `json:"mem_mib"`
-	DominantShare float64 `json:"dominant_share"`
-	TaskSeconds   float64 `json:"task_seconds"`
-	Jobs          int     `json:"jobs"`
-}
-
-// SubmitRequest is the body of POST /v1/jobs.
-type SubmitRequest struct {
-	// Spec is the job spec's TOML text; File is its path on the client,
-	// against which relative input paths resolve (inputs are read by the
-	// agents, so they must be visible to them).
-	Spec   string            `json:"spec"`
-	File   string            `json:"file"`
-	Params map[string]string `json:"params,omitempty"`
-	Conf   map[string]string `json:"conf,omitempty"`
-	// Modules maps the spec's module names to hashes uploaded with
-	// PUT /v1/modules.
-	Modules map[string]string `json:"modules"`
-	// Tenant is the tenant an admin submits for (default "default").
-	Tenant string `json:"tenant,omitempty"`
-}
 
 // route is one endpoint of the API: the role it needs, and the action
 // the audit log names it by.
 type route struct {
 	pattern string
 	action  string
-	need    Role
+	need    api.Role
 	h       handlerFunc
 }
 
@@ -189,23 +117,23 @@ type route struct {
 // tenant's things need submit; the cluster's events and tokens need admin.
 func (c *Coordinator) routes() []route {
 	return []route{
-		{"PUT /v1/modules", "module.upload", RoleSubmit, c.putModule},
-		{"GET /v1/modules", "module.list", RoleRead, c.listModules},
-		{"DELETE /v1/modules/{hash}", "module.delete", RoleSubmit, c.deleteModule},
-		{"POST /v1/jobs", "job.submit", RoleSubmit, c.postJob},
-		{"GET /v1/jobs", "job.list", RoleRead, c.listJobs},
-		{"GET /v1/jobs/{id}", "job.get", RoleRead, c.getJob},
-		{"POST /v1/jobs/{id}/cancel", "job.cancel", RoleSubmit, c.cancelJob},
-		{"GET /v1/jobs/{id}/result", "job.result", RoleRead, c.jobResult},
-		{"GET /v1/jobs/{id}/events", "job.events", RoleRead, c.jobEvents},
-		{"GET /v1/jobs/{id}/logs", "job.logs", RoleRead, c.jobLogs},
-		{"GET /v1/agents", "agent.list", RoleRead, c.listAgents},
-		{"GET /v1/tenants", "tenant.list", RoleRead, c.listTenants},
-		{"GET /v1/events", "cluster.events", RoleAdmin, c.clusterEvents},
-		{"POST /v1/tokens", "token.create", RoleAdmin, c.createToken},
-		{"GET /v1/tokens", "token.list", RoleAdmin, c.listTokens},
-		{"DELETE /v1/tokens/{id}", "token.revoke", RoleAdmin, c.revokeToken},
-		{"POST /v1/tokens/{id}/rotate", "token.rotate", RoleAdmin, c.rotateToken},
+		{"PUT /v1/modules", "module.upload", api.RoleSubmit, c.putModule},
+		{"GET /v1/modules", "module.list", api.RoleRead, c.listModules},
+		{"DELETE /v1/modules/{hash}", "module.delete", api.RoleSubmit, c.deleteModule},
+		{"POST /v1/jobs", "job.submit", api.RoleSubmit, c.postJob},
+		{"GET /v1/jobs", "job.list", api.RoleRead, c.listJobs},
+		{"GET /v1/jobs/{id}", "job.get", api.RoleRead, c.getJob},
+		{"POST /v1/jobs/{id}/cancel", "job.cancel", api.RoleSubmit, c.cancelJob},
+		{"GET /v1/jobs/{id}/result", "job.result", api.RoleRead, c.jobResult},
+		{"GET /v1/jobs/{id}/events", "job.events", api.RoleRead, c.jobEvents},
+		{"GET /v1/jobs/{id}/logs", "job.logs", api.RoleRead, c.jobLogs},
+		{"GET /v1/agents", "agent.list", api.RoleRead, c.listAgents},
+		{"GET /v1/tenants", "tenant.list", api.RoleRead, c.listTenants},
+		{"GET /v1/events", "cluster.events", api.RoleAdmin, c.clusterEvents},
+		{"POST /v1/tokens", "token.create", api.RoleAdmin, c.createToken},
+		{"GET /v1/tokens", "token.list", api.RoleAdmin, c.listTokens},
+		{"DELETE /v1/tokens/{id}", "token.revoke", api.RoleAdmin, c.revokeToken},
+		{"POST /v1/tokens/{id}/rotate", "token.rotate", api.RoleAdmin, c.rotateToken},
 	}
 }
 
@@ -251,7 +179,7 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 			tooMany(w, retry, fmt.Sprintf("token %s is over its request rate (limits.requests_per_second = %g)", p.tokenID, c.lim.RequestsPerSecond))
 			return
 		}
-		if !p.role.allows(rt.need) {
+		if !p.role.Allows(rt.need) {
 			httpError(w, http.StatusForbidden, fmt.Sprintf("%s needs a token of role %s; this one is %s", rt.action, rt.need, p.role))
 			return
 		}
@@ -260,7 +188,7 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
+	writeJSON(w, code, api.ErrorBody{Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -311,7 +239,7 @@ func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p princi
 	}
 	c.modules.own(p.tenant, hash, size)
 	noteObject(w, hash)
-	writeJSON(w, http.StatusOK, map[string]any{"hash": hash, "size": size})
+	writeJSON(w, http.StatusOK, api.ModuleInfo{Hash: hash, Size: size})
 }
 
 // readTracker remembers its reader's error: the client's, not the disk's.
@@ -329,7 +257,7 @@ func (t *readTracker) Read(p []byte) (int, error) {
 }
 
 func (c *Coordinator) listModules(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, map[string]any{"modules": c.modules.list(p)})
+	writeJSON(w, http.StatusOK, api.ModuleList{Modules: c.modules.list(p)})
 }
 
 // deleteModule drops the tenant's module; its file goes when nobody owns
@@ -351,7 +279,7 @@ func (c *Coordinator) deleteModule(w http.ResponseWriter, r *http.Request, p pri
 			c.logger.Warn("remove module", "hash", hash, "err", err)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"hash": hash, "state": "deleted"})
+	writeJSON(w, http.StatusOK, api.DeleteModuleResponse{Hash: hash, State: "deleted"})
 }
 
 // moduleInUse reports whether a job being admitted or running uses hash.
@@ -377,7 +305,7 @@ func (c *Coordinator) moduleInUse(hash string) bool {
 }
 
 func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {
-	var req SubmitRequest
+	var req api.SubmitRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(c.lim.RequestBody))).Decode(&req); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -451,7 +379,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	c.auth.mu.Unlock()
 	noteObject(w, job.ID())
 	c.events.add("job_submitted", job.ID(), tenant)
-	writeJSON(w, http.StatusCreated, map[string]string{"id": job.ID()})
+	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: job.ID()})
 }
 
 // resolveModules names the files of a submission's modules, which p must
@@ -508,11 +436,11 @@ func (c *Coordinator) listJobs(w http.ResponseWriter, r *http.Request, p princip
 		}
 	}
 	c.auth.mu.Unlock()
-	out := []JobInfo{}
+	out := []api.JobInfo{}
 	for _, j := range js {
 		out = append(out, c.jobInfo(r.Context(), j, false))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+	writeJSON(w, http.StatusOK, api.JobList{Jobs: out})
 }
 
 func (c *Coordinator) getJob(w http.ResponseWriter, r *http.Request, p principal) {
@@ -522,13 +450,13 @@ func (c *Coordinator) getJob(w http.ResponseWriter, r *http.Request, p principal
 }
 
 // jobInfo describes a job; with detail, its stages and why they wait.
-func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) JobInfo {
-	info := JobInfo{ID: j.job.ID(), Name: j.name, Tenant: j.tenant, State: "running", Submitted: j.submit}
+func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) api.JobInfo {
+	info := api.JobInfo{ID: j.job.ID(), Name: j.name, Tenant: j.tenant, State: api.StateRunning, Submitted: j.submit}
 	select {
 	case <-j.job.Done():
-		info.State, info.Summary = "succeeded", j.job.run.summary
+		info.State, info.Summary = api.StateSucceeded, j.job.run.summary
 		if j.job.run.err != nil {
-			info.State, info.Error = "failed", j.job.run.err.Error()
+			info.State, info.Error = api.StateFailed, j.job.run.err.Error()
 		}
 		if !detail {
 			info.Summary = nil
@@ -547,9 +475,9 @@ func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) JobIn
 			info.State = ci.State
 		}
 		for _, s := range ci.Stages {
-			st := StageAPI{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done, Pending: s.Pending}
+			st := api.StageInfo{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done, Pending: s.Pending}
 			if s.Why != nil {
-				st.Why, st.Reason = s.Why.Message, &Reason{Code: s.Why.Code, Message: s.Why.Message}
+				st.Reason = &api.Reason{Code: s.Why.Code, Message: s.Why.Message}
 			}
 			info.Stages = append(info.Stages, st)
 		}
@@ -565,19 +493,24 @@ func (c *Coordinator) jobLogs(w http.ResponseWriter, r *http.Request, p principa
 		return
 	}
 	task := r.URL.Query().Get("task")
-	var logs []TaskLog
-	c.coord.read(func(cr *core.Core) { logs, _ = cr.Logs(j.job.ID(), task) })
+	var logs []api.TaskLog
+	c.coord.read(func(cr *core.Core) {
+		ls, _ := cr.Logs(j.job.ID(), task)
+		for _, l := range ls {
+			logs = append(logs, api.TaskLog(l))
+		}
+	})
 	if logs == nil {
-		logs = []TaskLog{}
+		logs = []api.TaskLog{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"logs": logs})
+	writeJSON(w, http.StatusOK, api.LogList{Logs: logs})
 }
 
 func (c *Coordinator) cancelJob(w http.ResponseWriter, r *http.Request, p principal) {
 	if j := c.findJob(w, r, p); j != nil {
 		j.job.Cancel()
 		c.events.add("job_canceled", j.job.ID(), j.tenant)
-		writeJSON(w, http.StatusAccepted, map[string]string{"id": j.job.ID(), "state": "canceling"})
+		writeJSON(w, http.StatusAccepted, api.CancelResponse{ID: j.job.ID(), State: "canceling"})
 	}
 }
 
@@ -666,53 +599,44 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 }
 
 func (c *Coordinator) listAgents(w http.ResponseWriter, r *http.Request, p principal) {
-	out := []AgentInfo{}
+	out := []api.AgentInfo{}
 	c.coord.read(func(cr *core.Core) {
 		for _, ag := range cr.AgentViews() {
 			status := "alive"
 			if ag.Suspect {
 				status = "suspect"
 			}
-			out = append(out, AgentInfo{ID: ag.Name, Addr: ag.BlockAddr, Status: status, CPUMillis: ag.Resources.CPU, MemMiB: ag.Resources.Mem, FreeCPU: ag.Free.CPU, FreeMem: ag.Free.Mem, Joined: ag.Joined})
+			out = append(out, api.AgentInfo{ID: ag.Name, Addr: ag.BlockAddr, Status: status, CPUMillis: ag.Resources.CPU, MemMiB: ag.Resources.Mem, FreeCPU: ag.Free.CPU, FreeMem: ag.Free.Mem, Joined: ag.Joined})
 		}
 		for _, name := range cr.LostAgents() {
-			out = append(out, AgentInfo{ID: name, Status: "lost"})
+			out = append(out, api.AgentInfo{ID: name, Status: "lost"})
 		}
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+	writeJSON(w, http.StatusOK, api.AgentList{Agents: out})
 }
 
 func (c *Coordinator) listTenants(w http.ResponseWriter, r *http.Request, p principal) {
-	out := []TenantInfo{}
+	out := []api.TenantInfo{}
 	now := time.Now()
 	c.coord.read(func(cr *core.Core) {
 		for _, t := range cr.Tenants(now) {
 			if !p.sees(t.Name) {
 				continue
 			}
-			out = append(out, TenantInfo{
+			out = append(out, api.TenantInfo{
 				Name: t.Name, Weight: t.Weight, CPUMillis: t.Allocated.CPU, MemMiB: t.Allocated.Mem,
 				DominantShare: t.DominantShare, TaskSeconds: t.TaskSeconds, Jobs: t.Jobs,
 			})
 		}
 	})
-	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
+	writeJSON(w, http.StatusOK, api.TenantList{Tenants: out})
 }
 
 // eventLog keeps the cluster's recent events for GET /v1/events.
 type eventLog struct {
 	mu     sync.Mutex
-	events []ClusterEvent
+	events []api.ClusterEvent
 	next   int64
-}
-
-// ClusterEvent is something that happened to the cluster.
-type ClusterEvent struct {
-	Seq     int64     `json:"seq"`
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
-	Subject string    `json:"subject"`
-	Detail  string    `json:"detail,omitempty"`
 }
 
 func newEventLog() *eventLog { return &eventLog{} }
@@ -721,16 +645,16 @@ func (l *eventLog) add(kind, subject, detail string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.next++
-	l.events = append(l.events, ClusterEvent{Seq: l.next, Time: time.Now(), Kind: kind, Subject: subject, Detail: detail})
+	l.events = append(l.events, api.ClusterEvent{Seq: l.next, Time: time.Now(), Kind: kind, Subject: subject, Detail: detail})
 	if len(l.events) > 1000 {
 		l.events = slices.Delete(l.events, 0, len(l.events)-1000)
 	}
 }
 
-func (l *eventLog) since(seq int64) []ClusterEvent {
+func (l *eventLog) since(seq int64) []api.ClusterEvent {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []ClusterEvent
+	var out []api.ClusterEvent
 	for _, e := range l.events {
 		if e.Seq > seq {
 			out = append(out, e)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/wasmgrid/wasmgrid/api"
 )
 
 // moduleBlob names a module by its hash and the file that holds it: modules
@@ -296,22 +298,16 @@ func (s *moduleStore) disown(tenant, hash string) (found, orphan bool) {
 	return true, false
 }
 
-// ModuleInfo is a module as GET /v1/modules lists it.
-type ModuleInfo struct {
-	Hash string `json:"hash"`
-	Size int64  `json:"size"`
-}
-
 // list is the modules p may use, by hash.
-func (s *moduleStore) list(p principal) []ModuleInfo {
+func (s *moduleStore) list(p principal) []api.ModuleInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []ModuleInfo{}
+	out := []api.ModuleInfo{}
 	for hash, owners := range s.owners {
 		if p.admin || owners[p.tenant] {
-			out = append(out, ModuleInfo{hash, s.sizes[hash]})
+			out = append(out, api.ModuleInfo{Hash: hash, Size: s.sizes[hash]})
 		}
 	}
-	slices.SortFunc(out, func(a, b ModuleInfo) int { return strings.Compare(a.Hash, b.Hash) })
+	slices.SortFunc(out, func(a, b api.ModuleInfo) int { return strings.Compare(a.Hash, b.Hash) })
 	return out
 }

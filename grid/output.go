@@ -48,7 +48,7 @@ func (c *coordinator) prepareOutput(ctx context.Context, j *jobRun) error {
 		return fmt.Errorf("%s:%d: sink.%s: %w", spec.Display(), sink.Line, sink.Kind, err)
 	}
 	j.out = &storage.Output{Store: st, Volume: vol.Name, Dir: dir, Job: j.request, Tenant: j.tenant}
-	j.outURL = locate(vol, dir)
+	j.outURL = vol.Locate(dir)
 	if err := c.outputs.reserve(j.out.String(), j.request); err != nil {
 		return fmt.Errorf("%s:%d: sink.%s: %w", spec.Display(), sink.Line, sink.Kind, err)
 	}
@@ -58,14 +58,6 @@ func (c *coordinator) prepareOutput(ctx context.Context, j *jobRun) error {
 	}
 	j.volumes[vol.Name] = vol
 	return nil
-}
-
-// locate shows where dir of volume v is, as its user would name it.
-func locate(v storage.Volume, dir string) string {
-	if v.Scheme() == "file" {
-		return filepath.Join(v.Root(), filepath.FromSlash(dir))
-	}
-	return "s3://" + path.Join(v.Bucket(), v.Prefix(), dir)
 }
 
 // commitOutput publishes a succeeded job's result: the winning attempt of

@@ -42,8 +42,8 @@ func TestSpecLimits(t *testing.T) {
 		}
 		st := &storage.Cache{}
 		defer st.Close()
-		in := &inputs{ctx: context.Background(), grants: localGrants("t"), stores: st, used: map[string]storage.Volume{}}
-		_, err := planSpec(s, 2, nil, in, lim.Splits)
+		in := &storage.Finder{Ctx: context.Background(), Grants: localGrants("t"), Stores: st}
+		_, err := s.Plan(jobspec.Lowering{Slots: 2, Inputs: in, MaxSplits: lim.Splits})
 		return err
 	}
 	inline := make([]string, 100001)

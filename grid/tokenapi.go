@@ -6,31 +6,27 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-)
 
-// CreateTokenRequest is the body of POST /v1/tokens.
-type CreateTokenRequest struct {
-	Tenant string `json:"tenant,omitempty"` // required unless role is admin
-	Role   Role   `json:"role"`
-}
+	"github.com/wasmgrid/wasmgrid/api"
+)
 
 // maxSmallBody bounds the bodies of requests that carry a few fields.
 const maxSmallBody = 64 << 10
 
 func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p principal) {
-	var req CreateTokenRequest
+	var req api.CreateTokenRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSmallBody)).Decode(&req); err != nil {
 		httpError(w, http.StatusBadRequest, "malformed token request: "+err.Error())
 		return
 	}
 	switch {
-	case req.Role.rank() == 0:
+	case !req.Role.Valid():
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("role %q: use admin, submit or read-only", req.Role))
 		return
-	case req.Role == RoleAdmin && req.Tenant != "":
+	case req.Role == api.RoleAdmin && req.Tenant != "":
 		httpError(w, http.StatusBadRequest, "an admin token acts for every tenant: give no tenant")
 		return
-	case req.Role != RoleAdmin && !c.knownTenant(req.Tenant):
+	case req.Role != api.RoleAdmin && !c.knownTenant(req.Tenant):
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("tenant %q is not in the coordinator's config (its tenants: %v)", req.Tenant, c.tenantNames()))
 		return
 	}
@@ -44,7 +40,7 @@ func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p prin
 }
 
 func (c *Coordinator) listTokens(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": c.auth.tokens.list()})
+	writeJSON(w, http.StatusOK, api.TokenList{Tokens: c.auth.tokens.list()})
 }
 
 func (c *Coordinator) revokeToken(w http.ResponseWriter, r *http.Request, p principal) {

@@ -13,60 +13,13 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/wasmgrid/wasmgrid/api"
 )
-
-// Role is what a token may do. Every route of the API needs one (docs/api.md).
-type Role string
-
-// The roles, weakest first.
-const (
-	// RoleRead reads its tenant's jobs, results, logs, modules and share.
-	RoleRead Role = "read-only"
-	// RoleSubmit also uploads modules, submits jobs and cancels them, for
-	// its tenant.
-	RoleSubmit Role = "submit"
-	// RoleAdmin does everything for every tenant, tokens included.
-	RoleAdmin Role = "admin"
-)
-
-// allows reports whether a token of role r may act where need is required.
-func (r Role) allows(need Role) bool { return r.rank() >= need.rank() }
-
-func (r Role) rank() int {
-	switch r {
-	case RoleRead:
-		return 1
-	case RoleSubmit:
-		return 2
-	case RoleAdmin:
-		return 3
-	}
-	return 0
-}
-
-// TokenInfo is a token as the API lists it: never its secret, which only
-// its creator saw, once.
-type TokenInfo struct {
-	ID      string     `json:"id"`
-	Tenant  string     `json:"tenant,omitempty"` // empty for admin tokens
-	Role    Role       `json:"role"`
-	Created time.Time  `json:"created"`
-	Revoked *time.Time `json:"revoked,omitempty"`
-	// Bootstrap tokens come from the config file (admin_token_sha256,
-	// tenants' token_sha256); they can be revoked like any other.
-	Bootstrap bool `json:"bootstrap,omitempty"`
-}
-
-// NewToken is a token just created (POST /v1/tokens) or rotated: the
-// secret is in the answer and nowhere else.
-type NewToken struct {
-	TokenInfo
-	Token string `json:"token"`
-}
 
 // tokenRecord is a token as the store keeps it: its hash, not the token.
 type tokenRecord struct {
-	TokenInfo
+	api.TokenInfo
 	SHA256 string `json:"sha256"`
 }
 
@@ -109,9 +62,9 @@ func (t tokenRecord) check() error {
 	switch {
 	case t.ID == "" || len(t.ID) > 200:
 		return errors.New("no id, or one longer than 200 bytes")
-	case t.Role.rank() == 0:
+	case !t.Role.Valid():
 		return fmt.Errorf("role %q: use admin, submit or read-only", t.Role)
-	case (t.Role == RoleAdmin) != (t.Tenant == ""):
+	case (t.Role == api.RoleAdmin) != (t.Tenant == ""):
 		return errors.New("an admin token has no tenant, and any other has one")
 	case !validHash(t.SHA256):
 		return errors.New("sha256 must be 64 hex digits")
@@ -145,13 +98,13 @@ func bootstrapID(tenant string) string {
 func bootstrapTokens(cfg CoordinatorConfig) []tokenRecord {
 	var out []tokenRecord
 	if cfg.AdminTokenSHA256 != "" {
-		out = append(out, tokenRecord{TokenInfo: TokenInfo{ID: bootstrapID(""), Role: RoleAdmin, Bootstrap: true}, SHA256: cfg.AdminTokenSHA256})
+		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(""), Role: api.RoleAdmin, Bootstrap: true}, SHA256: cfg.AdminTokenSHA256})
 	}
 	for _, t := range cfg.Tenants {
 		if t.TokenSHA256 == "" {
 			continue // a tenant only the admin submits for (and tokens made at run time)
 		}
-		out = append(out, tokenRecord{TokenInfo: TokenInfo{ID: bootstrapID(t.Name), Tenant: t.Name, Role: RoleSubmit, Bootstrap: true}, SHA256: t.TokenSHA256})
+		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(t.Name), Tenant: t.Name, Role: api.RoleSubmit, Bootstrap: true}, SHA256: t.TokenSHA256})
 	}
 	return out
 }
@@ -227,7 +180,7 @@ func (s *tokenStore) index() {
 // lookup finds the live token whose hash is token's. It compares the hash
 // with every record's in constant time, so the time it takes says nothing
 // of how close a guess came.
-func (s *tokenStore) lookup(token string) (TokenInfo, bool) {
+func (s *tokenStore) lookup(token string) (api.TokenInfo, bool) {
 	sum := sha256.Sum256([]byte(token))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,7 +191,7 @@ func (s *tokenStore) lookup(token string) (TokenInfo, bool) {
 		}
 	}
 	if found < 0 || s.records[found].Revoked != nil {
-		return TokenInfo{}, false
+		return api.TokenInfo{}, false
 	}
 	return s.records[found].TokenInfo, true
 }
@@ -252,10 +205,10 @@ func (s *tokenStore) live(id string) bool {
 }
 
 // list is every token, in creation order.
-func (s *tokenStore) list() []TokenInfo {
+func (s *tokenStore) list() []api.TokenInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]TokenInfo, len(s.records))
+	out := make([]api.TokenInfo, len(s.records))
 	for i, r := range s.records {
 		out[i] = r.TokenInfo
 	}
@@ -263,25 +216,25 @@ func (s *tokenStore) list() []TokenInfo {
 }
 
 // create makes a token for tenant with role, and stores its hash.
-func (s *tokenStore) create(tenant string, role Role) (NewToken, error) {
-	rec := tokenRecord{TokenInfo: TokenInfo{ID: "tok-" + randomHex(8), Tenant: tenant, Role: role, Created: s.now().UTC()}}
+func (s *tokenStore) create(tenant string, role api.Role) (api.NewToken, error) {
+	rec := tokenRecord{TokenInfo: api.TokenInfo{ID: "tok-" + randomHex(8), Tenant: tenant, Role: role, Created: s.now().UTC()}}
 	secret := "wgt_" + randomHex(32)
 	rec.SHA256 = HashToken(secret)
 	if err := rec.check(); err != nil {
-		return NewToken{}, err
+		return api.NewToken{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.records) >= maxTokens {
-		return NewToken{}, fmt.Errorf("the store holds %d tokens, its maximum (revoked ones count)", maxTokens)
+		return api.NewToken{}, fmt.Errorf("the store holds %d tokens, its maximum (revoked ones count)", maxTokens)
 	}
 	next := append(slices.Clip(s.records), rec)
 	if err := s.save(next); err != nil {
-		return NewToken{}, err
+		return api.NewToken{}, err
 	}
 	s.records = next
 	s.index()
-	return NewToken{TokenInfo: rec.TokenInfo, Token: secret}, nil
+	return api.NewToken{TokenInfo: rec.TokenInfo, Token: secret}, nil
 }
 
 // errNoToken is a token id the store does not hold; errRevoked one that
@@ -294,12 +247,12 @@ var (
 // revoke ends the token id names: its next request is refused (401). A
 // revocation that could not be saved still holds until the coordinator
 // restarts, and the error says so.
-func (s *tokenStore) revoke(id string) (TokenInfo, error) {
+func (s *tokenStore) revoke(id string) (api.TokenInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == id })
 	if i < 0 {
-		return TokenInfo{}, errNoToken
+		return api.TokenInfo{}, errNoToken
 	}
 	if s.records[i].Revoked == nil {
 		t := s.now().UTC()
@@ -313,21 +266,21 @@ func (s *tokenStore) revoke(id string) (TokenInfo, error) {
 
 // rotate replaces the token id names by a new one for the same tenant and
 // role, and revokes it.
-func (s *tokenStore) rotate(id string) (NewToken, error) {
+func (s *tokenStore) rotate(id string) (api.NewToken, error) {
 	s.mu.Lock()
 	i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == id })
 	if i < 0 {
 		s.mu.Unlock()
-		return NewToken{}, errNoToken
+		return api.NewToken{}, errNoToken
 	}
 	old := s.records[i]
 	s.mu.Unlock()
 	if old.Revoked != nil {
-		return NewToken{}, errRevoked
+		return api.NewToken{}, errRevoked
 	}
 	nt, err := s.create(old.Tenant, old.Role)
 	if err != nil {
-		return NewToken{}, err
+		return api.NewToken{}, err
 	}
 	_, err = s.revoke(id)
 	return nt, err

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmgrid/wasmgrid/api"
 )
 
 // fakeClock is a clock that moves only when told.
@@ -41,20 +43,20 @@ func TestTokenStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, ok := s.lookup(admin); !ok || p.Role != RoleAdmin || p.Tenant != "" {
+	if p, ok := s.lookup(admin); !ok || p.Role != api.RoleAdmin || p.Tenant != "" {
 		t.Errorf("the bootstrap admin token: %+v %v", p, ok)
 	}
-	if p, ok := s.lookup(etl); !ok || p.Role != RoleSubmit || p.Tenant != "etl" {
+	if p, ok := s.lookup(etl); !ok || p.Role != api.RoleSubmit || p.Tenant != "etl" {
 		t.Errorf("a tenant's bootstrap token (an upper-case hash in the config): %+v %v", p, ok)
 	}
 	if _, ok := s.lookup("nope"); ok {
 		t.Error("a wrong token was found")
 	}
-	nt, err := s.create("etl", RoleRead)
+	nt, err := s.create("etl", api.RoleRead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
+	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != api.RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
 		t.Errorf("created %+v", nt)
 	}
 	if p, ok := s.lookup(nt.Token); !ok || p.ID != nt.ID {
@@ -87,7 +89,7 @@ func TestTokenStore(t *testing.T) {
 	if _, ok := s.lookup(etl); ok {
 		t.Error("a rotated token still works")
 	}
-	if p, ok := s.lookup(rot.Token); !ok || p.Tenant != "etl" || p.Role != RoleSubmit {
+	if p, ok := s.lookup(rot.Token); !ok || p.Tenant != "etl" || p.Role != api.RoleSubmit {
 		t.Errorf("the rotated token: %+v %v", p, ok)
 	}
 	if _, err := s.rotate(nt.ID); err != errRevoked {

@@ -14,16 +14,11 @@ import (
 )
 
 // LocalVolume is the volume of the embedded grid (grid run) and of the
-// one-machine cluster (grid up): the local user's own files, which that
-// user grants themselves.
-const LocalVolume = "local"
+// one-machine cluster (grid up): the local user's own files.
+const LocalVolume = storage.LocalVolume
 
-// localGrants gives tenant the whole file system of this machine, as the
-// local user sees it: what an embedded grid does for the user who runs it.
-func localGrants(tenant string) storage.Grants {
-	v := storage.Volume{Name: LocalVolume, URL: "file:///"}
-	return storage.Grants{Tenant: tenant, ByName: map[string]storage.Grant{LocalVolume: {Volume: v, Access: storage.ReadWrite}}}
-}
+// localGrants gives tenant the whole file system of this machine.
+var localGrants = storage.LocalGrants
 
 // grantsFor builds each tenant's grants from a config's volumes and the
 // tenants' grants tables, checking that every granted volume exists.

@@ -67,6 +67,12 @@ const (
 	// one record whose value is the whole partition as a batch
 	// (docs/abi.md); the host gathers it.
 	OpMapPartitions Op = "map_partitions"
+	// OpAggregateByKey folds each key's values into an accumulator with a
+	// create function (a map function whose key is kept) and a merge
+	// function (a reduce function, combined on the map side). It is an
+	// operator of job specs: jobspec lowers it to an OpMapValues followed
+	// by an OpReduceByKey, and Build refuses it.
+	OpAggregateByKey Op = "aggregate_by_key"
 )
 
 // Narrow reports whether op computes a partition from one partition of its

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
@@ -330,18 +329,14 @@ func (d *Dataset) writeSink(toml string) {
 	d.job.sink = &Dataset{job: d.job, parent: d, sink: toml}
 }
 
-// Grid runs jobs: a Local or a Remote grid.
+// Grid runs jobs: a Remote grid, or an embedded one (package sdk/local).
 type Grid interface {
-	// runJob runs job, writing a standard-output result to w.
-	runJob(ctx context.Context, job *Job, w io.Writer) error
+	// RunJob runs job, writing a standard-output result to w.
+	RunJob(ctx context.Context, job *Job, w io.Writer) error
 }
 
-func (l *Local) runJob(ctx context.Context, job *Job, w io.Writer) error {
-	_, err := l.Run(ctx, job, w)
-	return err
-}
-
-func (r *Remote) runJob(ctx context.Context, job *Job, w io.Writer) error {
+// RunJob runs job as Run does, for Collect, Count and JobBuilder.Run.
+func (r *Remote) RunJob(ctx context.Context, job *Job, w io.Writer) error {
 	_, err := r.Run(ctx, job, w)
 	return err
 }
@@ -407,14 +402,14 @@ func (d *Dataset) action(ctx context.Context, g Grid, sink string, w io.Writer) 
 	return j.Run(ctx, g, w)
 }
 
-// Run builds the job and runs it on g, a Local or a Remote grid, writing a
-// standard-output result to w.
+// Run builds the job and runs it on g, a Remote or an embedded grid
+// (package sdk/local), writing a standard-output result to w.
 func (j *JobBuilder) Run(ctx context.Context, g Grid, w io.Writer) error {
 	built, err := j.Build(ctx)
 	if err != nil {
 		return err
 	}
-	return g.runJob(ctx, built, w)
+	return g.RunJob(ctx, built, w)
 }
 
 // Spec renders the job as the TOML spec that describes it.
@@ -524,8 +519,8 @@ func (j *JobBuilder) Spec() (string, error) {
 	return b.String(), nil
 }
 
-// Build checks the job and builds its modules: the Job that Local.Run and
-// Remote.Run take.
+// Build checks the job and builds its modules: the Job that Remote.Run
+// and the embedded grid's Run (package sdk/local) take.
 func (j *JobBuilder) Build(ctx context.Context) (*Job, error) {
 	text, err := j.Spec()
 	if err != nil {
@@ -553,23 +548,6 @@ func (j *JobBuilder) Build(ctx context.Context) (*Job, error) {
 	return job, nil
 }
 
-// RunLocal builds the job and runs it on an embedded grid of this
-// machine's cores, started for it and stopped after it, writing a
-// standard-output result to w: the quickest way to run a job from a Go
-// program (which must call MainIfExecutor first in main).
-func (j *JobBuilder) RunLocal(ctx context.Context, w io.Writer) (*Summary, error) {
-	built, err := j.Build(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l, err := StartLocal(LocalConfig{})
-	if err != nil {
-		return nil, err
-	}
-	defer l.Close()
-	return l.Run(ctx, built, w)
-}
-
 // Explain is the job's physical plan, as `grid run --explain` prints it:
 // its stages, what each fuses, and where it shuffles. slots sizes the
 // default partitions as a grid of that many task slots would.
@@ -582,7 +560,7 @@ func (j *JobBuilder) Explain(slots int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return grid.Explain(spec, slots)
+	return spec.Explain(slots)
 }
 
 // quote writes s as a TOML basic string.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 func wordCountBuilder(out sdk.Sink) *sdk.JobBuilder {
@@ -23,7 +24,7 @@ func wordCountBuilder(out sdk.Sink) *sdk.JobBuilder {
 // the TOML spec of the same job.
 func TestBuilderRunsLikeTheSpec(t *testing.T) {
 	ctx := context.Background()
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 1, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestBuilderJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 1, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestBuilderJoin(t *testing.T) {
 // lines, refusing a line that is not JSON.
 func TestParallelizeAndJSON(t *testing.T) {
 	ctx := context.Background()
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 1, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

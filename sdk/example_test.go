@@ -8,25 +8,27 @@ import (
 	"os"
 	"strings"
 
-	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
-// Run the word-count example on an embedded grid and read its result.
+// Run the word-count example on an embedded grid (package sdk/local) and
+// read its result.
 func Example() {
 	ctx := context.Background()
 	job, err := sdk.LoadJob(ctx, "../examples/wordcount/job.toml", nil, map[string]string{"partitions": "2"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	local, err := sdk.StartLocal(sdk.LocalConfig{Slots: 2, CacheDir: "off"})
+	grid, err := local.Start(local.Config{Slots: 2, CacheDir: "off"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer local.Close()
+	defer grid.Close()
 
 	var out bytes.Buffer
-	sum, err := local.Run(ctx, job, &out)
+	sum, err := grid.Run(ctx, job, &out)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -72,9 +74,13 @@ func ExampleRemote_Watch() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, err = r.Watch(ctx, id, func(info grid.JobInfo) {
+	_, err = r.Watch(ctx, id, func(info api.JobInfo) {
 		for _, s := range info.Stages {
-			fmt.Printf("stage %d: %d/%d done %s\n", s.ID, s.Done, s.Tasks, s.Why)
+			fmt.Printf("stage %d: %d/%d done", s.ID, s.Done, s.Tasks)
+			if s.Reason != nil {
+				fmt.Printf(" (%s: %s)", s.Reason.Code, s.Reason.Message)
+			}
+			fmt.Println()
 		}
 	})
 	if err != nil {
@@ -209,20 +215,20 @@ func ExampleDataset_Cache() {
 // memory).
 func ExampleDataset_Collect() {
 	ctx := context.Background()
-	local, err := sdk.StartLocal(sdk.LocalConfig{Slots: 2, CacheDir: "off"})
+	grid, err := local.Start(local.Config{Slots: 2, CacheDir: "off"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer local.Close()
+	defer grid.Close()
 	job := sdk.NewJob("actions").Conf("partitions", "2")
 	wc := job.Module("wc", sdk.GoGuest("../examples/wordcount/guest/go"))
 	words := job.TextFile("../examples/wordcount/data/*.txt").FlatMap(wc.Func("split"))
-	n, err := words.Count(ctx, local)
+	n, err := words.Count(ctx, grid)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(n, "words")
-	counts, err := words.ReduceByKey(wc.Func("sum")).Sample(0.05, 3).Collect(ctx, local)
+	counts, err := words.ReduceByKey(wc.Func("sum")).Sample(0.05, 3).Collect(ctx, grid)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/api"
 )
 
 // Remote is a client of a running grid's HTTP API (docs/api.md).
@@ -127,7 +127,7 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 
 // apiError reads an error answer.
 func apiError(resp *http.Response) error {
-	var e struct{ Error string }
+	var e api.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(b))
@@ -180,7 +180,7 @@ func (r *Remote) do(ctx context.Context, method, path string, body io.Reader, ou
 
 // PushModule uploads a module and returns its sha256.
 func (r *Remote) PushModule(ctx context.Context, wasm []byte) (string, error) {
-	var out struct{ Hash string }
+	var out api.ModuleInfo
 	if err := r.do(ctx, http.MethodPut, "/v1/modules", bytes.NewReader(wasm), &out); err != nil {
 		return "", err
 	}
@@ -189,8 +189,8 @@ func (r *Remote) PushModule(ctx context.Context, wasm []byte) (string, error) {
 
 // PushModuleFrom uploads a module read from r, streamed: the client holds
 // one buffer of it, not the module.
-func (r *Remote) PushModuleFrom(ctx context.Context, rd io.Reader) (ModuleInfo, error) {
-	var out ModuleInfo
+func (r *Remote) PushModuleFrom(ctx context.Context, rd io.Reader) (api.ModuleInfo, error) {
+	var out api.ModuleInfo
 	err := r.do(ctx, http.MethodPut, "/v1/modules", rd, &out)
 	return out, err
 }
@@ -201,15 +201,9 @@ func (r *Remote) DeleteModule(ctx context.Context, hash string) error {
 	return r.do(ctx, http.MethodDelete, "/v1/modules/"+url.PathEscape(hash), nil, nil)
 }
 
-// ModuleInfo is an uploaded module.
-type ModuleInfo struct {
-	Hash string `json:"hash"`
-	Size int64  `json:"size"`
-}
-
 // Modules lists the modules the token's tenant uploaded.
-func (r *Remote) Modules(ctx context.Context) ([]ModuleInfo, error) {
-	var out struct{ Modules []ModuleInfo }
+func (r *Remote) Modules(ctx context.Context) ([]api.ModuleInfo, error) {
+	var out api.ModuleList
 	err := r.do(ctx, http.MethodGet, "/v1/modules", nil, &out)
 	return out.Modules, err
 }
@@ -228,7 +222,7 @@ func (r *Remote) Submit(ctx context.Context, job *Job, tenant string) (string, e
 	if err != nil {
 		return "", err
 	}
-	req := grid.SubmitRequest{Spec: string(text), File: file, Params: job.Params, Conf: job.Conf, Modules: map[string]string{}, Tenant: tenant}
+	req := api.SubmitRequest{Spec: string(text), File: file, Params: job.Params, Conf: job.Conf, Modules: map[string]string{}, Tenant: tenant}
 	for name, b := range job.Modules {
 		hash, err := r.PushModule(ctx, b)
 		if err != nil {
@@ -243,12 +237,12 @@ func (r *Remote) Submit(ctx context.Context, job *Job, tenant string) (string, e
 // (PushModule): what Submit sends, without reading or checking anything on
 // this machine. The grid checks the spec against the tenant's modules and
 // volumes.
-func (r *Remote) SubmitRequest(ctx context.Context, req grid.SubmitRequest) (string, error) {
+func (r *Remote) SubmitRequest(ctx context.Context, req api.SubmitRequest) (string, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return "", err
 	}
-	var out struct{ ID string }
+	var out api.SubmitResponse
 	if err := r.do(ctx, http.MethodPost, "/v1/jobs", bytes.NewReader(body), &out); err != nil {
 		return "", err
 	}
@@ -256,15 +250,15 @@ func (r *Remote) SubmitRequest(ctx context.Context, req grid.SubmitRequest) (str
 }
 
 // Jobs lists the jobs the token may see.
-func (r *Remote) Jobs(ctx context.Context) ([]grid.JobInfo, error) {
-	var out struct{ Jobs []grid.JobInfo }
+func (r *Remote) Jobs(ctx context.Context) ([]api.JobInfo, error) {
+	var out api.JobList
 	err := r.do(ctx, http.MethodGet, "/v1/jobs", nil, &out)
 	return out.Jobs, err
 }
 
 // Job is one job's status, with its stages and why their tasks wait.
-func (r *Remote) Job(ctx context.Context, id string) (grid.JobInfo, error) {
-	var out grid.JobInfo
+func (r *Remote) Job(ctx context.Context, id string) (api.JobInfo, error) {
+	var out api.JobInfo
 	err := r.do(ctx, http.MethodGet, "/v1/jobs/"+id, nil, &out)
 	return out, err
 }
@@ -281,8 +275,8 @@ func (r *Remote) Result(ctx context.Context, id string, w io.Writer) error {
 
 // Logs lists how a job's task attempts ended; task ("STAGE.PARTITION")
 // narrows it to one task.
-func (r *Remote) Logs(ctx context.Context, id, task string) ([]grid.TaskLog, error) {
-	var out struct{ Logs []grid.TaskLog }
+func (r *Remote) Logs(ctx context.Context, id, task string) ([]api.TaskLog, error) {
+	var out api.LogList
 	path := "/v1/jobs/" + id + "/logs"
 	if task != "" {
 		path += "?task=" + url.QueryEscape(task)
@@ -292,15 +286,15 @@ func (r *Remote) Logs(ctx context.Context, id, task string) ([]grid.TaskLog, err
 }
 
 // Agents lists the grid's agents, alive and lost.
-func (r *Remote) Agents(ctx context.Context) ([]grid.AgentInfo, error) {
-	var out struct{ Agents []grid.AgentInfo }
+func (r *Remote) Agents(ctx context.Context) ([]api.AgentInfo, error) {
+	var out api.AgentList
 	err := r.do(ctx, http.MethodGet, "/v1/agents", nil, &out)
 	return out.Agents, err
 }
 
 // Tenants lists the tenants the token may see, with their shares.
-func (r *Remote) Tenants(ctx context.Context) ([]grid.TenantInfo, error) {
-	var out struct{ Tenants []grid.TenantInfo }
+func (r *Remote) Tenants(ctx context.Context) ([]api.TenantInfo, error) {
+	var out api.TenantList
 	err := r.do(ctx, http.MethodGet, "/v1/tenants", nil, &out)
 	return out.Tenants, err
 }
@@ -308,18 +302,18 @@ func (r *Remote) Tenants(ctx context.Context) ([]grid.TenantInfo, error) {
 // Watch follows a job's events until it ends, calling fn with each new
 // state, and returns the final one; an error if the job failed or was
 // canceled.
-func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (grid.JobInfo, error) {
+func (r *Remote) Watch(ctx context.Context, id string, fn func(api.JobInfo)) (api.JobInfo, error) {
 	resp, err := r.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", nil)
 	if err != nil {
-		return grid.JobInfo{}, err
+		return api.JobInfo{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return grid.JobInfo{}, apiError(resp)
+		return api.JobInfo{}, apiError(resp)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	var last grid.JobInfo
+	var last api.JobInfo
 	event := ""
 	for sc.Scan() {
 		line := sc.Text()
@@ -327,7 +321,7 @@ func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (g
 		case strings.HasPrefix(line, "event: "):
 			event = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
-			var info grid.JobInfo
+			var info api.JobInfo
 			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &info); err != nil {
 				return last, fmt.Errorf("job %s events: %w", id, err)
 			}
@@ -336,7 +330,7 @@ func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (g
 				fn(info)
 			}
 			if event == "done" {
-				if info.State != "succeeded" {
+				if info.State != api.StateSucceeded {
 					return info, fmt.Errorf("job %s (%s) %s: %s", info.ID, info.Name, info.State, info.Error)
 				}
 				return info, nil
@@ -350,11 +344,11 @@ func (r *Remote) Watch(ctx context.Context, id string, fn func(grid.JobInfo)) (g
 }
 
 // Run submits a job, waits for it, and copies a stdout job's result to w:
-// what Local.Run does, on a remote grid.
-func (r *Remote) Run(ctx context.Context, job *Job, w io.Writer) (grid.JobInfo, error) {
+// what local.Grid.Run (package sdk/local) does, on a remote grid.
+func (r *Remote) Run(ctx context.Context, job *Job, w io.Writer) (api.JobInfo, error) {
 	id, err := r.Submit(ctx, job, "")
 	if err != nil {
-		return grid.JobInfo{}, err
+		return api.JobInfo{}, err
 	}
 	info, err := r.Watch(ctx, id, nil)
 	if err != nil {
@@ -366,35 +360,35 @@ func (r *Remote) Run(ctx context.Context, job *Job, w io.Writer) (grid.JobInfo, 
 	return info, nil
 }
 
-// CreateToken makes a token for tenant with role (grid.RoleSubmit,
-// grid.RoleRead, or grid.RoleAdmin with no tenant); it needs an admin
+// CreateToken makes a token for tenant with role (api.RoleSubmit,
+// api.RoleRead, or api.RoleAdmin with no tenant); it needs an admin
 // token. The new token's secret is in the answer and nowhere else.
-func (r *Remote) CreateToken(ctx context.Context, tenant string, role grid.Role) (grid.NewToken, error) {
-	body, _ := json.Marshal(grid.CreateTokenRequest{Tenant: tenant, Role: role})
-	var out grid.NewToken
+func (r *Remote) CreateToken(ctx context.Context, tenant string, role api.Role) (api.NewToken, error) {
+	body, _ := json.Marshal(api.CreateTokenRequest{Tenant: tenant, Role: role})
+	var out api.NewToken
 	err := r.do(ctx, http.MethodPost, "/v1/tokens", bytes.NewReader(body), &out)
 	return out, err
 }
 
 // Tokens lists the grid's tokens, revoked ones included, without their
 // secrets (admin tokens only).
-func (r *Remote) Tokens(ctx context.Context) ([]grid.TokenInfo, error) {
-	var out struct{ Tokens []grid.TokenInfo }
+func (r *Remote) Tokens(ctx context.Context) ([]api.TokenInfo, error) {
+	var out api.TokenList
 	err := r.do(ctx, http.MethodGet, "/v1/tokens", nil, &out)
 	return out.Tokens, err
 }
 
 // RevokeToken ends a token: its next request is refused.
-func (r *Remote) RevokeToken(ctx context.Context, id string) (grid.TokenInfo, error) {
-	var out grid.TokenInfo
+func (r *Remote) RevokeToken(ctx context.Context, id string) (api.TokenInfo, error) {
+	var out api.TokenInfo
 	err := r.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
 
 // RotateToken replaces a token by a new one for the same tenant and role,
 // and revokes the old one.
-func (r *Remote) RotateToken(ctx context.Context, id string) (grid.NewToken, error) {
-	var out grid.NewToken
+func (r *Remote) RotateToken(ctx context.Context, id string) (api.NewToken, error) {
+	var out api.NewToken
 	err := r.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", nil, &out)
 	return out, err
 }

@@ -5,21 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/wasmgrid/wasmgrid/grid"
-	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/guestbuild"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
-
-// MainIfExecutor must be the first call in the main function of a program
-// that starts an embedded grid (StartLocal): the grid runs tasks in
-// executor processes started from the program's own binary, and in those
-// MainIfExecutor runs the executor and never returns.
-func MainIfExecutor() { executor.MainIfExecutor() }
 
 // Job is a job ready to submit: its spec and the bytes of its modules.
 type Job struct {
@@ -97,86 +88,4 @@ func buildGo(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	return out, os.Rename(tmp, out)
-}
-
-// LocalConfig configures an embedded grid.
-type LocalConfig = grid.Config
-
-// Summary is what a finished job reports: records, stages, tasks,
-// attempts, its duration and plan.
-type Summary = grid.Summary
-
-// Local is an embedded grid running in this process.
-type Local struct {
-	g      *grid.Grid
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// StartLocal starts an embedded grid. Close stops it.
-func StartLocal(cfg LocalConfig) (*Local, error) {
-	g, err := grid.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &Local{g: g, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		g.Run(ctx)
-	}()
-	return l, nil
-}
-
-// Slots is the number of tasks the grid runs at once.
-func (l *Local) Slots() int { return l.g.Slots() }
-
-// Submit starts a job.
-func (l *Local) Submit(ctx context.Context, job *Job) (*grid.Job, error) {
-	return l.g.Submit(ctx, grid.JobRequest{Spec: job.Spec, Modules: job.Modules})
-}
-
-// Run submits a job, waits for it, and, for a job whose sink is standard
-// output, copies its result to w.
-func (l *Local) Run(ctx context.Context, job *Job, w io.Writer) (*grid.Summary, error) {
-	j, err := l.Submit(ctx, job)
-	if err != nil {
-		return nil, err
-	}
-	sum, err := j.Wait(ctx)
-	if err != nil {
-		return sum, err
-	}
-	if sum.Stdout {
-		return sum, CopyResult(j, w)
-	}
-	return sum, nil
-}
-
-// CopyResult writes a finished stdout job's result parts to w in partition
-// order and deletes them.
-func CopyResult(j *grid.Job, w io.Writer) error {
-	parts, err := j.ResultParts()
-	if err != nil {
-		return err
-	}
-	for _, p := range parts {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(w, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-	}
-	return j.RemoveResult()
-}
-
-// Close stops the grid and waits for it.
-func (l *Local) Close() error {
-	l.cancel()
-	<-l.done
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
@@ -186,17 +187,17 @@ func TestAttackSuite(t *testing.T) {
 	// The attacks go to the API as they are: the CLI's checks run on the
 	// client's machine, and an attacker skips them.
 	ctx := context.Background()
-	api := l.remote(mallory)
+	client := l.remote(mallory)
 	wasm, err := os.ReadFile(l.guest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, err := api.PushModule(ctx, wasm)
+	hash, err := client.PushModule(ctx, wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	attack := func(spec string, conf map[string]string) error {
-		_, err := api.SubmitRequest(ctx, grid.SubmitRequest{Spec: spec, File: filepath.Join(l.specs, "attack.toml"), Modules: map[string]string{"wc": hash}, Conf: conf})
+		_, err := client.SubmitRequest(ctx, api.SubmitRequest{Spec: spec, File: filepath.Join(l.specs, "attack.toml"), Modules: map[string]string{"wc": hash}, Conf: conf})
 		return err
 	}
 	for _, kind := range []string{"text", "csv", "json", "records"} {

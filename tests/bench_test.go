@@ -11,6 +11,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/wordcount"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 var (
@@ -83,11 +84,11 @@ func BenchmarkWordCount(b *testing.B) {
 	})
 	for _, lang := range []string{"go", "rust", "c", "assemblyscript"} {
 		b.Run("grid-"+lang, func(b *testing.B) {
-			local, err := sdk.StartLocal(sdk.LocalConfig{Slots: runtime.NumCPU()})
+			g, err := local.Start(local.Config{Slots: runtime.NumCPU()})
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer local.Close()
+			defer g.Close()
 			out := filepath.Join(b.TempDir(), "out")
 			ctx := context.Background()
 			job, err := sdk.LoadJob(ctx, repoPath("examples/wordcount/job.toml"),
@@ -98,7 +99,7 @@ func BenchmarkWordCount(b *testing.B) {
 			}
 			b.SetBytes(fi.Size())
 			for b.Loop() {
-				if _, err := local.Run(ctx, job, nil); err != nil {
+				if _, err := g.Run(ctx, job, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

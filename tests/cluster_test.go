@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 var (
@@ -273,12 +275,12 @@ func readEnv(path string) (map[string]string, error) {
 	return env, nil
 }
 
-func (c *cluster) agents() []grid.AgentInfo {
+func (c *cluster) agents() []api.AgentInfo {
 	out, err := c.cli(c.admin, "agents", "-o", "json")
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var res struct{ Agents []grid.AgentInfo }
+	var res struct{ Agents []api.AgentInfo }
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		c.t.Fatalf("grid agents -o json printed %q: %v", out, err)
 	}
@@ -386,12 +388,12 @@ func TestClusterWordCount(t *testing.T) {
 
 // busy reports whether a job still has tasks waiting in a stage that can
 // run, so that its tenant wants more than it gets.
-func busy(j grid.JobInfo) bool {
+func busy(j api.JobInfo) bool {
 	if j.State != "running" {
 		return false
 	}
 	for _, s := range j.Stages {
-		if s.Pending > 0 && !strings.HasPrefix(s.Why, "parent stage") {
+		if s.Pending > 0 && (s.Reason == nil || s.Reason.Code != api.ReasonParentStage) {
 			return true
 		}
 	}
@@ -422,26 +424,26 @@ func TestClusterWeightedTenants(t *testing.T) {
 	}
 	ids := map[string]string{"light": submit("light"), "heavy": submit("heavy")}
 	ctx := context.Background()
-	api := map[string]*sdk.Remote{"light": c.remote(c.tokens["light"]), "heavy": c.remote(c.tokens["heavy"]), "admin": c.remote(c.admin)}
-	status := func(tn string) grid.JobInfo {
-		j, err := api[tn].Job(ctx, ids[tn])
+	clients := map[string]*sdk.Remote{"light": c.remote(c.tokens["light"]), "heavy": c.remote(c.tokens["heavy"]), "admin": c.remote(c.admin)}
+	status := func(tn string) api.JobInfo {
+		j, err := clients[tn].Job(ctx, ids[tn])
 		if err != nil {
 			t.Fatal(err)
 		}
 		return j
 	}
-	tenants := func() map[string]grid.TenantInfo {
-		ts, err := api["admin"].Tenants(ctx)
+	tenants := func() map[string]api.TenantInfo {
+		ts, err := clients["admin"].Tenants(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := map[string]grid.TenantInfo{}
+		m := map[string]api.TenantInfo{}
 		for _, tn := range ts {
 			m[tn.Name] = tn
 		}
 		return m
 	}
-	var first, last map[string]grid.TenantInfo
+	var first, last map[string]api.TenantInfo
 	samples := 0
 	for {
 		jl, jh := status("light"), status("heavy")
@@ -505,7 +507,7 @@ func BenchmarkClusterTinyTasks(b *testing.B) {
 		b.Fatal(err)
 	}
 	tasks := files + 3
-	run := func(b *testing.B, runJob func() *grid.Summary) {
+	run := func(b *testing.B, runJob func() *api.Summary) {
 		var p50, p99 time.Duration
 		var elapsed time.Duration
 		for b.Loop() {
@@ -519,7 +521,7 @@ func BenchmarkClusterTinyTasks(b *testing.B) {
 	b.Run("cluster", func(b *testing.B) {
 		c := startCluster(b, 3)
 		r := c.remote(c.admin)
-		run(b, func() *grid.Summary {
+		run(b, func() *api.Summary {
 			info, err := r.Run(context.Background(), job, io.Discard)
 			if err != nil || info.Summary == nil {
 				b.Fatal(err)
@@ -528,12 +530,12 @@ func BenchmarkClusterTinyTasks(b *testing.B) {
 		})
 	})
 	b.Run("embedded", func(b *testing.B) {
-		l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 3, Slots: 6})
+		l, err := local.Start(local.Config{Agents: 3, Slots: 6})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer l.Close()
-		run(b, func() *grid.Summary {
+		run(b, func() *api.Summary {
 			s, err := l.Run(context.Background(), job, io.Discard)
 			if err != nil {
 				b.Fatal(err)

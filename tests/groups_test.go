@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // groupRecords makes 12-byte records keyed by their first 4 bytes: keys
@@ -46,7 +47,7 @@ func groupRecords(t *testing.T, dir string) [][2][]byte {
 func TestGroupByKeyAndDistinct(t *testing.T) {
 	dir := t.TempDir()
 	recs := groupRecords(t, dir)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestRepartitionAndPartitionBy(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "lines.txt"), text.Bytes(), 0o644)
 	recs := groupRecords(t, dir)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestUnion(t *testing.T) {
 	for w, n := range referenceCounts(t, b) {
 		want[w] += n
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestUnion(t *testing.T) {
 
 // sortedLines runs job on l and returns the lines it printed, sorted (the
 // order of partitions is the grid's business).
-func sortedLines(t testing.TB, l *sdk.Local, job *sdk.Job) []string {
+func sortedLines(t testing.TB, l *local.Grid, job *sdk.Job) []string {
 	t.Helper()
 	var out bytes.Buffer
 	if _, err := l.Run(context.Background(), job, &out); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/join"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // TestJoinRevenue joins 40,000 orders (half of them from one customer,
@@ -59,7 +60,7 @@ func TestJoinRevenue(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/logs"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // accessLine is the grammar of a well-formed access-log line, as the logs
@@ -100,7 +101,7 @@ func TestLogs(t *testing.T) {
 	input := filepath.Join(dir, "*.log")
 	conf := map[string]string{"partitions": "3", "source.split_size": "512KiB"}
 
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 4})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // hexPairs renders records as sorted "hex(key)\thex(value)" lines.
@@ -58,7 +59,7 @@ func TestNarrowAndAggregateOperators(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "right"), file, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestJSONAndCSVSinks(t *testing.T) {
 	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 1, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestJoinsOfBinaryKeys(t *testing.T) {
 	}
 	slices.Sort(wantInner)
 	slices.Sort(wantOuter)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

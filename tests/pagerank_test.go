@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/examples/pagerank"
-	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // writeGraph writes a PageRank graph of pages pages and returns its path.
@@ -71,7 +72,7 @@ func parseRanks(t testing.TB, out string) map[string]float64 {
 }
 
 // runPageRank runs examples/pagerank/job.toml and reads its ranks.
-func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[string]float64, *sdk.Summary) {
+func runPageRank(t testing.TB, l *local.Grid, edges string, cache bool) (map[string]float64, *api.Summary) {
 	t.Helper()
 	ctx := context.Background()
 	job, err := sdk.LoadJob(ctx, repoPath("examples/pagerank/job.toml"),
@@ -93,7 +94,7 @@ func runPageRank(t testing.TB, l *sdk.Local, edges string, cache bool) (map[stri
 func TestPageRank(t *testing.T) {
 	edges := writeGraph(t, 3000)
 	want := referenceRanks(t, edges)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestPageRank(t *testing.T) {
 // reference (one goroutine), in the same run.
 func BenchmarkPageRank(b *testing.B) {
 	edges := writeGraph(b, 100_000)
-	l, err := sdk.StartLocal(sdk.LocalConfig{})
+	l, err := local.Start(local.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestClusterPageRankAgentLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Stage 2 ends with the links' cache.
-	var info grid.JobInfo
+	var info api.JobInfo
 	waitFor(t, 2*time.Minute, "the links to be cached", func() bool {
 		if info, err = remote.Job(ctx, id); err != nil {
 			t.Fatal(err)

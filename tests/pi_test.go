@@ -9,6 +9,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/pi"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // TestPi estimates pi from a generate source: the grid's line must equal
@@ -30,7 +31,7 @@ func TestPi(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 1, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 1, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

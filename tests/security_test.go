@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/sdk"
@@ -178,7 +179,7 @@ func TestClusterAPIDefenses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ro grid.NewToken
+	var ro api.NewToken
 	if err := json.Unmarshal([]byte(out), &ro); err != nil || ro.Token == "" {
 		t.Fatalf("grid token create printed %q: %v", out, err)
 	}
@@ -195,7 +196,7 @@ func TestClusterAPIDefenses(t *testing.T) {
 		t.Errorf("a token revoked with the CLI: %v, want 401", err)
 	}
 	admin := c.remote(c.admin)
-	victim, err := admin.CreateToken(ctx, "calm", grid.RoleSubmit)
+	victim, err := admin.CreateToken(ctx, "calm", api.RoleSubmit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +381,7 @@ func TestClusterUploadFlood(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
-	infos := make([]sdk.ModuleInfo, 6)
+	infos := make([]api.ModuleInfo, 6)
 	for i := range 6 {
 		wg.Go(func() {
 			// A client each: six connections, as six users would upload.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/terasort/sortbench"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // genTera writes n Sort Benchmark records (binary keys, or ASCII lines)
@@ -44,7 +45,7 @@ func validateParts(t testing.TB, dir string) sortbench.Summary {
 	return s
 }
 
-func runTera(t testing.TB, l *sdk.Local, in, out string, partitions int) {
+func runTera(t testing.TB, l *local.Grid, in, out string, partitions int) {
 	t.Helper()
 	job, err := sdk.LoadJob(context.Background(), repoPath("examples/terasort/job.toml"),
 		map[string]string{"input": filepath.Join(in, "*"), "output": out},
@@ -63,7 +64,7 @@ func TestTeraSort(t *testing.T) {
 	const n = 300_000
 	dir := t.TempDir()
 	want := genTera(t, filepath.Join(dir, "in"), n, 3, false)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func BenchmarkTeraSort(b *testing.B) {
 	in := filepath.Join(dir, "in")
 	want := genTera(b, in, n, 8, true)
 	b.Run("grid", func(b *testing.B) {
-		l, err := sdk.StartLocal(sdk.LocalConfig{})
+		l, err := local.Start(local.Config{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -182,7 +183,7 @@ func TestSortByKeySkewedBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = s.Checksum
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +225,7 @@ func TestSortThenCoalesce(t *testing.T) {
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in")
 	want := genTera(t, in, 50_000, 2, false)
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 2})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

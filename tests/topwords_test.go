@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // TestTopWords sorts a word count of a generated corpus by count over
@@ -46,7 +47,7 @@ func TestTopWords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: 4})
+	l, err := local.Start(local.Config{Agents: 2, Slots: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/wordcount"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // referenceCounts is the word count of a file computed natively, line by
@@ -88,11 +89,11 @@ func TestWordCountMatchesNativeGo(t *testing.T) {
 		t.Fatalf("corpus has only %d distinct words", len(want))
 	}
 
-	local, err := sdk.StartLocal(sdk.LocalConfig{Agents: 2, Slots: max(2, runtime.NumCPU()), StateDir: filepath.Join(dir, "state")})
+	g, err := local.Start(local.Config{Agents: 2, Slots: max(2, runtime.NumCPU()), StateDir: filepath.Join(dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer local.Close()
+	defer g.Close()
 	out := filepath.Join(dir, "out")
 	job, err := sdk.LoadJob(context.Background(), repoPath("examples/wordcount/job.toml"),
 		map[string]string{"input": input, "output": out},
@@ -102,7 +103,7 @@ func TestWordCountMatchesNativeGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := local.Run(context.Background(), job, nil)
+	sum, err := g.Run(context.Background(), job, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

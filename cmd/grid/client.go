@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
-	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
@@ -127,12 +127,12 @@ func newSubmitCmd(g *globals) *cobra.Command {
 
 // watchRemote follows a job: a bar per stage on a terminal, a line per
 // change otherwise.
-func watchRemote(ctx context.Context, r *sdk.Remote, id string, mode progressKind, w io.Writer) (grid.JobInfo, error) {
+func watchRemote(ctx context.Context, r *sdk.Remote, id string, mode progressKind, w io.Writer) (api.JobInfo, error) {
 	switch mode {
 	case progressBars:
 		p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 		bars := map[int]*mpb.Bar{}
-		info, err := r.Watch(ctx, id, func(info grid.JobInfo) {
+		info, err := r.Watch(ctx, id, func(info api.JobInfo) {
 			for _, s := range info.Stages {
 				b, ok := bars[s.ID]
 				if !ok {
@@ -149,16 +149,16 @@ func watchRemote(ctx context.Context, r *sdk.Remote, id string, mode progressKin
 		return info, err
 	case progressLines:
 		last := time.Time{}
-		return r.Watch(ctx, id, func(info grid.JobInfo) {
-			if time.Since(last) < 2*time.Second && info.State == "running" {
+		return r.Watch(ctx, id, func(info api.JobInfo) {
+			if time.Since(last) < 2*time.Second && info.State == api.StateRunning {
 				return
 			}
 			last = time.Now()
 			var parts []string
 			for _, s := range info.Stages {
 				p := fmt.Sprintf("stage %d %s %d/%d", s.ID, s.Name, s.Done, s.Tasks)
-				if s.Why != "" && s.Pending > 0 {
-					p += " (" + s.Why + ")"
+				if s.Reason != nil && s.Pending > 0 {
+					p += " (" + s.Reason.Message + ")"
 				}
 				parts = append(parts, p)
 			}
@@ -225,7 +225,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(tw, "STAGE\tNAME\tDONE\tRUNNING\tPENDING\tWHY PENDING")
 			}
 			for _, s := range j.Stages {
-				fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%d\t%d\t%s\n", s.ID, s.Name, s.Done, s.Tasks, s.Running, s.Pending, s.Why)
+				why := ""
+				if s.Reason != nil {
+					why = s.Reason.Message
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%d/%d\t%d\t%d\t%s\n", s.ID, s.Name, s.Done, s.Tasks, s.Running, s.Pending, why)
 			}
 			return tw.Flush()
 		},
@@ -366,7 +370,7 @@ func newModulesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []sdk.ModuleInfo
+			var out []api.ModuleInfo
 			for _, path := range args {
 				f, err := os.Open(path)
 				if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
 )
 
@@ -55,7 +56,7 @@ func watchProgress(j *grid.Job, mode progressKind, w io.Writer) {
 func watchBars(j *grid.Job, w io.Writer) {
 	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithRefreshRate(150*time.Millisecond))
 	bars := map[int]*mpb.Bar{}
-	update := func(pr grid.Progress) {
+	update := func(pr api.Progress) {
 		for _, s := range pr.Stages {
 			b, ok := bars[s.ID]
 			if !ok {
@@ -92,7 +93,7 @@ func watchBars(j *grid.Job, w io.Writer) {
 func watchLines(j *grid.Job, w io.Writer) {
 	last := map[int]int{}
 	var lastPrint time.Time
-	show := func(pr grid.Progress, force bool) {
+	show := func(pr api.Progress, force bool) {
 		changed := false
 		for _, s := range pr.Stages {
 			if last[s.ID] != s.Done && (s.Done == s.Tasks || force || time.Since(lastPrint) > 2*time.Second) {

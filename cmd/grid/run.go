@@ -16,8 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 type runFlags struct {
@@ -90,7 +91,7 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg := sdk.LocalConfig{Agents: f.agents, Slots: f.slots, Logger: logger}
+	cfg := local.Config{Agents: f.agents, Slots: f.slots, Logger: logger}
 	if f.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -101,13 +102,13 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 		}
 		defer stop()
 	}
-	local, err := sdk.StartLocal(cfg)
+	eg, err := local.Start(cfg)
 	if err != nil {
 		return err
 	}
-	defer local.Close()
+	defer eg.Close()
 
-	j, err := local.Submit(ctx, job)
+	j, err := eg.Submit(ctx, job)
 	if err != nil {
 		return err
 	}
@@ -131,7 +132,7 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 	}
 	if sum.Stdout {
 		w := bufio.NewWriterSize(g.stdout, 1<<20)
-		if err := sdk.CopyResult(j, w); err != nil {
+		if err := local.CopyResult(j, w); err != nil {
 			return err
 		}
 		if err := w.Flush(); err != nil {
@@ -142,7 +143,7 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 	return nil
 }
 
-func printSummary(g *globals, s *grid.Summary, ok bool) {
+func printSummary(g *globals, s *api.Summary, ok bool) {
 	if s == nil {
 		return
 	}

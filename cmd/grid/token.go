@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/api"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -30,7 +30,7 @@ its next request.`,
 			if err != nil {
 				return err
 			}
-			nt, err := r.CreateToken(cmd.Context(), tenant, grid.Role(role))
+			nt, err := r.CreateToken(cmd.Context(), tenant, api.Role(role))
 			if err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ its next request.`,
 	}
 	cf.add(create)
 	create.Flags().StringVar(&tenant, "tenant", "", "the tenant the token acts for (none for an admin token)")
-	create.Flags().StringVar(&role, "role", string(grid.RoleSubmit), "admin, submit or read-only")
+	create.Flags().StringVar(&role, "role", string(api.RoleSubmit), "admin, submit or read-only")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (never their secrets)",
@@ -111,7 +111,7 @@ its next request.`,
 	return cmd
 }
 
-func printNewToken(g *globals, output string, nt grid.NewToken) error {
+func printNewToken(g *globals, output string, nt api.NewToken) error {
 	if output == "json" {
 		return printJSON(g.stdout, nt)
 	}

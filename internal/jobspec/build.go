@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/wasmgrid/wasmgrid/internal/storage"
+	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // name returns the job's name: name = "..." or the file's base name
@@ -292,33 +293,33 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		}
 		return Step{}, p.errorf(line, "unknown operator %q; operators are %s%s", op, strings.Join(ops(), ", "), hint)
 	}
-	if Op(op) == OpSample {
+	if planner.Op(op) == planner.OpSample {
 		return p.sampleStep(v, line)
 	}
-	if Op(op).Builtin() {
-		return p.builtinStep(Op(op), v, line)
+	if builtin(planner.Op(op)) {
+		return p.builtinStep(planner.Op(op), v, line)
 	}
-	if Op(op) == OpAggregateByKey {
+	if planner.Op(op) == planner.OpAggregateByKey {
 		t, ok := v.(map[string]any)
 		if !ok || len(t) != 2 || t["create"] == nil || t["merge"] == nil {
 			return Step{}, p.errorf(line, "aggregate_by_key takes { create = \"module.function\", merge = \"module.function\" }: a map function that makes a value an accumulator and a reduce function that merges two, not %v", v)
 		}
-		create, err := p.step(string(OpMap), t["create"], line, modules)
+		create, err := p.step(string(planner.OpMap), t["create"], line, modules)
 		if err != nil {
 			return Step{}, err
 		}
-		merge, err := p.step(string(OpReduceByKey), t["merge"], line, modules)
+		merge, err := p.step(string(planner.OpReduceByKey), t["merge"], line, modules)
 		if err != nil {
 			return Step{}, err
 		}
-		return Step{Op: OpAggregateByKey, Module: create.Module, Function: create.Function, MergeModule: merge.Module, MergeFunction: merge.Function, Line: line}, nil
+		return Step{Op: planner.OpAggregateByKey, Module: create.Module, Function: create.Function, MergeModule: merge.Module, MergeFunction: merge.Function, Line: line}, nil
 	}
-	if Op(op).Side() {
+	if readsSide(planner.Op(op)) {
 		name, ok := v.(string)
 		if !ok || name == "" {
 			return Step{}, p.errorf(line, "%s names a side dataset, like %s = \"customers\" (a [datasets.customers] table), not %v", op, op, v)
 		}
-		return Step{Op: Op(op), With: name, Line: line}, nil
+		return Step{Op: planner.Op(op), With: name, Line: line}, nil
 	}
 	s, ok := v.(string)
 	if !ok {
@@ -342,7 +343,7 @@ func (p *parser) step(op string, v any, line int, modules []string) (Step, error
 		}
 		return Step{}, p.errorf(line, "module %q is not defined; modules are: %s%s", mod, strings.Join(modules, ", "), hint)
 	}
-	return Step{Op: Op(op), Module: mod, Function: fn, Line: line}, nil
+	return Step{Op: planner.Op(op), Module: mod, Function: fn, Line: line}, nil
 }
 
 // datasets checks the named datasets: each has a source and steps, every
@@ -390,7 +391,7 @@ func (p *parser) datasets(docs map[string]datasetDoc, mainSrc Source, main []Ste
 			rs = append(rs, read{src.Dataset, fmt.Sprintf("source.dataset = %q", src.Dataset), src.Line})
 		}
 		for _, st := range steps {
-			if st.Op.Side() {
+			if readsSide(st.Op) {
 				rs = append(rs, read{st.With, fmt.Sprintf("%s = %q", st.Op, st.With), st.Line})
 			}
 		}
@@ -462,7 +463,7 @@ func (p *parser) datasets(docs map[string]datasetDoc, mainSrc Source, main []Ste
 
 // sampleStep checks sample = FRACTION or { fraction = F, seed = N }.
 func (p *parser) sampleStep(v any, line int) (Step, error) {
-	st := Step{Op: OpSample, Line: line}
+	st := Step{Op: planner.OpSample, Line: line}
 	fraction := v
 	if t, ok := v.(map[string]any); ok {
 		fraction = t["fraction"]
@@ -501,9 +502,9 @@ func (p *parser) sampleStep(v any, line int) (Step, error) {
 
 // builtinStep checks op = true or op = { partitions = N }, for the
 // operators without a function.
-func (p *parser) builtinStep(op Op, v any, line int) (Step, error) {
+func (p *parser) builtinStep(op planner.Op, v any, line int) (Step, error) {
 	st := Step{Op: op, Line: line}
-	if op == OpCoalesce || op == OpRepartition || op == OpPartitionBy {
+	if op == planner.OpCoalesce || op == planner.OpRepartition || op == planner.OpPartitionBy {
 		n, ok := v.(int64)
 		if !ok || n < 1 || n > 100000 {
 			return Step{}, p.errorf(line, "%s = N takes a number of partitions, 1 to 100000, not %v", op, v)

@@ -3,6 +3,8 @@ package jobspec
 import (
 	"strings"
 	"testing"
+
+	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // TestNamedDatasets: named datasets read by joins, unions and dataset
@@ -37,7 +39,7 @@ text = "-"
 			if s.Source.Kind != "dataset" || s.Source.Dataset != "links" || !s.Datasets["links"].Cache {
 				return "source or cache not read"
 			}
-			if s.Steps[0].Op != OpMapValues || s.Steps[2].Op != OpKeyBy {
+			if s.Steps[0].Op != planner.OpMapValues || s.Steps[2].Op != planner.OpKeyBy {
 				return "map_values/key_by not read"
 			}
 			return ""

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // FuzzParse feeds arbitrary bytes as a spec, with one --param, to Parse: it
@@ -112,13 +114,13 @@ header = true
 			switch {
 			case !isOp(string(st.Op)):
 				t.Fatalf("step of an unknown operator: %+v", st)
-			case st.Op.Side() && s.Datasets[st.With] == nil:
+			case readsSide(st.Op) && s.Datasets[st.With] == nil:
 				t.Fatalf("step reads an undefined dataset: %+v", st)
-			case !st.Op.Builtin() && !st.Op.Side() && (st.Module == "" || st.Function == ""):
+			case !builtin(st.Op) && !readsSide(st.Op) && (st.Module == "" || st.Function == ""):
 				t.Fatalf("step without a function: %+v", st)
-			case st.Op == OpAggregateByKey && (st.MergeModule == "" || st.MergeFunction == ""):
+			case st.Op == planner.OpAggregateByKey && (st.MergeModule == "" || st.MergeFunction == ""):
 				t.Fatalf("aggregate without a merge function: %+v", st)
-			case st.Op == OpSample && !(st.Fraction >= 0 && st.Fraction <= 1):
+			case st.Op == planner.OpSample && !(st.Fraction >= 0 && st.Fraction <= 1):
 				t.Fatalf("sample of fraction %v", st.Fraction)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // Spec is a validated job spec with its parameters substituted and its
@@ -72,74 +73,27 @@ type Source struct {
 	Line   int
 }
 
-// Op is the operator of a step.
-type Op string
-
-// The operators.
-const (
-	OpMap         Op = "map"
-	OpFlatMap     Op = "flat_map"
-	OpFilter      Op = "filter"
-	OpReduceByKey Op = "reduce_by_key"
-	// OpSortByKey sorts records by key (bytes order) over all partitions;
-	// it takes no function: sort_by_key = true, or { partitions = N }.
-	OpSortByKey Op = "sort_by_key"
-	// OpGroupByKey gathers each key's values into one record (the value
-	// encodes the list, docs/abi.md); OpDistinct keeps one of each
-	// distinct record. Neither takes a function: = true, or
-	// { partitions = N }.
-	OpGroupByKey Op = "group_by_key"
-	OpDistinct   Op = "distinct"
-	// OpCountByKey counts each key's records: (key, count in decimal).
-	OpCountByKey Op = "count_by_key"
-	// OpCoalesce lowers the partitions after a shuffle without another
-	// one: coalesce = N.
-	OpCoalesce Op = "coalesce"
-	// OpJoin and OpLeftOuterJoin join the chain so far with a named side
-	// dataset by key: join = "customers".
-	OpJoin          Op = "join"
-	OpLeftOuterJoin Op = "left_outer_join"
-	// OpRepartition spreads records evenly over N partitions;
-	// OpPartitionBy hashes them by key: repartition = N.
-	OpRepartition Op = "repartition"
-	OpPartitionBy Op = "partition_by"
-	// OpUnion adds a named side dataset's records: union = "more".
-	OpUnion Op = "union"
-	// OpMapValues applies a map function but keeps each record's key
-	// (the record takes the function's value); OpKeyBy keeps each
-	// record's value (it takes the function's key).
-	OpMapValues Op = "map_values"
-	OpKeyBy     Op = "key_by"
-	// OpCogroup groups the chain so far and a named dataset by key: one
-	// record per key of either, listing both sides' values.
-	OpCogroup Op = "cogroup"
-	// OpAggregateByKey folds each key's values into an accumulator:
-	// aggregate_by_key = { create = "m.f", merge = "m.g" }, f a map
-	// function that makes a value an accumulator (its key is kept), g a
-	// reduce function that merges two; combined on the map side.
-	OpAggregateByKey Op = "aggregate_by_key"
-	// OpSample keeps each record with a probability: sample = 0.1, or
-	// { fraction = 0.1, seed = 7 }.
-	OpSample Op = "sample"
-	// OpMapPartitions calls a flat_map function once per partition with
-	// one record whose value holds the whole partition as a batch.
-	OpMapPartitions Op = "map_partitions"
-)
-
-// Side reports whether op brings a side dataset in (join, union).
-func (op Op) Side() bool {
-	return op == OpJoin || op == OpLeftOuterJoin || op == OpUnion || op == OpCogroup
-}
-
-// ops returns the operators in documentation order.
+// ops returns the operators of steps in documentation order; their
+// meanings are planner.Op's, and docs/jobspec.md says how each is written.
 func ops() []string {
-	return []string{string(OpMap), string(OpFlatMap), string(OpFilter), string(OpMapValues), string(OpKeyBy), string(OpMapPartitions), string(OpSample), string(OpReduceByKey), string(OpAggregateByKey), string(OpSortByKey), string(OpGroupByKey), string(OpDistinct), string(OpCountByKey), string(OpCoalesce), string(OpJoin), string(OpLeftOuterJoin), string(OpCogroup), string(OpRepartition), string(OpPartitionBy), string(OpUnion)}
+	return []string{string(planner.OpMap), string(planner.OpFlatMap), string(planner.OpFilter), string(planner.OpMapValues), string(planner.OpKeyBy), string(planner.OpMapPartitions), string(planner.OpSample), string(planner.OpReduceByKey), string(planner.OpAggregateByKey), string(planner.OpSortByKey), string(planner.OpGroupByKey), string(planner.OpDistinct), string(planner.OpCountByKey), string(planner.OpCoalesce), string(planner.OpJoin), string(planner.OpLeftOuterJoin), string(planner.OpCogroup), string(planner.OpRepartition), string(planner.OpPartitionBy), string(planner.OpUnion)}
 }
 
-// Builtin reports whether op takes no guest function.
-func (op Op) Builtin() bool {
+// readsSide reports whether a step of op brings a named side dataset in:
+// join = "customers", union = "more".
+func readsSide(op planner.Op) bool {
 	switch op {
-	case OpSortByKey, OpGroupByKey, OpDistinct, OpCountByKey, OpCoalesce, OpRepartition, OpPartitionBy, OpSample:
+	case planner.OpJoin, planner.OpLeftOuterJoin, planner.OpUnion, planner.OpCogroup:
+		return true
+	}
+	return false
+}
+
+// builtin reports whether a step of op takes no guest function: = true,
+// { partitions = N }, coalesce = N, or a sample's fraction.
+func builtin(op planner.Op) bool {
+	switch op {
+	case planner.OpSortByKey, planner.OpGroupByKey, planner.OpDistinct, planner.OpCountByKey, planner.OpCoalesce, planner.OpRepartition, planner.OpPartitionBy, planner.OpSample:
 		return true
 	}
 	return false
@@ -147,8 +101,8 @@ func (op Op) Builtin() bool {
 
 // Step is one operator of the job's chain, applying Module's Function.
 type Step struct {
-	Op       Op
-	Module   string // "" for the operators without a function (Op.Builtin)
+	Op       planner.Op // one of ops(); aggregate_by_key is lowered to two datasets
+	Module   string     // "" for the operators without a function (builtin)
 	Function string
 	// With names the side dataset of a join or union.
 	With string

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wasmgrid/wasmgrid/planner"
 )
 
 // baseSpec is a valid spec; error cases edit one line of it, so the line
@@ -66,8 +68,8 @@ func TestParseValid(t *testing.T) {
 					Modules: []Module{{Name: "wc", Path: "/jobs/wc/wc.wasm", Line: 8}},
 					Source:  Source{Kind: "text", Globs: []string{"/data/*.txt"}, Line: 11},
 					Steps: []Step{
-						{Op: OpFlatMap, Module: "wc", Function: "split", Line: 14},
-						{Op: OpReduceByKey, Module: "wc", Function: "sum", Line: 16},
+						{Op: planner.OpFlatMap, Module: "wc", Function: "split", Line: 14},
+						{Op: planner.OpReduceByKey, Module: "wc", Function: "sum", Line: 16},
 					},
 					Sink:    Sink{Kind: "text", Stdout: true, Line: 19},
 					Conf:    DefaultConf(),
@@ -93,10 +95,10 @@ text = "/out"
 `,
 			check: func(t *testing.T, s *Spec) {
 				want := []Step{
-					{Op: OpMap, Module: "m", Function: "upper", Line: 2},
-					{Op: OpFilter, Module: "m", Function: "long", Line: 2},
-					{Op: OpFlatMap, Module: "m", Function: "words.all", Line: 3},
-					{Op: OpReduceByKey, Module: "m", Function: "sum", Line: 3},
+					{Op: planner.OpMap, Module: "m", Function: "upper", Line: 2},
+					{Op: planner.OpFilter, Module: "m", Function: "long", Line: 2},
+					{Op: planner.OpFlatMap, Module: "m", Function: "words.all", Line: 3},
+					{Op: planner.OpReduceByKey, Module: "m", Function: "sum", Line: 3},
 				}
 				if !reflect.DeepEqual(s.Steps, want) {
 					t.Errorf("steps = %+v, want %+v", s.Steps, want)
@@ -451,7 +453,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Steps) != 2 || s.Steps[0].Op != OpFlatMap || !s.Sink.Stdout || s.Modules[0].Dir == "" {
+	if len(s.Steps) != 2 || s.Steps[0].Op != planner.OpFlatMap || !s.Sink.Stdout || s.Modules[0].Dir == "" {
 		t.Errorf("spec = %+v", s)
 	}
 }
@@ -476,7 +478,7 @@ records = "/out"
 	if s.Source.Kind != "records" || s.Source.RecordSize != 100 || s.Source.KeySize != 10 || s.Source.Globs[0] != "/in/*" {
 		t.Errorf("source %+v", s.Source)
 	}
-	if len(s.Steps) != 2 || s.Steps[0].Op != OpSortByKey || s.Steps[0].Partitions != 7 || s.Steps[1].Partitions != 0 {
+	if len(s.Steps) != 2 || s.Steps[0].Op != planner.OpSortByKey || s.Steps[0].Partitions != 7 || s.Steps[1].Partitions != 0 {
 		t.Errorf("steps %+v", s.Steps)
 	}
 	if s.Sink.Kind != "records" || s.Sink.Path != "/out" {

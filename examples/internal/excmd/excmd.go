@@ -11,6 +11,7 @@ import (
 	"runtime"
 
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // RunOrExplain prints the plan of job for a grid of this machine's cores
@@ -25,7 +26,7 @@ func RunOrExplain(name string, job *sdk.JobBuilder, explain bool) {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	_, err := job.RunLocal(ctx, os.Stdout)
+	_, err := local.Run(ctx, job, os.Stdout)
 	stop()
 	Exit(name, err)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // Job builds the join job: orders keyed by customer, joined with the
@@ -29,7 +30,7 @@ func Job(guest sdk.ModuleSource, orders, customers string) *sdk.JobBuilder {
 }
 
 func main() {
-	sdk.MainIfExecutor()
+	local.MainIfExecutor()
 	orders := flag.String("orders", "examples/join/data/orders.csv", "orders: order_id,customer_id,cents, with a header")
 	customers := flag.String("customers", "examples/join/data/customers.csv", "customers: customer_id,name,country, with a header")
 	threshold := flag.String("broadcast-threshold", "10MiB", "largest right side joined by broadcast (0: a shuffle join)")

@@ -21,13 +21,13 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/examples/logs"
-	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 func main() {
 	// The embedded grid runs its tasks in executor processes, which are
 	// this program started again.
-	sdk.MainIfExecutor()
+	local.MainIfExecutor()
 	excmd.Subcommands("logs", usage, map[string]func([]string) error{"gen": gen, "run": run})
 }
 
@@ -79,7 +79,7 @@ func run(args []string) error {
 		}
 		fmt.Fprint(os.Stderr, plan)
 	}
-	sum, err := job.RunLocal(ctx, os.Stdout)
+	sum, err := local.Run(ctx, job, os.Stdout)
 	if err != nil {
 		return err
 	}

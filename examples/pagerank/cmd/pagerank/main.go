@@ -22,10 +22,11 @@ import (
 	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/examples/pagerank"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 func main() {
-	sdk.MainIfExecutor()
+	local.MainIfExecutor()
 	excmd.Subcommands("pagerank", usage, map[string]func([]string) error{"gen": gen, "run": run})
 }
 
@@ -59,7 +60,7 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	sum, err := job.RunLocal(ctx, &out)
+	sum, err := local.Run(ctx, job, &out)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // Job builds the pi job: throws points, counted in the quarter circle.
@@ -25,7 +26,7 @@ func Job(guest sdk.ModuleSource, throws int64) *sdk.JobBuilder {
 }
 
 func main() {
-	sdk.MainIfExecutor()
+	local.MainIfExecutor()
 	throws := flag.Int64("throws", 1_000_000, "points to throw")
 	explain := flag.Bool("explain", false, "print the plan and exit")
 	guest := flag.String("guest", "examples/pi/guest/go", "the guest's Go package directory (the default is from the repository's root)")

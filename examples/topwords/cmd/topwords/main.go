@@ -10,6 +10,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/examples/internal/excmd"
 	"github.com/wasmgrid/wasmgrid/sdk"
+	"github.com/wasmgrid/wasmgrid/sdk/local"
 )
 
 // Job builds the top-words job: a word count, sorted by count descending
@@ -28,7 +29,7 @@ func Job(guest sdk.ModuleSource, input string, n int64) *sdk.JobBuilder {
 }
 
 func main() {
-	sdk.MainIfExecutor()
+	local.MainIfExecutor()
 	input := flag.String("input", "examples/wordcount/data/*.txt", "text files, a glob")
 	top := flag.Int64("top", 100, "how many words")
 	explain := flag.Bool("explain", false, "print the plan and exit")

@@ -3,7 +3,6 @@ package main
 import (
 	"testing"
 
-	"github.com/wasmgrid/wasmgrid/grid"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/sdk"
 )
@@ -14,7 +13,7 @@ func TestSameJobAsSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := grid.Explain(spec, 4)
+	want, err := spec.Explain(4)
 	if err != nil {
 		t.Fatal(err)
 	}
