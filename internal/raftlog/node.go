@@ -43,6 +43,7 @@ type Node struct {
 	lead      uint64
 	isLeader  bool
 	badSender map[string]bool // senders already warned about
+	answers   []answer        // results to send after the next publish
 
 	propc   chan *proposal
 	recvc   chan received
@@ -85,6 +86,11 @@ type waiter struct {
 	id          uint64
 	index, term uint64
 	resp        chan result
+}
+
+type answer struct {
+	resp chan result
+	r    result
 }
 
 type received struct {

@@ -55,6 +55,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return nil
 		case e := <-terr:
 			terr <- e // for the deferred wait
+			if ctx.Err() != nil {
+				return nil
+			}
 			if e == nil {
 				e = errors.New("the transport stopped")
 			}
@@ -80,7 +83,21 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return err
 		}
 		n.publish()
+		n.flushAnswers()
 	}
+}
+
+// answer queues a proposal's result: it is sent after the status that
+// reflects it is published, so that Status after Propose shows its index
+// applied.
+func (n *Node) answer(w *waiter, r result) { n.answers = append(n.answers, answer{w.resp, r}) }
+
+func (n *Node) flushAnswers() {
+	for _, a := range n.answers {
+		a.resp <- a.r
+	}
+	clear(n.answers)
+	n.answers = n.answers[:0]
 }
 
 // drain steps what else is waiting, up to a bound, so that one Ready (one
@@ -230,7 +247,7 @@ func (n *Node) place(ents []*raftpb.Entry) {
 		for i, w := range n.placed {
 			if i >= first && (i > last || ents[i-first].GetTerm() != w.term) {
 				delete(n.placed, i)
-				w.resp <- result{err: fmt.Errorf("%w: a new leader replaced the entry at index %d", ErrRetry, i)}
+				n.answer(w, result{err: fmt.Errorf("%w: a new leader replaced the entry at index %d", ErrRetry, i)})
 			}
 		}
 	}
@@ -244,7 +261,7 @@ func (n *Node) place(ents []*raftpb.Entry) {
 	}
 	for id, w := range n.unplaced {
 		delete(n.unplaced, id)
-		w.resp <- result{err: fmt.Errorf("%w: raft did not append it (a membership change may be under way)", ErrRetry)}
+		n.answer(w, result{err: fmt.Errorf("%w: raft did not append it (a membership change may be under way)", ErrRetry)})
 	}
 }
 
@@ -302,7 +319,7 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 	for i, w := range n.placed {
 		if i <= idx {
 			delete(n.placed, i)
-			w.resp <- result{err: fmt.Errorf("raftlog: the outcome of the proposal is unknown: a snapshot from the leader replaced the log up to index %d; check the state before proposing again", idx)}
+			n.answer(w, result{err: fmt.Errorf("raftlog: the outcome of the proposal is unknown: a snapshot from the leader replaced the log up to index %d; check the state before proposing again", idx)})
 		}
 	}
 	n.log.Info("raftlog: restored a snapshot from the leader", "index", idx)
@@ -335,6 +352,13 @@ func (n *Node) apply(e *raftpb.Entry) error {
 				return fmt.Errorf("raftlog: the committed configuration change at index %d: %w", idx, err)
 			}
 			n.log.Info("raftlog: membership changed", "index", idx, "members", describePeers(n.members))
+			// A new member gets the latest snapshot, and raft refuses one
+			// whose configuration does not name it: take one now, before
+			// raft learns of the change and sends anything.
+			n.applied = idx
+			if err := n.snapshot(); err != nil {
+				return err
+			}
 		}
 		n.rn.ApplyConfChange(&cc)
 	default:
@@ -346,9 +370,9 @@ func (n *Node) apply(e *raftpb.Entry) error {
 	if w := n.placed[idx]; w != nil {
 		delete(n.placed, idx)
 		if e.GetTerm() == w.term {
-			w.resp <- result{index: idx}
+			n.answer(w, result{index: idx})
 		} else {
-			w.resp <- result{err: fmt.Errorf("%w: another entry was committed at index %d", ErrRetry, idx)}
+			n.answer(w, result{err: fmt.Errorf("%w: another entry was committed at index %d", ErrRetry, idx)})
 		}
 	}
 	return nil
@@ -361,6 +385,11 @@ func (n *Node) maybeSnapshot() error {
 	if n.applied < n.snapIndex+n.cfg.SnapshotEntries || n.applied < n.snapRetry || n.delivered < n.applied {
 		return nil
 	}
+	return n.snapshot()
+}
+
+// snapshot takes a snapshot at the applied index and compacts the log.
+func (n *Node) snapshot() error {
 	data, err := n.fsm.Snapshot()
 	if err != nil {
 		n.snapRetry = n.applied + max(1, n.cfg.SnapshotEntries/10)
@@ -387,6 +416,7 @@ func (n *Node) maybeSnapshot() error {
 }
 
 func (n *Node) failWaiters(err error) {
+	n.flushAnswers()
 	for _, w := range n.unplaced {
 		w.resp <- result{err: err}
 	}
