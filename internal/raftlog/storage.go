@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -119,7 +120,28 @@ func openDisk(dir, cluster string, node uint64, init func(*bolt.Tx) error) (s *d
 		}
 		return s, true, nil
 	}
+	if err := s.checkSize(); err != nil {
+		return nil, false, err
+	}
 	return s, false, s.checkMeta(cluster, node)
+}
+
+// checkSize refuses a file shorter than the pages bbolt's meta page says
+// it holds: bbolt does not check, and reading a page past the end of the
+// mapped file faults.
+func (s *diskStore) checkSize() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("raftlog: %w", err)
+	}
+	var want int64
+	if err := s.view(func(tx *bolt.Tx) error { want = tx.Size(); return nil }); err != nil {
+		return err
+	}
+	if fi.Size() < want {
+		return &CorruptError{Path: s.path, Err: fmt.Errorf("%d bytes, but its pages reach %d", fi.Size(), want)}
+	}
+	return nil
 }
 
 func openBolt(path string) (db *bolt.DB, err error) {
@@ -164,9 +186,10 @@ func (s *diskStore) checkMeta(cluster string, node uint64) error {
 	})
 }
 
-// view runs a read transaction, turning a bbolt panic on a damaged page
-// into a CorruptError.
+// view runs a read transaction, turning a bbolt panic on a damaged page,
+// or a fault on a page the file lacks, into a CorruptError.
 func (s *diskStore) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = &CorruptError{Path: s.path, Err: fmt.Errorf("bbolt: %v", r)}
