@@ -193,7 +193,11 @@ func (c *cluster) peer(id uint64) Peer {
 // open opens server id's state dir with a fresh FSM.
 func (c *cluster) open(id uint64) (*Node, *kvFSM, error) {
 	f := newKV()
-	n, err := Open(c.config(c.peer(id)), f)
+	cfg := c.config(c.peer(id))
+	n, err := Open(cfg, f)
+	if closer, ok := cfg.Transport.(interface{ Close() error }); ok && err != nil {
+		closer.Close()
+	}
 	return n, f, err
 }
 

@@ -98,9 +98,10 @@ func (nw *MemNetwork) connected(from, to uint64) bool {
 
 // MemTransport is one server's side of a MemNetwork.
 type MemTransport struct {
-	nw *MemNetwork
-	mu sync.Mutex
-	ep *memEndpoint // protected by mu; set while Run runs
+	nw    *MemNetwork
+	mu    sync.Mutex
+	ep    *memEndpoint // protected by mu; set while Run runs
+	early []report     // protected by mu; snapshot reports from before Run
 }
 
 // Run registers the server on the network and delivers its messages until
@@ -116,7 +117,12 @@ func (t *MemTransport) Run(ctx context.Context, self Peer, inbox Inbox) error {
 	t.nw.mu.Unlock()
 	t.mu.Lock()
 	t.ep = ep
+	early := t.early
+	t.early = nil
 	t.mu.Unlock()
+	for _, r := range early {
+		deliverReport(inbox, r)
+	}
 	defer func() {
 		t.nw.mu.Lock()
 		delete(t.nw.eps, self.ID)
@@ -159,6 +165,14 @@ func (t *MemTransport) Run(ctx context.Context, self Peer, inbox Inbox) error {
 func (t *MemTransport) Send(to Peer, msgs []*raftpb.Message) {
 	t.mu.Lock()
 	self := t.ep
+	if self == nil {
+		// Not running yet: every MsgSnap is reported all the same.
+		for _, m := range msgs {
+			if m.GetType() == raftpb.MsgSnap {
+				t.early = append(t.early, report{id: to.ID, snapshot: true, failed: true})
+			}
+		}
+	}
 	t.mu.Unlock()
 	if self == nil {
 		return

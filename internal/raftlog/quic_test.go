@@ -1,0 +1,83 @@
+package raftlog
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wasmgrid/wasmgrid/internal/certs"
+	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
+)
+
+// newQUICCluster is n servers on loopback QUIC, with certificates from a
+// throwaway authority, each named after its server.
+func newQUICCluster(t testing.TB, n int, tune func(*Config)) *cluster {
+	t.Helper()
+	ca, err := certs.NewCA("raftlog test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsFor := map[string]QUICConfig{}
+	ready := map[uint64]*QUICTransport{}
+	var peers []Peer
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("s%d", i)
+		cert, err := ca.Issue(name, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, cli, err := certs.Mutual(ca.CertPEM, cert, quicnet.ControlALPN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tlsFor[name] = QUICConfig{ServerTLS: srv, ClientTLS: cli, IdleTimeout: 5 * time.Second, Logger: testLogger(t)}
+		tr, err := ListenQUIC("127.0.0.1:0", tlsFor[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		ready[uint64(i)] = tr
+		peers = append(peers, Peer{ID: uint64(i), Name: name, Addr: tr.Addr()})
+	}
+	return newCluster(t, peers, tune, func(p Peer) Transport {
+		if tr := ready[p.ID]; tr != nil {
+			delete(ready, p.ID)
+			return tr
+		}
+		// A restart listens on the same address again.
+		tr, err := ListenQUIC(p.Addr, tlsFor[p.Name])
+		if err != nil {
+			t.Fatalf("listen again on %s: %v", p.Addr, err)
+		}
+		return tr
+	})
+}
+
+func TestQUICLeaderFailover(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	c := newQUICCluster(t, 3, func(cfg *Config) { cfg.SnapshotEntries = 30 })
+	c.startAll()
+	old := c.leader(electionBound)
+	for i := range 20 {
+		c.propose(old, fmt.Sprintf("before%d", i), "v")
+	}
+	if err := c.stop(old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	lead := c.leader(electionBound)
+	t.Logf("new leader %d after %v", lead, time.Since(start))
+	var last uint64
+	for i := range 80 {
+		last = c.propose(lead, fmt.Sprintf("after%d", i), "v")
+	}
+	c.start(old)
+	c.converged(electionBound, last)
+	for _, id := range c.running() {
+		for i := range 20 {
+			if _, ok := c.fsm(id).get(fmt.Sprintf("before%d", i)); !ok {
+				t.Errorf("server %d lost before%d", id, i)
+			}
+		}
+	}
+}
