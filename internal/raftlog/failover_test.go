@@ -115,6 +115,17 @@ func TestPartitionedLeader(t *testing.T) {
 	}
 	nw.Partition([]uint64{old})
 
+	// A proposal that waits through the partition learns, once it heals,
+	// that the new leader's log replaced its entry: ErrRetry, and it is
+	// applied nowhere.
+	longCtx, longCancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer longCancel()
+	longErr := make(chan error, 1)
+	go func() {
+		_, err := c.node(old).Propose(longCtx, []byte("replaced=1"))
+		longErr <- err
+	}()
+
 	// The minority leader cannot commit: Propose ends with its ctx and
 	// names the servers it cannot hear.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -152,6 +163,13 @@ func TestPartitionedLeader(t *testing.T) {
 
 	nw.Heal()
 	c.converged(electionBound, last)
+	if err := <-longErr; errors.As(err, &nle) {
+		t.Logf("the old leader had stepped down before the proposal: %v", err)
+	} else if !errors.Is(err, ErrRetry) {
+		t.Errorf("a proposal whose entry the new leader replaced: %v, want ErrRetry", err)
+	} else {
+		t.Log(err)
+	}
 	for _, id := range c.running() {
 		f := c.fsm(id)
 		for i := range 20 {
@@ -159,8 +177,10 @@ func TestPartitionedLeader(t *testing.T) {
 				t.Errorf("server %d lost k%d", id, i)
 			}
 		}
-		if _, ok := f.get("lost"); ok {
-			t.Errorf("server %d applied the minority leader's proposal", id)
+		for _, k := range []string{"lost", "replaced"} {
+			if _, ok := f.get(k); ok {
+				t.Errorf("server %d applied the minority leader's proposal %s", id, k)
+			}
 		}
 	}
 }

@@ -91,3 +91,37 @@ func TestThreeServers(t *testing.T) {
 		t.Errorf("WaitLeader on %d: %+v, %v", follower, st, err)
 	}
 }
+
+// TestLossyNetwork runs a cluster on a network that loses a fifth of the
+// messages and delays the rest: raft retransmits, and every server
+// applies the same commands.
+func TestLossyNetwork(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	c, nw := newMemCluster(t, 3, func(cfg *Config) { cfg.SnapshotEntries = 15 })
+	nw.SetLoss(0.2)
+	nw.SetDelay(2 * time.Millisecond)
+	c.startAll()
+	var last uint64
+	for i := range 40 {
+		for {
+			lead := c.leader(electionBound)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			idx, err := c.node(lead).Propose(ctx, []byte(fmt.Sprintf("k%d=v", i)))
+			cancel()
+			if err == nil {
+				last = idx
+				break
+			}
+			// A lost leadership or a timed-out wait: the command may be
+			// in the log already; proposing it again is harmless here.
+			t.Logf("k%d: %v", i, err)
+		}
+	}
+	nw.SetLoss(0)
+	c.converged(electionBound, last)
+	for i := range 40 {
+		if _, ok := c.fsm(1).get(fmt.Sprintf("k%d", i)); !ok {
+			t.Errorf("k%d lost", i)
+		}
+	}
+}
