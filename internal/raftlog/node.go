@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -357,4 +358,21 @@ func (n *Node) Close() error {
 	}
 	close(n.stopped)
 	return n.disk.close()
+}
+
+// Backup writes a consistent copy of raft.db to w while the node runs
+// (bbolt's online Tx.WriteTo, which does not stop the raft loop), and
+// returns its size. The copy is the file as it was at one transaction;
+// docs/raftlog.md, "Backups", says when restoring it is safe.
+func (n *Node) Backup(w io.Writer) (int64, error) {
+	var size int64
+	err := n.disk.db.View(func(tx *bolt.Tx) error {
+		var err error
+		size, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return size, fmt.Errorf("raftlog: back up %s: %w", n.disk.path, err)
+	}
+	return size, nil
 }
