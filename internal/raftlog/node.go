@@ -341,7 +341,9 @@ func (n *Node) changeMembers(cc *raftpb.ConfChange) error {
 // peer returns the member id, with the config's address, if it knows it.
 func (n *Node) peer(id uint64) (Peer, bool) {
 	p, ok := peerByID(n.members, id)
-	if !ok {
+	if n.members == nil {
+		// A joining server before the leader's snapshot: its config
+		// names the members.
 		p, ok = peerByID(n.cfg.Peers, id)
 	}
 	if a, found := n.addrs[id]; ok && found {

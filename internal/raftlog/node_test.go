@@ -28,6 +28,9 @@ func TestSingleServer(t *testing.T) {
 			t.Fatalf("k%d = %q, %v after Propose returned", i, v, ok)
 		}
 	}
+	if _, err := c.node(1).Propose(context.Background(), make([]byte, MaxCommand+1)); err == nil || !strings.Contains(err.Error(), "cap") {
+		t.Errorf("a command over MaxCommand: %v", err)
+	}
 	st := c.node(1).Status()
 	if st.AppliedIndex != last || st.CommitIndex < last || st.SnapshotIndex < 100 || !st.IsLeader || st.Name != "s1" || len(st.Members) != 1 {
 		t.Errorf("status %+v", st)

@@ -133,7 +133,6 @@ func (t *QUICTransport) Run(ctx context.Context, self Peer, inbox Inbox) error {
 	for _, r := range early {
 		deliverReport(inbox, r)
 	}
-	t.log = t.log.With("raft_id", self.ID)
 	t.wg.Go(func() { t.accept(ctx) })
 	<-ctx.Done()
 	t.mu.Lock()

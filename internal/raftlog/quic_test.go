@@ -12,6 +12,12 @@ import (
 // newQUICCluster is n servers on loopback QUIC, with certificates from a
 // throwaway authority, each named after its server.
 func newQUICCluster(t testing.TB, n int, tune func(*Config)) *cluster {
+	return newQUICClusterNamed(t, n, tune, func(name string) string { return name })
+}
+
+// newQUICClusterNamed is newQUICCluster with the certificate of server
+// name issued for certName(name).
+func newQUICClusterNamed(t testing.TB, n int, tune func(*Config), certName func(string) string) *cluster {
 	t.Helper()
 	ca, err := certs.NewCA("raftlog test CA", time.Hour)
 	if err != nil {
@@ -22,7 +28,7 @@ func newQUICCluster(t testing.TB, n int, tune func(*Config)) *cluster {
 	var peers []Peer
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("s%d", i)
-		cert, err := ca.Issue(name, []string{"127.0.0.1"}, time.Hour)
+		cert, err := ca.Issue(certName(name), []string{"127.0.0.1"}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,5 +85,31 @@ func TestQUICLeaderFailover(t *testing.T) {
 				t.Errorf("server %d lost before%d", id, i)
 			}
 		}
+	}
+}
+
+// TestQUICImpostor gives server 2 a certificate of the cluster's
+// authority under another name: the others neither send to it (it is not
+// the member they dial) nor take its messages (they are not from the
+// member its certificate names), and carry on as two of three.
+func TestQUICImpostor(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	c := newQUICClusterNamed(t, 3, nil, func(name string) string {
+		if name == "s2" {
+			return "impostor"
+		}
+		return name
+	})
+	c.startAll()
+	lead := c.leader(electionBound, 1, 3)
+	var last uint64
+	for i := range 10 {
+		last = c.propose(lead, fmt.Sprintf("k%d", i), "v")
+	}
+	waitFor(t, electionBound, "servers 1 and 3 apply everything", func() bool {
+		return c.node(1).Status().AppliedIndex >= last && c.node(3).Status().AppliedIndex >= last
+	})
+	if st := c.node(2).Status(); st.AppliedIndex > 1 || st.Leader.ID != 0 {
+		t.Errorf("the impostor took part: %+v", st)
 	}
 }

@@ -505,6 +505,10 @@ func (n *Node) WaitLeader(ctx context.Context) (Status, error) {
 	}
 }
 
+// MaxCommand caps a command: an entry travels whole in one message, which
+// must fit a transport frame (DefaultMaxFrame) with room to spare.
+const MaxCommand = 16 << 20
+
 // Propose replicates cmd and returns its index once it is committed and
 // applied by this server. It is served by the leader only: elsewhere it
 // returns a *NotLeaderError at once. An error wrapping ErrRetry means the
@@ -513,6 +517,9 @@ func (n *Node) WaitLeader(ctx context.Context) (Status, error) {
 // leader cannot reach a majority, means its outcome is unknown: it may
 // still commit.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (index uint64, err error) {
+	if len(cmd) > MaxCommand {
+		return 0, fmt.Errorf("raftlog: a command of %d bytes is over the %d-byte cap", len(cmd), MaxCommand)
+	}
 	return n.submit(ctx, &proposal{kind: propCommand, cmd: bytes.Clone(cmd)})
 }
 
