@@ -39,7 +39,7 @@ type Node struct {
 	snapRetry uint64            // after a failed FSM.Snapshot: the applied index to try again at
 	nextID    uint64            // the next proposal id
 	unplaced  map[uint64]*waiter
-	placed    map[uint64]*waiter // by index
+	placed    map[uint64][]*waiter // by index: a leader again may reuse an index whose entry it lost
 	lastHeard map[uint64]time.Time
 	lead      uint64
 	isLeader  bool
@@ -137,7 +137,7 @@ func Open(cfg Config, fsm FSM) (*Node, error) {
 		ms:        raft.NewMemoryStorage(),
 		addrs:     map[uint64]string{},
 		unplaced:  map[uint64]*waiter{},
-		placed:    map[uint64]*waiter{},
+		placed:    map[uint64][]*waiter{},
 		lastHeard: map[uint64]time.Time{},
 		badSender: map[string]bool{},
 		propc:     make(chan *proposal),

@@ -237,26 +237,17 @@ func (n *Node) handleReady() error {
 	return nil
 }
 
-// place ties the waiting proposals to the entries that carry them, and
-// fails those whose entry the new entries replace (a new leader's log
-// wins over the old one's): raft never moves an entry to another index,
-// so such a command is out of the log for good.
+// place ties the waiting proposals to the entries that carry them. A
+// proposal is settled later, when its index commits (apply): an entry
+// that a new leader's log replaces here may still be committed by a
+// later leader that has it, so replacement alone proves nothing.
 func (n *Node) place(ents []*raftpb.Entry) {
-	if len(ents) > 0 {
-		first, last := ents[0].GetIndex(), ents[len(ents)-1].GetIndex()
-		for i, w := range n.placed {
-			if i >= first && (i > last || ents[i-first].GetTerm() != w.term) {
-				delete(n.placed, i)
-				n.answer(w, result{err: fmt.Errorf("%w: a new leader replaced the entry at index %d", ErrRetry, i)})
-			}
-		}
-	}
 	for _, e := range ents {
 		id, ok := n.ownID(e)
 		if w := n.unplaced[id]; ok && w != nil {
 			delete(n.unplaced, id)
 			w.index, w.term = e.GetIndex(), e.GetTerm()
-			n.placed[w.index] = w
+			n.placed[w.index] = append(n.placed[w.index], w)
 		}
 	}
 	for id, w := range n.unplaced {
@@ -316,10 +307,12 @@ func (n *Node) applySnapshot(snap *raftpb.Snapshot) error {
 	}
 	n.members = sd.members
 	n.applied, n.delivered, n.snapIndex = idx, idx, idx
-	for i, w := range n.placed {
+	for i, ws := range n.placed {
 		if i <= idx {
 			delete(n.placed, i)
-			n.answer(w, result{err: fmt.Errorf("raftlog: the outcome of the proposal is unknown: a snapshot from the leader replaced the log up to index %d; check the state before proposing again", idx)})
+			for _, w := range ws {
+				n.answer(w, result{err: fmt.Errorf("raftlog: the outcome of the proposal is unknown: a snapshot from the leader replaced the log up to index %d; check the state before proposing again", idx)})
+			}
 		}
 	}
 	n.log.Info("raftlog: restored a snapshot from the leader", "index", idx)
@@ -367,14 +360,14 @@ func (n *Node) apply(e *raftpb.Entry) error {
 	if fresh {
 		n.applied = idx
 	}
-	if w := n.placed[idx]; w != nil {
-		delete(n.placed, idx)
+	for _, w := range n.placed[idx] {
 		if e.GetTerm() == w.term {
 			n.answer(w, result{index: idx})
 		} else {
 			n.answer(w, result{err: fmt.Errorf("%w: another entry was committed at index %d", ErrRetry, idx)})
 		}
 	}
+	delete(n.placed, idx)
 	return nil
 }
 
@@ -420,8 +413,10 @@ func (n *Node) failWaiters(err error) {
 	for _, w := range n.unplaced {
 		w.resp <- result{err: err}
 	}
-	for _, w := range n.placed {
-		w.resp <- result{err: err}
+	for _, ws := range n.placed {
+		for _, w := range ws {
+			w.resp <- result{err: err}
+		}
 	}
 	clear(n.unplaced)
 	clear(n.placed)
