@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -112,4 +113,25 @@ func TestQUICImpostor(t *testing.T) {
 	if st := c.node(2).Status(); st.AppliedIndex > 1 || st.Leader.ID != 0 {
 		t.Errorf("the impostor took part: %+v", st)
 	}
+}
+
+// TestQUICNoFDLeak checks that stopped servers leave no file descriptor
+// open: neither raft.db nor a UDP socket.
+func TestQUICNoFDLeak(t *testing.T) {
+	t.Cleanup(func() { verifyNoLeaks(t) })
+	before := openFDs(t)
+	c := newQUICCluster(t, 3, nil)
+	c.startAll()
+	c.propose(c.leader(electionBound), "k", "v")
+	c.stopAll()
+	// quic-go closes a dialled connection's socket in the background.
+	waitFor(t, 10*time.Second, fmt.Sprintf("open descriptors back to %d", before), func() bool { return openFDs(t) <= before })
+}
+
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(entries)
 }
