@@ -37,7 +37,7 @@ func TestNemesis(t *testing.T) {
 					// An election is under way: wait for one server to
 					// learn its outcome.
 					wctx, wcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-					_, _ = c.node(uint64(1+w)).WaitLeader(wctx)
+					_, _ = c.node(uint64(1 + w)).WaitLeader(wctx)
 					wcancel()
 					continue
 				}
