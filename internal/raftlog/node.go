@@ -41,7 +41,6 @@ type Node struct {
 	unplaced  map[uint64]*waiter
 	placed    map[uint64][]*waiter // by index: a leader again may reuse an index whose entry it lost
 	lastHeard map[uint64]time.Time
-	lead      uint64
 	isLeader  bool
 	badSender map[string]bool // senders already warned about
 	answers   []answer        // results to send after the next publish
@@ -196,31 +195,9 @@ func (n *Node) restore() error {
 		n.members = sd.members
 		n.snapIndex = p.snap.GetMetadata().GetIndex()
 	}
-	// Every entry is checked, committed or not; the membership changes up
-	// to the commit index are replayed onto the snapshot's members.
 	commit := p.hs.GetCommit()
-	for _, e := range p.entries {
-		rec := fmt.Sprintf("entries/%016x (index %d)", e.GetIndex(), e.GetIndex())
-		switch e.GetType() {
-		case raftpb.EntryNormal:
-			if len(e.GetData()) > 0 {
-				if _, _, _, err := decodeEntry(e.GetData()); err != nil {
-					return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
-				}
-			}
-		case raftpb.EntryConfChange:
-			var cc raftpb.ConfChange
-			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-				return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
-			}
-			if e.GetIndex() <= commit {
-				if err := n.changeMembers(&cc); err != nil {
-					return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
-				}
-			}
-		default:
-			return &CorruptError{Path: n.disk.path, Record: rec, Err: fmt.Errorf("entry type %v is not used by raftlog", e.GetType())}
-		}
+	if err := n.replayMembers(p.entries, commit); err != nil {
+		return err
 	}
 	if err := n.checkPeers(); err != nil {
 		return err
@@ -252,30 +229,7 @@ func (n *Node) restore() error {
 	if err := n.ms.Append(p.entries); err != nil {
 		return fmt.Errorf("raftlog: %s: %w", n.disk.path, err)
 	}
-	var idb [8]byte
-	_, _ = rand.Read(idb[:])
-	n.nextID = binary.BigEndian.Uint64(idb[:])
-	// Applied stays 0: raft hands the committed entries after the
-	// snapshot out again, so that it re-applies their membership changes
-	// to its own configuration; the FSM does not see them twice.
-	n.rn, err = raft.NewRawNode(&raft.Config{
-		ID:                        n.cfg.ID,
-		ElectionTick:              n.cfg.ElectionTicks,
-		HeartbeatTick:             n.cfg.HeartbeatTicks,
-		Storage:                   n.ms,
-		MaxSizePerMsg:             1 << 20,
-		MaxInflightMsgs:           256,
-		MaxUncommittedEntriesSize: 64 << 20,
-		CheckQuorum:               true,
-		PreVote:                   true,
-		DisableProposalForwarding: true,
-		StepDownOnRemoval:         true,
-		Logger:                    raftLogger{n.log},
-	})
-	if err != nil {
-		return fmt.Errorf("raftlog: %w", err)
-	}
-	return nil
+	return n.newRawNode()
 }
 
 // checkPeers compares Config.Peers with the members recorded in the state
@@ -377,4 +331,62 @@ func (n *Node) Backup(w io.Writer) (int64, error) {
 		return size, fmt.Errorf("raftlog: back up %s: %w", n.disk.path, err)
 	}
 	return size, nil
+}
+
+// replayMembers checks every entry, committed or not, and replays the
+// membership changes up to the commit index onto the snapshot's members.
+func (n *Node) replayMembers(entries []*raftpb.Entry, commit uint64) error {
+	for _, e := range entries {
+		rec := fmt.Sprintf("entries/%016x (index %d)", e.GetIndex(), e.GetIndex())
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if len(e.GetData()) > 0 {
+				if _, _, _, err := decodeEntry(e.GetData()); err != nil {
+					return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
+				}
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+				return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
+			}
+			if e.GetIndex() <= commit {
+				if err := n.changeMembers(&cc); err != nil {
+					return &CorruptError{Path: n.disk.path, Record: rec, Err: err}
+				}
+			}
+		default:
+			return &CorruptError{Path: n.disk.path, Record: rec, Err: fmt.Errorf("entry type %v is not used by raftlog", e.GetType())}
+		}
+	}
+	return nil
+}
+
+// newRawNode makes the RawNode over the restored memory storage.
+func (n *Node) newRawNode() error {
+	var idb [8]byte
+	_, _ = rand.Read(idb[:])
+	n.nextID = binary.BigEndian.Uint64(idb[:])
+	// Applied stays 0: raft hands the committed entries after the
+	// snapshot out again, so that it re-applies their membership changes
+	// to its own configuration; the FSM does not see them twice.
+	var err error
+	n.rn, err = raft.NewRawNode(&raft.Config{
+		ID:                        n.cfg.ID,
+		ElectionTick:              n.cfg.ElectionTicks,
+		HeartbeatTick:             n.cfg.HeartbeatTicks,
+		Storage:                   n.ms,
+		MaxSizePerMsg:             1 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 64 << 20,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    raftLogger{n.log},
+	})
+	if err != nil {
+		return fmt.Errorf("raftlog: %w", err)
+	}
+	return nil
 }

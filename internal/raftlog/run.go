@@ -222,7 +222,6 @@ func (n *Node) handleReady() error {
 		}
 	}
 	if rd.SoftState != nil {
-		n.lead = rd.SoftState.Lead
 		if leader := rd.SoftState.RaftState == raft.StateLeader; leader != n.isLeader {
 			n.isLeader = leader
 			n.log.Info("raftlog: leadership changed", "leader", leader, "term", n.rn.BasicStatus().GetTerm())
