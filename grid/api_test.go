@@ -293,40 +293,38 @@ func TestStreamAndBodyLimits(t *testing.T) {
 	}
 }
 
-// TestJobsPerTenant: a tenant's jobs in flight are counted from their
-// admission to their end.
+// TestJobsPerTenant: a tenant's jobs in flight are those being admitted
+// and those the core runs.
 func TestJobsPerTenant(t *testing.T) {
 	a := newAuthz(nil)
-	done1, ok := a.startJob("etl", 2)
+	done1, ok := a.startJob("etl", 2, 0)
 	if !ok {
 		t.Fatal("first")
 	}
-	done2, ok := a.startJob("etl", 2)
+	done2, ok := a.startJob("etl", 2, 0)
 	if !ok {
 		t.Fatal("second")
 	}
-	if _, ok := a.startJob("etl", 2); ok {
+	if _, ok := a.startJob("etl", 2, 0); ok {
 		t.Error("a third job in flight was admitted past the limit of 2")
 	}
-	if d, ok := a.startJob("bi", 2); !ok {
+	if d, ok := a.startJob("bi", 2, 0); !ok {
 		t.Error("another tenant was refused")
 	} else {
-		d(nil)
+		d()
 	}
-	done1(nil) // refused: no longer in flight
-	running := &jobRun{done: make(chan struct{})}
-	done2(&Job{run: running}) // admitted: in flight until it ends
-	d3, ok := a.startJob("etl", 2)
+	done1() // refused: no longer in flight
+	done2() // admitted: the core counts it now
+	d3, ok := a.startJob("etl", 2, 1)
 	if !ok {
 		t.Fatal("a refused admission still counts")
 	}
-	if _, ok := a.startJob("etl", 2); ok {
+	if _, ok := a.startJob("etl", 2, 1); ok {
 		t.Error("a running job does not count")
 	}
-	close(running.done)
-	d3(nil)
-	if _, ok := a.startJob("etl", 2); !ok {
-		t.Error("an ended job still counts")
+	d3()
+	if _, ok := a.startJob("etl", 2, 1); !ok {
+		t.Error("an ended admission still counts")
 	}
 }
 

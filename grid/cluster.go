@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
@@ -53,6 +54,10 @@ type Coordinator struct {
 	lim     LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
+
+	// raft is the replicated log of the job state; raftNet its transport.
+	raft    *raftlog.Node
+	raftNet *raftlog.QUICTransport
 
 	mu     sync.Mutex             // protects links and graces
 	links  map[string]*remoteLink // the current control connection of each agent
@@ -142,7 +147,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	for _, w := range exposed(cfg.Volumes, cfg.StateDir, cfg.TLS.Key, cfg.GossipKey) {
 		logger.Warn("a volume holds the coordinator's own files: tenants granted it can read them", "volume", w)
 	}
-	var coreCfg core.Config
+	coreCfg := core.Config{History: core.History{MaxJobs: cfg.History.MaxJobs, MaxAge: time.Duration(cfg.History.MaxAge)}}
 	for _, t := range cfg.Tenants {
 		coreCfg.Tenants = append(coreCfg.Tenants, core.Tenant{Name: t.Name, Tenant: allocator.Tenant{Weight: t.Weight, Guarantee: t.Guarantee.resources(), Limit: t.Limit.resources()}})
 	}
@@ -160,6 +165,9 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	}
 	if c.api, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		return nil, fmt.Errorf("grid: API listener: %w", err)
+	}
+	if err := c.openLog(id); err != nil {
+		return nil, err
 	}
 	c.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
 		tagRole:    "coordinator",
@@ -179,6 +187,9 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 const controlIdle = 10 * time.Second
 
 func (c *Coordinator) close() {
+	if c.raftNet != nil {
+		c.raftNet.Close()
+	}
 	if c.gossip != nil {
 		c.gossip.close()
 	}
@@ -217,6 +228,20 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.close()
 	}()
 	wg.Go(func() { c.coord.run(ctx) })
+	wg.Go(func() {
+		if err := c.raft.Run(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Error("the replicated log stopped", "err", err)
+		}
+	})
+	led := make(chan struct{})
+	wg.Go(func() { c.followLeadership(ctx, led) })
+	// Agents and clients are served once this server leads: the state
+	// it restored is then the cluster's, and every decision is carried.
+	select {
+	case <-led:
+	case <-ctx.Done():
+		return nil
+	}
 	wg.Go(func() { c.acceptAgents(ctx) })
 	wg.Go(func() { c.watchGossip(ctx) })
 	srv := &http.Server{

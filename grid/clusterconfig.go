@@ -85,6 +85,34 @@ type CoordinatorConfig struct {
 	// tenants by name (TenantConfig.Grants).
 	Volumes []storage.Volume `toml:"volumes"`
 	Tenants []TenantConfig   `toml:"tenants"`
+	// RaftAddr is where this server's replicated log listens (UDP, QUIC
+	// with the node certificate); default: the control address's host,
+	// any port, for a coordinator that is its cluster's only server.
+	RaftAddr string `toml:"raft_addr"`
+	// ServerID is this server's id among Servers (default 1).
+	ServerID uint64 `toml:"server_id"`
+	// Servers are the coordinator servers that share the replicated job
+	// state (1, 3 or 5); empty means this server alone.
+	Servers []ServerConfig `toml:"servers"`
+	// History bounds what is kept of finished jobs.
+	History HistoryConfig `toml:"history"`
+}
+
+// ServerConfig is one coordinator server of the cluster.
+type ServerConfig struct {
+	ID   uint64 `toml:"id"`
+	Name string `toml:"name"` // its certificate's common name
+	// RaftAddr is where its replicated log listens; APIAddr where its
+	// API does (clients and followers' redirects use it).
+	RaftAddr string `toml:"raft_addr"`
+	APIAddr  string `toml:"api_addr"`
+}
+
+// HistoryConfig bounds the finished jobs the coordinator keeps
+// (docs/core.md): at most MaxJobs, none older than MaxAge.
+type HistoryConfig struct {
+	MaxJobs int              `toml:"max_jobs"` // default 1000
+	MaxAge  jobspec.Duration `toml:"max_age"`  // default 168h
 }
 
 // AgentConfig configures `grid agent`.

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
@@ -34,8 +37,19 @@ type coordinator struct {
 	stateDir string
 	statuses chan taskStatus // the agents of this process report here
 
-	mu   sync.Mutex // guards the core and the fields below
-	core *core.Core
+	// log orders the commands: a replicated log (raftlog) whose servers
+	// apply them through Apply, or this process's memory (memLog).
+	log commandLog
+	// life ends when the coordinator stops: proposals give up.
+	life    context.Context
+	endLife context.CancelFunc
+
+	mu      sync.Mutex // guards the core and the fields below
+	core    *core.Core
+	coreCfg core.Config
+	// leading: this server carries out the core's decisions (a replicated
+	// log's leader, or the only server).
+	leading bool
 	// links reach the agents; jobs are the jobs this process carries,
 	// from their acceptance to their end; pending the submissions on
 	// their way in, by request.
@@ -70,7 +84,10 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 	if err != nil {
 		return nil, err
 	}
-	return &coordinator{
+	life, endLife := context.WithCancel(context.Background())
+	c := &coordinator{
+		life:     life,
+		endLife:  endLife,
 		stores:   &storage.Cache{},
 		results:  results,
 		grants:   func(string) storage.Grants { return storage.Grants{} },
@@ -83,13 +100,78 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		jobs:     map[string]*jobRun{},
 		pending:  map[string]*jobRun{},
 		stopped:  make(chan struct{}),
-	}, nil
+	}
+	c.log = &memLog{fsm: c}
+	c.leading = true
+	return c, nil
 }
 
 // configure sets the core's configuration (the tenants' weights and
 // quotas, the history kept); only before run.
 func (c *coordinator) configure(cfg core.Config) error {
 	cr, err := core.New(cfg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.core, c.coreCfg = cr, cfg
+	c.mu.Unlock()
+	return nil
+}
+
+// commandLog orders the coordinator's commands. Propose returns once the
+// command is applied on this server (or fails; a command the log refused
+// was applied nowhere).
+type commandLog interface {
+	Propose(ctx context.Context, cmd []byte) (uint64, error)
+}
+
+// memLog is the log of a coordinator that shares its state with nobody
+// (the embedded grid): commands are applied as they are proposed.
+type memLog struct {
+	mu    sync.Mutex
+	index uint64
+	fsm   interface{ Apply(index uint64, cmd []byte) }
+}
+
+func (l *memLog) Propose(_ context.Context, cmd []byte) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.index++
+	l.fsm.Apply(l.index, cmd)
+	return l.index, nil
+}
+
+// Apply applies a committed command to the core; the leader carries out
+// what it decides. It is the replicated log's state machine (raftlog.FSM).
+func (c *coordinator) Apply(_ uint64, b []byte) {
+	cmd, err := core.DecodeCommand(b)
+	if err != nil {
+		// The log checksums its entries: this is a bug, not a disk error.
+		c.logger.Error("a command of the log does not decode: skipped", "err", err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ds := c.core.Apply(cmd)
+	if !c.leading || c.closed {
+		return
+	}
+	for _, d := range ds {
+		c.carry(d)
+	}
+}
+
+// Snapshot returns the core's state (raftlog.FSM).
+func (c *coordinator) Snapshot() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core.Snapshot()
+}
+
+// Restore replaces the core's state with a snapshot (raftlog.FSM).
+func (c *coordinator) Restore(_ uint64, snap []byte) error {
+	cr, err := core.Restore(c.coreCfg, snap)
 	if err != nil {
 		return err
 	}
@@ -148,9 +230,9 @@ func (c *coordinator) addAgent(a *agent) {
 // what it runs.
 func (c *coordinator) join(ref *agentRef) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.links[ref.name] = ref.link
-	c.applyLocked(core.Command{AgentUp: &core.AgentUp{Name: ref.name, Resources: ref.resources, BlockAddr: ref.blockAddr, Running: ref.running}})
+	c.mu.Unlock()
+	c.apply(core.Command{AgentUp: &core.AgentUp{Name: ref.name, Resources: ref.resources, BlockAddr: ref.blockAddr, Running: ref.running}})
 	c.logger.Info("agent joined", "agent", ref.name, "resources", ref.resources.String(), "blocks", ref.blockAddr, "running", len(ref.running))
 }
 
@@ -167,33 +249,48 @@ func (c *coordinator) suspect(name string) {
 // map outputs forgotten (and recomputed from lineage when needed), and its
 // late reports refused.
 func (c *coordinator) lose(name string) {
+	c.apply(core.Command{AgentLost: &core.AgentName{Name: name}})
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.links[name]; !ok {
-		return
-	}
-	c.applyLocked(core.Command{AgentLost: &core.AgentName{Name: name}})
 	delete(c.links, name)
+	c.mu.Unlock()
 	c.metrics.agentsLost.Inc()
 	c.logger.Warn("agent lost", "agent", name)
 }
 
-// apply applies one command and carries out what the core decides.
-func (c *coordinator) apply(cmd core.Command) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.applyLocked(cmd)
+// apply proposes a command; this server's Apply carries out what the
+// core decides. It gives up when the coordinator stops or the log refuses
+// (this server is not the leader).
+func (c *coordinator) apply(cmd core.Command) error {
+	cmd.Time = time.Now()
+	b, err := cmd.Encode()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.life, proposeTimeout)
+	defer cancel()
+	for {
+		_, err := c.log.Propose(ctx, b)
+		var nl *raftlog.NotLeaderError
+		retry := errors.Is(err, raftlog.ErrRetry) || errors.As(err, &nl) && nl.LeaderID == 0
+		if err == nil || !retry {
+			if err != nil && c.life.Err() == nil {
+				c.logger.Warn("a command was not applied", "kind", cmd.Kind(), "err", err)
+			}
+			return err
+		}
+		// An election is under way, or the leader replaced the entry:
+		// the command was applied nowhere, so it is proposed again.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("grid: no coordinator leads: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
-func (c *coordinator) applyLocked(cmd core.Command) {
-	if c.closed {
-		return
-	}
-	cmd.Time = time.Now()
-	for _, d := range c.core.Apply(cmd) {
-		c.carry(d)
-	}
-}
+// proposeTimeout bounds how long a command waits for the log: an election,
+// or a lost quorum.
+const proposeTimeout = 30 * time.Second
 
 // read runs fn with the core held: queries of the API.
 func (c *coordinator) read(fn func(*core.Core)) {
@@ -222,6 +319,7 @@ func (c *coordinator) run(ctx context.Context) {
 // shutdown stops applying commands and ends the jobs of this process:
 // they failed with the grid.
 func (c *coordinator) shutdown(cause error) {
+	c.endLife()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -473,17 +571,22 @@ func (c *coordinator) submit(ctx context.Context, req admission, job planner.Job
 		return nil, fmt.Errorf("grid: %w", err)
 	}
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		c.abortOutput(context.WithoutCancel(ctx), j)
-		c.outputs.release(j.out.String())
-		return nil, errStopped
-	}
+	closed := c.closed
 	c.pending[request] = j
-	c.applyLocked(core.Command{Submit: &core.Submit{Request: request, Tenant: j.tenant, Name: j.name, Job: job,
-		MaxAttempts: req.Spec.Conf.MaxAttempts, Task: taskRes, Payload: payload}})
+	c.mu.Unlock()
+	var err2 error
+	if !closed {
+		err2 = c.apply(core.Command{Submit: &core.Submit{Request: request, Tenant: j.tenant, Name: j.name, Job: job,
+			MaxAttempts: req.Spec.Conf.MaxAttempts, Task: taskRes, Payload: payload}})
+	}
+	c.mu.Lock()
 	delete(c.pending, request)
 	c.mu.Unlock()
+	if j.id == "" && err2 != nil {
+		c.abortOutput(context.WithoutCancel(ctx), j)
+		c.outputs.release(j.out.String())
+		return nil, fmt.Errorf("grid: the job was not accepted: %w", err2)
+	}
 	if j.id == "" {
 		c.abortOutput(context.WithoutCancel(ctx), j)
 		c.outputs.release(j.out.String())
@@ -598,4 +701,48 @@ func newToken() string {
 		panic(fmt.Sprintf("grid: no randomness for a token: %v", err))
 	}
 	return hex.EncodeToString(b)
+}
+
+// runningOf counts a tenant's jobs that have not ended.
+func (c *coordinator) runningOf(tenant string) int {
+	n := 0
+	c.read(func(cr *core.Core) {
+		for _, ji := range cr.Jobs() {
+			if ji.Tenant == tenant && (ji.State == core.Running || ji.State == core.Committing) {
+				n++
+			}
+		}
+	})
+	return n
+}
+
+// resultParts lists the part files of a finished job's result on standard
+// output, in partition order.
+func (c *coordinator) resultParts(id string) ([]string, error) {
+	var rec *core.Record
+	var payload []byte
+	c.read(func(cr *core.Core) {
+		rec, _ = cr.Record(id)
+		payload, _ = cr.Payload(id)
+	})
+	if rec == nil {
+		return nil, fmt.Errorf("job %s has not finished", id)
+	}
+	var p jobPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, err
+	}
+	if !p.Output.Stdout {
+		return nil, fmt.Errorf("the job wrote its result to %s, not to standard output", p.Output.URL)
+	}
+	dir := filepath.Join(c.results.Root(), filepath.FromSlash(p.Output.Dir))
+	var parts []string
+	for i := range rec.Partitions {
+		path := filepath.Join(dir, storage.PartName(i))
+		if _, err := os.Stat(path); err != nil {
+			return nil, err
+		}
+		parts = append(parts, path)
+	}
+	return parts, nil
 }

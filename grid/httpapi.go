@@ -3,7 +3,6 @@ package grid
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,54 +34,31 @@ type principal struct {
 type authz struct {
 	tokens *tokenStore
 
-	mu    sync.Mutex
-	jobs  map[string]*apiJob
-	order []string // job ids in submission order
-	// inflight are each tenant's jobs being admitted (nil) or running.
-	inflight map[string]map[*Job]bool
-	pending  map[string]int // of which being admitted, by tenant
-}
-
-type apiJob struct {
-	job    *Job
-	tenant string
-	name   string
-	submit time.Time
+	mu sync.Mutex
+	// pending counts each tenant's jobs being admitted; the core counts
+	// those that run.
+	pending map[string]int
 }
 
 func newAuthz(tokens *tokenStore) *authz {
-	return &authz{tokens: tokens, jobs: map[string]*apiJob{}, inflight: map[string]map[*Job]bool{}, pending: map[string]int{}}
+	return &authz{tokens: tokens, pending: map[string]int{}}
 }
 
 // startJob counts a job of tenant being admitted, if the tenant has fewer
-// than limit in flight; admitted(job) ends the admission, with the job if
-// it was admitted, which then counts until it ends.
-func (a *authz) startJob(tenant string, limit int) (admitted func(*Job), ok bool) {
+// than limit in flight (running counts those the core runs); done ends
+// the admission.
+func (a *authz) startJob(tenant string, limit, running int) (done func(), ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	running := a.inflight[tenant]
-	for j := range running {
-		select {
-		case <-j.Done():
-			delete(running, j)
-		default:
-		}
-	}
-	if len(running)+a.pending[tenant] >= limit {
+	if running+a.pending[tenant] >= limit {
 		return nil, false
 	}
 	a.pending[tenant]++
-	return func(j *Job) {
+	return func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.pending[tenant]--; a.pending[tenant] <= 0 {
 			delete(a.pending, tenant)
-		}
-		if j != nil {
-			if a.inflight[tenant] == nil {
-				a.inflight[tenant] = map[*Job]bool{}
-			}
-			a.inflight[tenant][j] = true
 		}
 	}, true
 }
@@ -287,19 +263,23 @@ func (c *Coordinator) moduleInUse(hash string) bool {
 	if c.modules.pinned(hash) {
 		return true
 	}
-	c.auth.mu.Lock()
-	defer c.auth.mu.Unlock()
-	for _, j := range c.auth.jobs {
-		select {
-		case <-j.job.Done():
-			continue
-		default:
-		}
-		for _, m := range j.job.run.modules {
-			if m.Hash == hash {
-				return true
+	inUse := false
+	c.coord.read(func(cr *core.Core) {
+		for _, ji := range cr.Jobs() {
+			if ji.Record != nil || ji.State == core.Succeeded || ji.State == core.Failed || ji.State == core.Canceled {
+				continue
+			}
+			var pl jobPayload
+			if json.Unmarshal(ji.Payload, &pl) != nil {
+				continue
+			}
+			for _, m := range pl.Modules {
+				inUse = inUse || m.Hash == hash
 			}
 		}
+	})
+	if inUse {
+		return true
 	}
 	return false
 }
@@ -326,13 +306,13 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 			return
 		}
 	}
-	admitted, ok := c.auth.startJob(tenant, c.lim.JobsPerTenant)
+	admitted, ok := c.auth.startJob(tenant, c.lim.JobsPerTenant, c.coord.runningOf(tenant))
 	if !ok {
 		tooMany(w, 5*time.Second, fmt.Sprintf("tenant %s has %d jobs in flight, its limit (limits.jobs_per_tenant): wait for one to end", tenant, c.lim.JobsPerTenant))
 		return
 	}
 	var job *Job
-	defer func() { admitted(job) }()
+	defer admitted()
 	// The spec is not Checked here: Check looks at this host's files, and
 	// a tenant's files are only those of its volumes, which admission
 	// resolves.
@@ -373,10 +353,6 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c.auth.mu.Lock()
-	c.auth.jobs[job.ID()] = &apiJob{job: job, tenant: tenant, name: spec.Name, submit: time.Now()}
-	c.auth.order = append(c.auth.order, job.ID())
-	c.auth.mu.Unlock()
 	noteObject(w, job.ID())
 	c.events.add("job_submitted", job.ID(), tenant)
 	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: job.ID()})
@@ -415,74 +391,72 @@ func (c *Coordinator) resolveModules(p principal, spec *jobspec.Spec, hashes map
 }
 
 // findJob is the job id names if p may see it; someone else's job is
-// not found, with no hint that it exists.
-func (c *Coordinator) findJob(w http.ResponseWriter, r *http.Request, p principal) *apiJob {
-	c.auth.mu.Lock()
-	j := c.auth.jobs[r.PathValue("id")]
-	c.auth.mu.Unlock()
-	if j == nil || !p.sees(j.tenant) {
+// as absent as one that never was.
+func (c *Coordinator) findJob(w http.ResponseWriter, r *http.Request, p principal) *api.JobInfo {
+	info, ok := c.jobInfo(r.PathValue("id"), true)
+	if !ok || !p.sees(info.Tenant) {
 		httpError(w, http.StatusNotFound, "no such job")
 		return nil
 	}
-	return j
+	return &info
 }
 
 func (c *Coordinator) listJobs(w http.ResponseWriter, r *http.Request, p principal) {
-	c.auth.mu.Lock()
-	var js []*apiJob
-	for _, id := range c.auth.order {
-		if j := c.auth.jobs[id]; p.sees(j.tenant) {
-			js = append(js, j)
-		}
-	}
-	c.auth.mu.Unlock()
 	out := []api.JobInfo{}
-	for _, j := range js {
-		out = append(out, c.jobInfo(r.Context(), j, false))
-	}
+	c.coord.read(func(cr *core.Core) {
+		for _, ji := range cr.Jobs() {
+			if p.sees(ji.Tenant) {
+				out = append(out, apiJobInfo(ji, false))
+			}
+		}
+	})
 	writeJSON(w, http.StatusOK, api.JobList{Jobs: out})
 }
 
 func (c *Coordinator) getJob(w http.ResponseWriter, r *http.Request, p principal) {
 	if j := c.findJob(w, r, p); j != nil {
-		writeJSON(w, http.StatusOK, c.jobInfo(r.Context(), j, true))
+		writeJSON(w, http.StatusOK, j)
 	}
 }
 
-// jobInfo describes a job; with detail, its stages and why they wait.
-func (c *Coordinator) jobInfo(ctx context.Context, j *apiJob, detail bool) api.JobInfo {
-	info := api.JobInfo{ID: j.job.ID(), Name: j.name, Tenant: j.tenant, State: api.StateRunning, Submitted: j.submit}
-	select {
-	case <-j.job.Done():
-		info.State, info.Summary = api.StateSucceeded, j.job.run.summary
-		if j.job.run.err != nil {
-			info.State, info.Error = api.StateFailed, j.job.run.err.Error()
+// jobInfo describes a job as the core has it; with detail, its stages
+// and why they wait, or its summary.
+func (c *Coordinator) jobInfo(id string, detail bool) (api.JobInfo, bool) {
+	var info api.JobInfo
+	var ok bool
+	c.coord.read(func(cr *core.Core) {
+		var ji core.JobInfo
+		if ji, ok = cr.Job(id); ok {
+			info = apiJobInfo(ji, detail)
 		}
-		if !detail {
-			info.Summary = nil
-		}
-	default:
-	}
+	})
+	return info, ok
+}
+
+// apiJobInfo is a job of the core as the API shows it.
+func apiJobInfo(ji core.JobInfo, detail bool) api.JobInfo {
+	info := api.JobInfo{ID: ji.ID, Name: ji.Name, Tenant: ji.Tenant, State: ji.State, Error: ji.Err, Submitted: ji.Submitted}
 	if !detail {
 		return info
 	}
-	c.coord.read(func(cr *core.Core) {
-		ci, ok := cr.Job(j.job.ID())
-		if !ok {
-			return
+	if ji.Record != nil {
+		var pl jobPayload
+		_ = json.Unmarshal(ji.Payload, &pl)
+		info.Summary = summaryOf(ji.Record, pl.Output.Stdout)
+	}
+	for _, s := range ji.Stages {
+		st := api.StageInfo{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done, Pending: s.Pending}
+		if s.Why != nil && ji.Record == nil {
+			st.Reason = &api.Reason{Code: s.Why.Code, Message: s.Why.Message}
 		}
-		if ci.Record != nil {
-			info.State = ci.State
-		}
-		for _, s := range ci.Stages {
-			st := api.StageInfo{ID: s.ID, Name: s.Name, Tasks: s.Tasks, Running: s.Running, Done: s.Done, Pending: s.Pending}
-			if s.Why != nil {
-				st.Reason = &api.Reason{Code: s.Why.Code, Message: s.Why.Message}
-			}
-			info.Stages = append(info.Stages, st)
-		}
-	})
+		info.Stages = append(info.Stages, st)
+	}
 	return info
+}
+
+// ended reports whether a job state is final.
+func ended(state string) bool {
+	return state == api.StateSucceeded || state == api.StateFailed || state == api.StateCanceled
 }
 
 // jobLogs lists how a job's task attempts ended (?task=STAGE.PARTITION
@@ -495,7 +469,7 @@ func (c *Coordinator) jobLogs(w http.ResponseWriter, r *http.Request, p principa
 	task := r.URL.Query().Get("task")
 	var logs []api.TaskLog
 	c.coord.read(func(cr *core.Core) {
-		ls, _ := cr.Logs(j.job.ID(), task)
+		ls, _ := cr.Logs(j.ID, task)
 		for _, l := range ls {
 			logs = append(logs, api.TaskLog(l))
 		}
@@ -508,9 +482,11 @@ func (c *Coordinator) jobLogs(w http.ResponseWriter, r *http.Request, p principa
 
 func (c *Coordinator) cancelJob(w http.ResponseWriter, r *http.Request, p principal) {
 	if j := c.findJob(w, r, p); j != nil {
-		j.job.Cancel()
-		c.events.add("job_canceled", j.job.ID(), j.tenant)
-		writeJSON(w, http.StatusAccepted, api.CancelResponse{ID: j.job.ID(), State: "canceling"})
+		if !ended(j.State) {
+			c.coord.cancel(j.ID, "by token "+p.tokenID)
+		}
+		c.events.add("job_canceled", j.ID, j.Tenant)
+		writeJSON(w, http.StatusAccepted, api.CancelResponse{ID: j.ID, State: "canceling"})
 	}
 }
 
@@ -519,17 +495,15 @@ func (c *Coordinator) jobResult(w http.ResponseWriter, r *http.Request, p princi
 	if j == nil {
 		return
 	}
-	select {
-	case <-j.job.Done():
-	default:
+	if !ended(j.State) {
 		httpError(w, http.StatusConflict, "the job has not finished")
 		return
 	}
-	if err := j.job.run.err; err != nil {
-		httpError(w, http.StatusConflict, "the job failed: "+err.Error())
+	if j.State != api.StateSucceeded {
+		httpError(w, http.StatusConflict, "the job "+j.State+": "+j.Error)
 		return
 	}
-	parts, err := j.job.ResultParts()
+	parts, err := c.coord.resultParts(j.ID)
 	if err != nil {
 		httpError(w, http.StatusGone, "the result is gone: "+err.Error())
 		return
@@ -568,10 +542,7 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		done := false
 		select {
-		case <-j.job.Done():
-			done = true
 		case <-tick.C:
 		case <-r.Context().Done():
 			return
@@ -579,7 +550,11 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 		if !c.auth.tokens.live(p.tokenID) {
 			return // revoked: the stream ends with it
 		}
-		info := c.jobInfo(r.Context(), j, true)
+		info, ok := c.jobInfo(j.ID, true)
+		if !ok {
+			return // gone from the history
+		}
+		done := ended(info.State)
 		b, _ := json.Marshal(info)
 		if s := string(b); s != last || done {
 			last = s
