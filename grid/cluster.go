@@ -22,9 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/core"
-	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
@@ -513,7 +513,6 @@ func (c *Coordinator) serveModules(ctx context.Context, conn *quicnet.ControlCon
 		})
 	}
 }
-
 
 // frame is one control message on its way to an agent.
 type frame struct {

@@ -131,7 +131,9 @@ type commandLog interface {
 type memLog struct {
 	mu    sync.Mutex
 	index uint64
-	fsm   interface{ Apply(index uint64, cmd []byte) }
+	fsm   interface {
+		Apply(index uint64, cmd []byte)
+	}
 }
 
 func (l *memLog) Propose(_ context.Context, cmd []byte) (uint64, error) {

@@ -266,7 +266,7 @@ func (c *Coordinator) moduleInUse(hash string) bool {
 	inUse := false
 	c.coord.read(func(cr *core.Core) {
 		for _, ji := range cr.Jobs() {
-			if ji.Record != nil || ji.State == core.Succeeded || ji.State == core.Failed || ji.State == core.Canceled {
+			if ji.State != core.Running && ji.State != core.Committing {
 				continue
 			}
 			var pl jobPayload
@@ -278,10 +278,7 @@ func (c *Coordinator) moduleInUse(hash string) bool {
 			}
 		}
 	})
-	if inUse {
-		return true
-	}
-	return false
+	return inUse
 }
 
 func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principal) {

@@ -198,4 +198,3 @@ func (c *coordinator) rebuild(ji core.JobInfo) (*jobRun, error) {
 	}
 	return j, nil
 }
-
