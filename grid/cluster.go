@@ -233,14 +233,19 @@ func (c *Coordinator) Run(ctx context.Context) error {
 			c.logger.Error("the replicated log stopped", "err", err)
 		}
 	})
+	wg.Go(func() { c.joinServers(ctx) })
 	led := make(chan struct{})
 	wg.Go(func() { c.followLeadership(ctx, led) })
-	// Agents and clients are served once this server leads: the state
-	// it restored is then the cluster's, and every decision is carried.
-	select {
-	case <-led:
-	case <-ctx.Done():
-		return nil
+	// A server alone serves agents and clients once it leads (in a few
+	// hundred milliseconds): the state it restored is then the cluster's.
+	// One of several serves at once: as a follower, it sends agents and
+	// clients to the leader.
+	if len(c.cfg.Servers) <= 1 {
+		select {
+		case <-led:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	wg.Go(func() { c.acceptAgents(ctx) })
 	wg.Go(func() { c.watchGossip(ctx) })
@@ -322,6 +327,11 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 		msg := fmt.Sprintf("agent registers as %q but its certificate names %q: an agent's name must be its certificate's common name", reg.Agent, peer)
 		_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: msg})
 		c.logger.Warn("agent refused", "reason", msg)
+		return
+	}
+	if !c.leads() {
+		msg := "this coordinator server is a follower: register with the leader" + c.leaderHint()
+		_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: msg})
 		return
 	}
 	if reg.Version != Version {

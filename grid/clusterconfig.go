@@ -103,9 +103,11 @@ type ServerConfig struct {
 	ID   uint64 `toml:"id"`
 	Name string `toml:"name"` // its certificate's common name
 	// RaftAddr is where its replicated log listens; APIAddr where its
-	// API does (clients and followers' redirects use it).
-	RaftAddr string `toml:"raft_addr"`
-	APIAddr  string `toml:"api_addr"`
+	// API does (clients and followers' answers use it); GossipAddr where
+	// its serf agent does (servers join each other's).
+	RaftAddr   string `toml:"raft_addr"`
+	APIAddr    string `toml:"api_addr"`
+	GossipAddr string `toml:"gossip_addr"`
 }
 
 // HistoryConfig bounds the finished jobs the coordinator keeps

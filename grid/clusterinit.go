@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,8 +22,13 @@ type InitOptions struct {
 	Dir     string
 	Agents  int      // agent certificates and configs: agent-1 .. agent-N
 	Tenants []string // tenants, each with a token
-	// Addresses of the coordinator; empty means the defaults.
+	// Addresses of the coordinator; empty means the defaults. With
+	// several coordinator servers, server i (from 0) takes each port plus
+	// 100*i, or, where a port is 0, a port free on this machine now.
 	APIAddr, ControlAddr, GossipAddr string
+	// Coordinators is the number of coordinator servers that share the
+	// replicated job state: 1 (default), 3 or 5.
+	Coordinators int
 	// Hosts the node certificates name besides 127.0.0.1, ::1 and
 	// localhost: the coordinator's API serves HTTPS with its certificate,
 	// and clients check that it names the host they reach it by (peers of
@@ -35,7 +41,8 @@ type InitOptions struct {
 type InitResult struct {
 	AdminToken   string
 	TenantTokens map[string]string
-	Coordinator  string   // config path
+	Coordinator  string   // the (first) coordinator server's config path
+	Coordinators []string // every coordinator server's config path
 	Agents       []string // config paths
 	// EnvFiles are the client files, by "admin" and tenant name: each
 	// exports GRID_ADDR, GRID_TOKEN and GRID_CA for the CLI and the SDK
@@ -110,27 +117,66 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 		return TLSFiles{CA: "ca.pem", Cert: name + ".pem", Key: name + "-key.pem"}, nil
 	}
 	res := &InitResult{AdminToken: newToken(), TenantTokens: map[string]string{}, EnvFiles: map[string]string{}}
-	tlsFiles, err := issue("coordinator")
-	if err != nil {
-		return nil, err
+	n := max(opts.Coordinators, 1)
+	if n != 1 && n != 3 && n != 5 {
+		return nil, fmt.Errorf("%d coordinators: run 1, 3 or 5 (a majority of them must be up for the grid to work)", n)
 	}
-	cc := CoordinatorConfig{
-		Name: "coordinator", StateDir: "coordinator-state",
-		APIAddr: opts.APIAddr, ControlAddr: opts.ControlAddr, GossipAddr: opts.GossipAddr,
-		GossipKey: "gossip.key", TLS: tlsFiles, AdminTokenSHA256: HashToken(res.AdminToken),
-		AgentGrace: 0,
-	}
-	cc.setDefaults()
+	var tenants []TenantConfig
 	for _, t := range opts.Tenants {
 		tok := newToken()
 		res.TenantTokens[t] = tok
-		cc.Tenants = append(cc.Tenants, TenantConfig{Name: t, TokenSHA256: HashToken(tok), Weight: 1})
+		tenants = append(tenants, TenantConfig{Name: t, TokenSHA256: HashToken(tok), Weight: 1})
 	}
-	res.Coordinator = filepath.Join(opts.Dir, "coordinator.toml")
-	if err := WriteConfig(res.Coordinator, cc); err != nil {
-		return nil, err
+	var configs []CoordinatorConfig
+	var servers []ServerConfig
+	var urls, gossips []string
+	for i := range n {
+		name, stateDir := "coordinator", "coordinator-state"
+		if n > 1 {
+			name, stateDir = fmt.Sprintf("coordinator-%d", i+1), fmt.Sprintf("coordinator-%d-state", i+1)
+		}
+		tlsFiles, err := issue(name)
+		if err != nil {
+			return nil, err
+		}
+		cc := CoordinatorConfig{
+			Name: name, StateDir: stateDir,
+			APIAddr: opts.APIAddr, ControlAddr: opts.ControlAddr, GossipAddr: opts.GossipAddr,
+			GossipKey: "gossip.key", TLS: tlsFiles, AdminTokenSHA256: HashToken(res.AdminToken),
+			Tenants: slices.Clone(tenants),
+		}
+		cc.setDefaults()
+		if n > 1 {
+			cc.ServerID = uint64(i + 1)
+			var err error
+			if cc.APIAddr, err = serverAddr(cc.APIAddr, i, "tcp"); err == nil {
+				if cc.ControlAddr, err = serverAddr(cc.ControlAddr, i, "udp"); err == nil {
+					if cc.GossipAddr, err = serverAddr(cc.GossipAddr, i, "tcp"); err == nil {
+						cc.RaftAddr, err = raftAddr(cc.ControlAddr, i)
+					}
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			servers = append(servers, ServerConfig{ID: cc.ServerID, Name: name, RaftAddr: cc.RaftAddr, APIAddr: cc.APIAddr, GossipAddr: cc.GossipAddr})
+		}
+		configs = append(configs, cc)
+		urls = append(urls, initAPIURL(cc.APIAddr, opts.Hosts))
+		gossips = append(gossips, cc.GossipAddr)
 	}
-	url := initAPIURL(cc.APIAddr, opts.Hosts)
+	for i, cc := range configs {
+		cc.Servers = servers
+		path := filepath.Join(opts.Dir, cc.Name+".toml")
+		if err := WriteConfig(path, cc); err != nil {
+			return nil, err
+		}
+		res.Coordinators = append(res.Coordinators, path)
+		if i == 0 {
+			res.Coordinator = path
+		}
+	}
+	url := strings.Join(urls, ",")
 	caFile := filepath.Join(opts.Dir, "ca.pem")
 	clients := map[string]string{"admin": res.AdminToken}
 	maps.Copy(clients, res.TenantTokens)
@@ -147,7 +193,7 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		ac := AgentConfig{Name: name, StateDir: name + "-state", Join: []string{cc.GossipAddr}, GossipKey: "gossip.key", TLS: tf}
+		ac := AgentConfig{Name: name, StateDir: name + "-state", Join: gossips, GossipKey: "gossip.key", TLS: tf}
 		path := filepath.Join(opts.Dir, name+".toml")
 		if err := WriteConfig(path, ac); err != nil {
 			return nil, err
@@ -155,6 +201,55 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 		res.Agents = append(res.Agents, path)
 	}
 	return res, nil
+}
+
+// serverAddr is coordinator server i's address: addr's port plus 100*i,
+// or a port free on this machine now where addr's is 0.
+func serverAddr(addr string, i int, network string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", addr, err)
+	}
+	if p != 0 {
+		return net.JoinHostPort(host, strconv.Itoa(p+100*i)), nil
+	}
+	return freePort(host, network)
+}
+
+// raftAddr is coordinator server i's replicated log address: its control
+// port plus 10, or a free port.
+func raftAddr(control string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(control)
+	if err != nil {
+		return "", err
+	}
+	p, _ := strconv.Atoi(port)
+	if p == 0 || i < 0 {
+		return freePort(host, "udp")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+10)), nil
+}
+
+// freePort is host with a port that was free a moment ago.
+func freePort(host, network string) (string, error) {
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", err
+		}
+		defer pc.Close()
+		return pc.LocalAddr().String(), nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // validTenantName reports whether a tenant name can name a client file.

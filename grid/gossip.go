@@ -25,6 +25,9 @@ const (
 	tagMem     = "mem_mib"
 	tagDisk    = "disk_mib"
 	tagVersion = "version"
+	// tagLeader is "1" on the coordinator server that leads the
+	// replicated log: agents register with it.
+	tagLeader = "leader"
 )
 
 // gossip is a node's serf membership.
@@ -71,6 +74,16 @@ func startGossip(name, bindAddr string, key []byte, tags map[string]string, logg
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(ml.BindPort))
 	return &gossip{s: s, events: events, addr: addr}, nil
+}
+
+// setTag changes one of this node's tags; serf gossips the change.
+func (g *gossip) setTag(key, value string) error {
+	tags := map[string]string{}
+	for k, v := range g.s.LocalMember().Tags {
+		tags[k] = v
+	}
+	tags[key] = value
+	return g.s.SetTags(tags)
 }
 
 func (g *gossip) close() {

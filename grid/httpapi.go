@@ -110,6 +110,7 @@ func (c *Coordinator) routes() []route {
 		{"GET /v1/tokens", "token.list", api.RoleAdmin, c.listTokens},
 		{"DELETE /v1/tokens/{id}", "token.revoke", api.RoleAdmin, c.revokeToken},
 		{"POST /v1/tokens/{id}/rotate", "token.rotate", api.RoleAdmin, c.rotateToken},
+		{"GET /v1/server", "server.get", api.RoleRead, c.getServer},
 	}
 }
 
@@ -157,6 +158,10 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 		}
 		if !p.role.Allows(rt.need) {
 			httpError(w, http.StatusForbidden, fmt.Sprintf("%s needs a token of role %s; this one is %s", rt.action, rt.need, p.role))
+			return
+		}
+		if rt.action != "server.get" && !c.leads() {
+			c.misdirected(w)
 			return
 		}
 		rt.h(w, r, p)
@@ -668,4 +673,40 @@ func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p pr
 			return
 		}
 	}
+}
+
+// misdirected answers a request that reached a follower: 421 with the
+// leader's API in the Wasmgrid-Leader header when one is known (the CLI
+// and the SDK follow it), or 503 with Retry-After during an election.
+func (c *Coordinator) misdirected(w http.ResponseWriter) {
+	st := c.raft.Status()
+	if leader := c.serverAPI(st.Leader.ID); leader != "" && st.Leader.ID != st.ID {
+		w.Header().Set(api.LeaderHeader, leader)
+		httpError(w, http.StatusMisdirectedRequest, "this coordinator server is a follower: the leader is "+st.Leader.Name+" at "+leader+" (list every server in GRID_ADDR, comma separated, and the CLI and the SDK follow the leader)")
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set(api.ElectionHeader, "1")
+	httpError(w, http.StatusServiceUnavailable, "no coordinator server leads yet (an election is under way): try again in a moment")
+}
+
+// getServer describes this coordinator server: any server answers, leader
+// or not.
+func (c *Coordinator) getServer(w http.ResponseWriter, r *http.Request, p principal) {
+	st := c.raft.Status()
+	info := api.ServerInfo{
+		ID: st.ID, Name: c.cfg.Name, APIAddr: c.APIURL(), Leader: c.leads(), PID: os.Getpid(),
+		Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, SnapshotIndex: st.SnapshotIndex,
+		LeaderName: st.Leader.Name, LeaderAPI: c.serverAPI(st.Leader.ID),
+	}
+	if info.Leader {
+		info.LeaderAPI = c.APIURL()
+	}
+	for _, m := range st.Members {
+		info.Members = append(info.Members, m.Name)
+	}
+	for _, m := range st.Unreachable {
+		info.Unreachable = append(info.Unreachable, m.Name)
+	}
+	writeJSON(w, http.StatusOK, info)
 }

@@ -183,7 +183,9 @@ func (n *Agent) Run(ctx context.Context) error {
 		}
 		n.logger.Warn("control connection ended; reconnecting", "coordinator", addr, "err", err)
 		sleep(ctx, backoff)
-		backoff = min(backoff*2, 5*time.Second)
+		// A coordinator that restarts or fails over is back within a
+		// second or two: the agent keeps asking at least every second.
+		backoff = min(backoff*2, time.Second)
 	}
 	return nil
 }
@@ -200,12 +202,21 @@ func sleep(ctx context.Context, d time.Duration) {
 // coordinatorAddr is the control address the coordinator advertises in
 // gossip.
 func (n *Agent) coordinatorAddr() string {
+	addr := ""
 	for _, m := range n.gossip.s.Members() {
-		if m.Tags[tagRole] == "coordinator" && m.Status.String() == "alive" {
+		if m.Tags[tagRole] != "coordinator" || m.Status.String() != "alive" {
+			continue
+		}
+		// With several coordinator servers, the leader; a follower
+		// refuses the registration, and the agent asks gossip again.
+		if m.Tags[tagLeader] == "1" {
 			return m.Tags[tagControl]
 		}
+		if addr == "" {
+			addr = m.Tags[tagControl]
+		}
 	}
-	return ""
+	return addr
 }
 
 // serve registers with the coordinator at addr and carries the control

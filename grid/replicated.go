@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
@@ -92,10 +93,12 @@ func (c *Coordinator) followLeadership(ctx context.Context, led chan<- struct{})
 		case leading := <-c.raft.LeaderCh():
 			if !leading {
 				c.coord.stepDown()
+				_ = c.gossip.setTag(tagLeader, "0")
 				c.logger.Warn("no longer the coordinators' leader")
 				continue
 			}
 			orphans := c.coord.takeOver()
+			_ = c.gossip.setTag(tagLeader, "1")
 			c.logger.Info("leading the coordinators", "jobs", c.coord.running(), "agents_to_reregister", len(orphans))
 			// Agents the state knows have their grace period to register
 			// with this leader; those that do not are lost.
@@ -197,4 +200,55 @@ func (c *coordinator) rebuild(ji core.JobInfo) (*jobRun, error) {
 		return nil, err
 	}
 	return j, nil
+}
+
+// leads reports whether this server leads the replicated log and has
+// taken over the jobs: only then are decisions carried out here.
+func (c *Coordinator) leads() bool {
+	c.coord.mu.Lock()
+	defer c.coord.mu.Unlock()
+	return c.coord.leading
+}
+
+// leaderHint names the leader for a refusal, when one is known.
+func (c *Coordinator) leaderHint() string {
+	st := c.raft.Status()
+	if st.Leader.ID == 0 {
+		return " (an election is under way: try again in a moment)"
+	}
+	if api := c.serverAPI(st.Leader.ID); api != "" {
+		return fmt.Sprintf(" (%s, API %s)", st.Leader.Name, api)
+	}
+	return " (" + st.Leader.Name + ")"
+}
+
+// serverAPI is the API URL of server id, from the config.
+func (c *Coordinator) serverAPI(id uint64) string {
+	for _, s := range c.cfg.Servers {
+		if s.ID == id && s.APIAddr != "" {
+			return "https://" + s.APIAddr
+		}
+	}
+	return ""
+}
+
+// joinServers joins the other coordinator servers' gossip, so that agents
+// that joined any of them see every one; it retries until ctx ends or it
+// succeeds.
+func (c *Coordinator) joinServers(ctx context.Context) {
+	var addrs []string
+	for _, s := range c.cfg.Servers {
+		if s.ID != c.cfg.ServerID && s.GossipAddr != "" {
+			addrs = append(addrs, s.GossipAddr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 2*time.Second) {
+		if n, _ := c.gossip.s.Join(addrs, true); n > 0 {
+			return
+		}
+		sleep(ctx, backoff)
+	}
 }

@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
@@ -24,17 +26,23 @@ import (
 
 // Remote is a client of a running grid's HTTP API (docs/api.md).
 type Remote struct {
-	base  string
+	base  string // the first server's URL, for messages
 	token string
 	hc    *http.Client
 	err   error // why the client cannot work (Connect's CA file), returned by every call
+
+	mu    sync.Mutex
+	bases []string // every coordinator server's URL
+	cur   int      // the one asked first: the leader, when known
 }
 
 // RemoteConfig says how to reach a grid's API.
 type RemoteConfig struct {
 	// Addr is the API's URL, https://host:port; a bare host:port means
 	// https. An http:// URL reaches a coordinator that serves plain HTTP
-	// on loopback (insecure_http) and sends the token in clear.
+	// on loopback (insecure_http) and sends the token in clear. With
+	// several coordinator servers, Addr lists each, comma separated: the
+	// client asks the leader, and follows it when it changes.
 	Addr string
 	// Token is the bearer token (GRID_TOKEN).
 	Token string
@@ -50,17 +58,29 @@ type RemoteConfig struct {
 // NewRemote returns a client of the grid cfg names. It does not dial
 // until a call.
 func NewRemote(cfg RemoteConfig) (*Remote, error) {
-	base := cfg.Addr
-	if !strings.Contains(base, "://") {
-		base = "https://" + base
+	var bases []string
+	for _, a := range strings.Split(cfg.Addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			a = "https://" + a
+		}
+		u, err := url.Parse(a)
+		if err != nil {
+			return nil, fmt.Errorf("grid address %q: %w", a, err)
+		}
+		if u.Scheme != "https" && u.Scheme != "http" {
+			return nil, fmt.Errorf("grid address %q: use an https:// URL", a)
+		}
+		bases = append(bases, strings.TrimRight(a, "/"))
 	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("grid address %q: %w", cfg.Addr, err)
+	if len(bases) == 0 {
+		return nil, errors.New("no grid address: set GRID_ADDR to the API's URL (every coordinator server's, comma separated)")
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, fmt.Errorf("grid address %q: use an https:// URL", cfg.Addr)
-	}
+	base := bases[0]
+	u, _ := url.Parse(base)
+	var err error
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if u.Scheme == "https" {
 		pemBytes := cfg.CA
@@ -79,7 +99,7 @@ func NewRemote(cfg RemoteConfig) (*Remote, error) {
 		}
 		tr.TLSClientConfig = tc
 	}
-	return &Remote{base: strings.TrimRight(base, "/"), token: cfg.Token, hc: &http.Client{Transport: tr}}, nil
+	return &Remote{base: base, bases: bases, token: cfg.Token, hc: &http.Client{Transport: tr}}, nil
 }
 
 // Connect returns a client of the grid at addr (an https:// URL, or
@@ -109,20 +129,151 @@ func (r *Remote) explain(err error) error {
 }
 
 // send sends a request with the token.
+// With several coordinator servers it asks the leader it knows, follows
+// a follower's answer (421 naming the leader), tries the next server when
+// one does not answer, and waits out an election (503 marked as one), for
+// at most followTimeout. A body that cannot be sent twice (a module's
+// stream) goes to the leader found first.
 func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	req, err := http.NewRequestWithContext(ctx, method, r.base+path, body)
+	replayable := body == nil
+	switch body.(type) {
+	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
+		replayable = true
+	}
+	if !replayable && len(r.bases) > 1 {
+		if err := r.findLeader(ctx); err != nil {
+			return nil, err
+		}
+	}
+	deadline := time.Now().Add(followTimeout)
+	for tries := 0; ; tries++ {
+		base := r.current()
+		req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := r.hc.Do(req)
+		again := replayable && time.Now().Before(deadline) && ctx.Err() == nil
+		switch {
+		case err != nil:
+			if !again || len(r.bases) == 1 {
+				return nil, r.explain(err)
+			}
+			r.next(base)
+		case resp.StatusCode == http.StatusMisdirectedRequest && resp.Header.Get(api.LeaderHeader) != "" && again:
+			r.follow(resp.Header.Get(api.LeaderHeader))
+			resp.Body.Close()
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(api.ElectionHeader) != "" && again:
+			resp.Body.Close()
+			if len(r.bases) > 1 {
+				r.next(base)
+			}
+		default:
+			return resp, nil
+		}
+		if req.GetBody != nil {
+			if body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		if tries >= len(r.bases) {
+			select {
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// followTimeout bounds how long a call follows leaders and waits out
+// elections.
+const followTimeout = 30 * time.Second
+
+func (r *Remote) current() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bases[r.cur]
+}
+
+// next moves on from base, which did not answer or leads no more.
+func (r *Remote) next(base string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bases[r.cur] == base {
+		r.cur = (r.cur + 1) % len(r.bases)
+	}
+}
+
+// follow makes leader the server asked first.
+func (r *Remote) follow(leader string) {
+	leader = strings.TrimRight(leader, "/")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, b := range r.bases {
+		if b == leader {
+			r.cur = i
+			return
+		}
+	}
+	r.bases = append(r.bases, leader)
+	r.cur = len(r.bases) - 1
+}
+
+// findLeader asks the servers which leads, before a call whose body
+// cannot be sent twice.
+func (r *Remote) findLeader(ctx context.Context) error {
+	resp, err := r.send(ctx, http.MethodGet, "/v1/server", nil)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	defer resp.Body.Close()
+	var info api.ServerInfo
+	if resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&info) == nil && info.LeaderAPI != "" {
+		r.follow(info.LeaderAPI)
+	}
+	return nil
+}
+
+// Server describes the coordinator server at one of the client's
+// addresses (any server answers, leader or follower).
+func (r *Remote) Server(ctx context.Context, addr string) (api.ServerInfo, error) {
+	var info api.ServerInfo
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(addr, "/")+"/v1/server", nil)
+	if err != nil {
+		return info, err
 	}
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	resp, err := r.hc.Do(req)
 	if err != nil {
-		return nil, r.explain(err)
+		return info, r.explain(err)
 	}
-	return resp, nil
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, apiError(resp)
+	}
+	return info, json.NewDecoder(resp.Body).Decode(&info)
+}
+
+// Servers describes every coordinator server the client knows, in the
+// order of its addresses; a server that does not answer has Error set.
+func (r *Remote) Servers(ctx context.Context) []api.ServerInfo {
+	r.mu.Lock()
+	bases := slices.Clone(r.bases)
+	r.mu.Unlock()
+	var out []api.ServerInfo
+	for _, b := range bases {
+		info, err := r.Server(ctx, b)
+		if err != nil {
+			info = api.ServerInfo{APIAddr: b, Error: err.Error()}
+		}
+		out = append(out, info)
+	}
+	return out
 }
 
 // apiError reads an error answer.

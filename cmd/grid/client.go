@@ -52,7 +52,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newClientCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
+	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newServersCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
 }
 
 func newSubmitCmd(g *globals) *cobra.Command {
@@ -320,6 +320,39 @@ func newAgentsCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "ID\tSTATUS\tADDR\tCPUS\tMEM\tFREE CPUS\tFREE MEM")
 			for _, a := range agents {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f\t%d MiB\t%.1f\t%d MiB\n", a.ID, a.Status, a.Addr, float64(a.CPUMillis)/1000, a.MemMiB, float64(a.FreeCPU)/1000, a.FreeMem)
+			}
+			return tw.Flush()
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newServersCmd(g *globals) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "servers",
+		Short: "List the coordinator servers of GRID_ADDR: which leads, and their logs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.remote()
+			if err != nil {
+				return err
+			}
+			servers := r.Servers(cmd.Context())
+			if f.output == "json" {
+				return printJSON(g.stdout, map[string]any{"servers": servers})
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tAPI\tLEADER\tPID\tTERM\tLOG INDEX\tSTATUS")
+			for _, s := range servers {
+				status := "ok"
+				if s.Error != "" {
+					status = s.Error
+				} else if len(s.Unreachable) > 0 {
+					status = "cannot reach " + strings.Join(s.Unreachable, ", ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%d\t%d\t%s\n", s.Name, s.APIAddr, s.Leader, s.PID, s.Term, s.AppliedIndex, status)
 			}
 			return tw.Flush()
 		},
