@@ -104,6 +104,56 @@ text = "` + filepath.Join(t.TempDir(), "out") + `"
 	return spec
 }
 
+// TestCancelStopsRunningAttempts: canceling a job whose guest loops for
+// ever (task.timeout at its 10-minute default) ends it within the
+// attempts' grace, not at their deadline: the agent asks the executor to
+// stop them and kills it when it cannot.
+func TestCancelStopsRunningAttempts(t *testing.T) {
+	started := make(chan struct{})
+	g := startGrid(t, Config{Slots: 2, Logger: slog.New(&onMessage{msg: "task started", ch: started})})
+	j, err := g.Submit(context.Background(), JobRequest{Spec: testSpec(t, `map = "t.loop"`, nil), Modules: map[string][]byte{"t": testGuest(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-j.Done():
+		t.Fatal("the job ended before any attempt started")
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no attempt started within 2 minutes")
+	}
+	start := time.Now()
+	j.Cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = j.Wait(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("the job did not end within a minute of its cancel: %v", err)
+	}
+	if err == nil || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("Wait = %v, want the job canceled", err)
+	}
+	t.Logf("ended %s after its cancel: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// onMessage is a slog handler that closes ch at the first record whose
+// message is msg.
+type onMessage struct {
+	msg  string
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (h *onMessage) Enabled(context.Context, slog.Level) bool { return true }
+func (h *onMessage) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *onMessage) WithGroup(string) slog.Handler            { return h }
+func (h *onMessage) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+
 func TestFailingGuestFailsTheJobAfterRetries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	g := startGrid(t, Config{Agents: 2, Slots: 2, Metrics: reg})

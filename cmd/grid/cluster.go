@@ -255,7 +255,7 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return context.Cause(ctx)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -276,8 +276,10 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(g.stdout, "grid up: stopping")
-			return nil
+			// The deferred function stops the children; the exit status
+			// is the signal's (130, 143).
+			fmt.Fprintf(g.stdout, "grid up: stopping (%v)\n", context.Cause(ctx))
+			return context.Cause(ctx)
 		case msg := <-died:
 			fmt.Fprintf(g.stderr, "grid up: %s\n", msg)
 			if strings.HasPrefix(msg, "coordinator") {

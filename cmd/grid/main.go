@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 )
@@ -15,7 +13,9 @@ import (
 func main() {
 	// An agent starts its executors from this same program.
 	executor.MainIfExecutor()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM stops the command (grid run cancels its
+	// job and exits 130 or 143); a second one exits at once.
+	ctx, stop := signalContext(context.Background(), os.Stderr)
 	code := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -30,6 +30,15 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
+	var in interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		// A command that a signal stopped: it said what it stopped, or
+		// the error says what the signal cut short.
+		if !errors.As(err, &in) {
+			fmt.Fprintf(stderr, "grid: %v (%v)\n", err, in)
+		}
+		return in.code()
+	}
 	fmt.Fprintf(stderr, "grid: %v\n", err)
 	return 1
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -121,11 +120,18 @@ func runJob(ctx context.Context, g *globals, f *runFlags, path string) error {
 		watchProgress(j, mode, g.stderr)
 	}()
 	sum, err := j.Wait(ctx)
-	<-watchDone
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+	if ctx.Err() != nil {
+		// Interrupted: the job is canceled, and closing the grid stops
+		// its attempts (their executors are killed if they do not stop
+		// within their grace) and removes its temporary directory.
 		j.Cancel()
-		return fmt.Errorf("interrupted")
+		eg.Close()
+		<-watchDone
+		cause := context.Cause(ctx)
+		fmt.Fprintf(g.stderr, "job %s (%s) canceled: %v\n", j.ID(), job.Spec.Name, cause)
+		return cause
 	}
+	<-watchDone
 	if err != nil {
 		printSummary(g, sum, false)
 		return err

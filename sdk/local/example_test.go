@@ -20,33 +20,29 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Start an embedded grid, run the word-count example's spec on it, and
-// read its result.
+// Start a grid of two agents, which share four task slots, and run a job
+// built in Go on it; Close stops the grid and removes its files.
 func ExampleStart() {
-	ctx := context.Background()
-	job, err := sdk.LoadJob(ctx, "../../examples/wordcount/job.toml", nil, map[string]string{"partitions": "2"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	g, err := local.Start(local.Config{Slots: 2, CacheDir: "off"})
+	g, err := local.Start(local.Config{Agents: 2, Slots: 4, CacheDir: "off"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer g.Close()
-	var out bytes.Buffer
-	sum, err := g.Run(ctx, job, &out)
+	job := sdk.NewJob("letters").Conf("partitions", "4")
+	wc := job.Module("wc", sdk.GoGuest("../../examples/wordcount/guest/go"))
+	job.Parallelize([]string{"a b", "b c", "c a b"}, 3).FlatMap(wc.Func("split")).ReduceByKey(wc.Func("sum")).Write(sdk.Stdout())
+	built, err := job.Build(context.Background())
 	if err != nil {
 		log.Fatal(err)
 	}
-	for line := range strings.Lines(out.String()) {
-		if w, _, _ := strings.Cut(line, "\t"); w == "tyger" {
-			fmt.Print(line)
-		}
+	var out bytes.Buffer
+	sum, err := g.Run(context.Background(), built, &out)
+	if err != nil {
+		log.Fatal(err)
 	}
-	fmt.Println(sum.RecordsOut, "distinct words in", sum.Tasks, "tasks on", g.Slots(), "slots")
+	fmt.Println(g.Slots(), "slots,", sum.Tasks, "tasks,", sum.RecordsOut, "letters; b:", strings.Contains(out.String(), "b\t3"))
 	// Output:
-	// tyger	4
-	// 153 distinct words in 4 tasks on 2 slots
+	// 4 slots, 7 tasks, 3 letters; b: true
 }
 
 // Run builds a job and runs it on a grid of the machine's cores, started

@@ -52,13 +52,18 @@ func (l *Grid) Submit(ctx context.Context, job *sdk.Job) (*grid.Job, error) {
 }
 
 // Run submits a job, waits for it, and, for a job whose sink is standard
-// output, copies its result to w.
+// output, copies its result to w. If ctx ends first, the job is canceled.
 func (l *Grid) Run(ctx context.Context, job *sdk.Job, w io.Writer) (*api.Summary, error) {
 	j, err := l.Submit(ctx, job)
 	if err != nil {
 		return nil, err
 	}
 	sum, err := j.Wait(ctx)
+	if ctx.Err() != nil {
+		// The caller gave up: so does the grid, which stops the job's
+		// attempts.
+		j.Cancel()
+	}
 	if err != nil {
 		return sum, err
 	}
