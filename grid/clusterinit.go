@@ -29,6 +29,10 @@ type InitOptions struct {
 	// Coordinators is the number of coordinator servers that share the
 	// replicated job state: 1 (default), 3 or 5.
 	Coordinators int
+	// FixedPorts chooses a free port now for every address whose port is
+	// 0, also for a single coordinator: a process restarted on the same
+	// config is found where it was (grid up).
+	FixedPorts bool
 	// Hosts the node certificates name besides 127.0.0.1, ::1 and
 	// localhost: the coordinator's API serves HTTPS with its certificate,
 	// and clients check that it names the host they reach it by (peers of
@@ -146,20 +150,23 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 			Tenants: slices.Clone(tenants),
 		}
 		cc.setDefaults()
-		if n > 1 {
+		if n > 1 || opts.FixedPorts {
 			cc.ServerID = uint64(i + 1)
 			var err error
+			control := cc.ControlAddr
 			if cc.APIAddr, err = serverAddr(cc.APIAddr, i, "tcp"); err == nil {
-				if cc.ControlAddr, err = serverAddr(cc.ControlAddr, i, "udp"); err == nil {
+				if cc.ControlAddr, err = serverAddr(control, i, "udp"); err == nil {
 					if cc.GossipAddr, err = serverAddr(cc.GossipAddr, i, "tcp"); err == nil {
-						cc.RaftAddr, err = raftAddr(cc.ControlAddr, i)
+						cc.RaftAddr, err = raftAddr(control, i)
 					}
 				}
 			}
 			if err != nil {
 				return nil, err
 			}
-			servers = append(servers, ServerConfig{ID: cc.ServerID, Name: name, RaftAddr: cc.RaftAddr, APIAddr: cc.APIAddr, GossipAddr: cc.GossipAddr})
+			if n > 1 {
+				servers = append(servers, ServerConfig{ID: cc.ServerID, Name: name, RaftAddr: cc.RaftAddr, APIAddr: cc.APIAddr, GossipAddr: cc.GossipAddr})
+			}
 		}
 		configs = append(configs, cc)
 		urls = append(urls, initAPIURL(cc.APIAddr, opts.Hosts))
@@ -220,18 +227,18 @@ func serverAddr(addr string, i int, network string) (string, error) {
 	return freePort(host, network)
 }
 
-// raftAddr is coordinator server i's replicated log address: its control
-// port plus 10, or a free port.
+// raftAddr is coordinator server i's replicated log address: the control
+// port plus 10 plus 100*i, or a free port when the control port is 0.
 func raftAddr(control string, i int) (string, error) {
 	host, port, err := net.SplitHostPort(control)
 	if err != nil {
 		return "", err
 	}
 	p, _ := strconv.Atoi(port)
-	if p == 0 || i < 0 {
+	if p == 0 {
 		return freePort(host, "udp")
 	}
-	return net.JoinHostPort(host, strconv.Itoa(p+10)), nil
+	return net.JoinHostPort(host, strconv.Itoa(p+10+100*i)), nil
 }
 
 // freePort is host with a port that was free a moment ago.

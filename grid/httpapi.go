@@ -705,8 +705,11 @@ func (c *Coordinator) getServer(w http.ResponseWriter, r *http.Request, p princi
 	for _, m := range st.Members {
 		info.Members = append(info.Members, m.Name)
 	}
-	for _, m := range st.Unreachable {
-		info.Unreachable = append(info.Unreachable, m.Name)
+	if st.IsLeader {
+		// Only a leader hears from every server.
+		for _, m := range st.Unreachable {
+			info.Unreachable = append(info.Unreachable, m.Name)
+		}
 	}
 	writeJSON(w, http.StatusOK, info)
 }

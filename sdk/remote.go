@@ -116,16 +116,19 @@ func Connect(addr, token string) *Remote {
 }
 
 // explain adds what to do to a transport error the user can fix.
-func (r *Remote) explain(err error) error {
+func (r *Remote) explain(err error) error { return r.explainAt(r.base, err) }
+
+// explainAt is explain for the server at base.
+func (r *Remote) explainAt(base string, err error) error {
 	var unknown x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	switch {
 	case errors.As(err, &unknown):
-		return fmt.Errorf("grid at %s: %w: set GRID_CA to the cluster's ca.pem (grid init writes it, and the .env files name it)", r.base, err)
+		return fmt.Errorf("grid at %s: %w: set GRID_CA to the cluster's ca.pem (grid init writes it, and the .env files name it)", base, err)
 	case errors.As(err, &hostname):
-		return fmt.Errorf("grid at %s: %w: reach the coordinator by a name its certificate holds, or issue certificates naming it (grid init --host)", r.base, err)
+		return fmt.Errorf("grid at %s: %w: reach the coordinator by a name its certificate holds, or issue certificates naming it (grid init --host)", base, err)
 	}
-	return fmt.Errorf("grid at %s: %w", r.base, err)
+	return fmt.Errorf("grid at %s: %w", base, err)
 }
 
 // send sends a request with the token.
@@ -161,7 +164,7 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 		switch {
 		case err != nil:
 			if !again || len(r.bases) == 1 {
-				return nil, r.explain(err)
+				return nil, r.explainAt(base, err)
 			}
 			r.next(base)
 		case resp.StatusCode == http.StatusMisdirectedRequest && resp.Header.Get(api.LeaderHeader) != "" && again:
@@ -250,7 +253,7 @@ func (r *Remote) Server(ctx context.Context, addr string) (api.ServerInfo, error
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	resp, err := r.hc.Do(req)
 	if err != nil {
-		return info, r.explain(err)
+		return info, r.explainAt(addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

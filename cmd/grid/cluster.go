@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,7 +42,10 @@ names 127.0.0.1, ::1, localhost and every --host.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "cluster files in %s\ncoordinator config: %s\n", args[0], res.Coordinator)
+			fmt.Fprintf(g.stdout, "cluster files in %s\n", args[0])
+			for _, c := range res.Coordinators {
+				fmt.Fprintf(g.stdout, "coordinator config: %s\n", c)
+			}
 			for _, a := range res.Agents {
 				fmt.Fprintf(g.stdout, "agent config: %s\n", a)
 			}
@@ -60,6 +62,7 @@ names 127.0.0.1, ::1, localhost and every --host.`,
 		},
 	}
 	cmd.Flags().IntVar(&agents, "agents", 1, "agent certificates and configs to make")
+	cmd.Flags().IntVar(&opts.Coordinators, "coordinators", 1, "coordinator servers sharing the job state: 1, 3 or 5")
 	cmd.Flags().StringArrayVar(&tenants, "tenant", nil, "a tenant to create with a token (repeatable)")
 	cmd.Flags().StringVar(&opts.APIAddr, "api-addr", grid.DefaultAPIAddr, "the coordinator's API address (port 0: any)")
 	cmd.Flags().StringVar(&opts.ControlAddr, "control-addr", grid.DefaultControlAddr, "the coordinator's control-plane address")
@@ -149,33 +152,55 @@ func newAgentCmd(g *globals) *cobra.Command {
 }
 
 func newUpCmd(g *globals) *cobra.Command {
-	var agents int
-	var stateDir string
+	var o upOptions
 	cmd := &cobra.Command{
-		Use:   "up [--agents N]",
-		Short: "Run a coordinator and N agents as child processes on loopback",
-		Long: `up starts a whole cluster on this machine: a coordinator and N agents, each
-its own process, talking over real QUIC and serf on loopback with ports
-chosen by the system. It prints the API address and the admin token and
-writes them, with the cluster's certificate authority, to grid.env in the
-state directory (". grid.env" points the CLI at it; the API serves HTTPS).
-Ctrl-C stops them all.`,
+		Use:   "up [--coordinators N] [--agents M] [--restart]",
+		Short: "Run coordinator servers and agents as child processes on loopback",
+		Long: `up starts a whole cluster on this machine: N coordinator servers (1, 3 or 5,
+sharing the job state through a replicated log) and M agents, each its own
+process, talking over real QUIC and serf on loopback. It prints the API
+addresses and the admin token and writes them, with the cluster's
+certificate authority, to grid.env in the state directory (". grid.env"
+points the CLI at it; the API serves HTTPS).
+
+A process that dies is reported; the grid goes on with the others (a
+majority of the coordinator servers keeps it working). With --restart, a
+dead process is started again after a back-off, as a service manager
+would. Ctrl-C stops them all.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return up(cmd.Context(), g, agents, stateDir)
+			return up(cmd.Context(), g, o)
 		},
 	}
-	cmd.Flags().IntVar(&agents, "agents", 3, "agents to start")
-	cmd.Flags().StringVar(&stateDir, "state-dir", "grid-state", "where the cluster's files live")
+	cmd.Flags().IntVar(&o.agents, "agents", 3, "agents to start")
+	cmd.Flags().IntVar(&o.coordinators, "coordinators", 1, "coordinator servers to start: 1, 3 or 5")
+	cmd.Flags().BoolVar(&o.restart, "restart", false, "start a coordinator or agent that dies again, after a back-off")
+	cmd.Flags().StringVar(&o.stateDir, "state-dir", "grid-state", "where the cluster's files live")
 	return cmd
 }
 
+type upOptions struct {
+	agents, coordinators int
+	restart              bool
+	stateDir             string
+}
+
+// upChild is a process grid up runs.
+type upChild struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
+	// crashes counts its deaths in a row, for the restart back-off.
+	crashes int
+}
+
 // up runs a cluster of child processes until ctx ends.
-func up(ctx context.Context, g *globals, agents int, stateDir string) error {
-	if agents < 1 {
+func up(ctx context.Context, g *globals, o upOptions) error {
+	if o.agents < 1 {
 		return errors.New("--agents must be at least 1")
 	}
-	dir, err := filepath.Abs(stateDir)
+	dir, err := filepath.Abs(o.stateDir)
 	if err != nil {
 		return err
 	}
@@ -183,9 +208,11 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 	if err := os.RemoveAll(filepath.Join(dir, "cluster")); err != nil {
 		return err
 	}
+	// Ports are chosen now and kept: a coordinator that restarts is found
+	// where agents and clients left it.
 	res, err := grid.InitCluster(grid.InitOptions{
-		Dir: filepath.Join(dir, "cluster"), Agents: agents,
-		APIAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0",
+		Dir: filepath.Join(dir, "cluster"), Agents: o.agents, Coordinators: o.coordinators,
+		APIAddr: "127.0.0.1:0", ControlAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", FixedPorts: true,
 	})
 	if err != nil {
 		return err
@@ -193,30 +220,36 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 	// A cluster on this machine is the local user's: their jobs (the admin
 	// token submits as tenant "default") read and write their files, as
 	// grid run's do.
-	cfg, err := grid.LoadCoordinatorConfig(res.Coordinator)
-	if err != nil {
-		return err
-	}
-	cfg.Volumes = append(cfg.Volumes, storage.Volume{Name: grid.LocalVolume, URL: "file:///"})
-	cfg.Tenants = append(cfg.Tenants, grid.TenantConfig{Name: "default", Weight: 1, Grants: map[string]string{grid.LocalVolume: "read-write"}})
-	if err := grid.WriteConfig(res.Coordinator, cfg); err != nil {
-		return err
+	var apis, gossips []string
+	for _, path := range res.Coordinators {
+		cfg, err := grid.LoadCoordinatorConfig(path)
+		if err != nil {
+			return err
+		}
+		cfg.Volumes = append(cfg.Volumes, storage.Volume{Name: grid.LocalVolume, URL: "file:///"})
+		cfg.Tenants = append(cfg.Tenants, grid.TenantConfig{Name: "default", Weight: 1, Grants: map[string]string{grid.LocalVolume: "read-write"}})
+		if err := grid.WriteConfig(path, cfg); err != nil {
+			return err
+		}
+		apis = append(apis, "https://"+cfg.APIAddr)
+		gossips = append(gossips, cfg.GossipAddr)
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	type child struct {
-		cmd  *exec.Cmd
-		done chan struct{} // closed when it has exited
-	}
-	var children []child
-	died := make(chan string, agents+1)
+	var children []*upChild
+	died := make(chan *upChild, 2*(o.agents+o.coordinators))
 	defer func() {
 		for _, c := range children {
-			_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			if c.cmd != nil {
+				_ = c.cmd.Process.Signal(syscall.SIGTERM)
+			}
 		}
 		for _, c := range children {
+			if c.cmd == nil {
+				continue
+			}
 			select {
 			case <-c.done:
 			case <-time.After(10 * time.Second):
@@ -225,54 +258,47 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 			}
 		}
 	}()
-	start := func(args ...string) error {
-		c := exec.Command(exe, append(args, "--log-level", g.logLevel)...)
-		c.Stdout, c.Stderr = g.stderr, g.stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-		if err := c.Start(); err != nil {
+	start := func(c *upChild) error {
+		cmd := exec.Command(exe, append(c.args, "--log-level", g.logLevel)...)
+		cmd.Stdout, cmd.Stderr = g.stderr, g.stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+		if err := cmd.Start(); err != nil {
 			return err
 		}
-		ch := child{cmd: c, done: make(chan struct{})}
-		children = append(children, ch)
+		c.cmd, c.done = cmd, make(chan struct{})
 		go func() {
-			err := c.Wait()
-			close(ch.done)
-			died <- fmt.Sprintf("%s %s exited: %v", args[0], args[2], err)
+			_ = cmd.Wait()
+			close(c.done)
+			died <- c
 		}()
 		return nil
 	}
-	addrFile := filepath.Join(dir, "cluster", "coordinator-state", "addresses.json")
-	if err := start("coordinator", "--config", res.Coordinator); err != nil {
-		return err
-	}
-	var addrs grid.Addresses
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if b, err := os.ReadFile(addrFile); err == nil && json.Unmarshal(b, &addrs) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return errors.New("the coordinator did not start within 30 s; see its log above")
-		}
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-time.After(50 * time.Millisecond):
+	for _, path := range res.Coordinators {
+		c := &upChild{name: strings.TrimSuffix(filepath.Base(path), ".toml"), args: []string{"coordinator", "--config", path}}
+		children = append(children, c)
+		if err := start(c); err != nil {
+			return err
 		}
 	}
-	for _, cfg := range res.Agents {
-		if err := start("agent", "--config", cfg, "--join", addrs.Gossip); err != nil {
+	for _, path := range res.Agents {
+		args := []string{"agent", "--config", path}
+		for _, gsp := range gossips {
+			args = append(args, "--join", gsp)
+		}
+		c := &upChild{name: strings.TrimSuffix(filepath.Base(path), ".toml"), args: args}
+		children = append(children, c)
+		if err := start(c); err != nil {
 			return err
 		}
 	}
 	envPath := filepath.Join(dir, "grid.env")
 	ca := filepath.Join(dir, "cluster", "ca.pem")
-	if err := grid.WriteClientEnv(envPath, grid.ClientEnv{Addr: addrs.APIURL, Token: res.AdminToken, CA: ca}); err != nil {
+	addr := strings.Join(apis, ",")
+	if err := grid.WriteClientEnv(envPath, grid.ClientEnv{Addr: addr, Token: res.AdminToken, CA: ca}); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "grid up: coordinator and %d agents\nGRID_ADDR=%s\nGRID_TOKEN=%s\nGRID_CA=%s\n(. %s points the CLI at it; Ctrl-C stops the grid)\n", agents, addrs.APIURL, res.AdminToken, ca, envPath)
-	// Run until interrupted. A dead agent is reported and left dead (the
-	// coordinator declares it lost and the cluster carries on); a dead
-	// coordinator ends the grid.
+	fmt.Fprintf(g.stdout, "grid up: %d coordinator server(s) and %d agents\nGRID_ADDR=%s\nGRID_TOKEN=%s\nGRID_CA=%s\n(. %s points the CLI at it; Ctrl-C stops the grid)\n", o.coordinators, o.agents, addr, res.AdminToken, ca, envPath)
+	restarts := make(chan *upChild)
 	for {
 		select {
 		case <-ctx.Done():
@@ -280,10 +306,24 @@ func up(ctx context.Context, g *globals, agents int, stateDir string) error {
 			// is the signal's (130, 143).
 			fmt.Fprintf(g.stdout, "grid up: stopping (%v)\n", context.Cause(ctx))
 			return context.Cause(ctx)
-		case msg := <-died:
-			fmt.Fprintf(g.stderr, "grid up: %s\n", msg)
-			if strings.HasPrefix(msg, "coordinator") {
-				return errors.New(msg)
+		case c := <-died:
+			fmt.Fprintf(g.stderr, "grid up: %s exited: %v\n", c.name, c.cmd.ProcessState)
+			if !o.restart {
+				fmt.Fprintf(g.stderr, "grid up: %s stays down (--restart starts it again); the grid goes on with the others\n", c.name)
+				continue
+			}
+			c.crashes++
+			wait := min(time.Duration(1<<min(c.crashes-1, 5))*time.Second, 30*time.Second)
+			fmt.Fprintf(g.stderr, "grid up: starting %s again in %s\n", c.name, wait)
+			time.AfterFunc(wait, func() {
+				select {
+				case restarts <- c:
+				case <-ctx.Done():
+				}
+			})
+		case c := <-restarts:
+			if err := start(c); err != nil {
+				fmt.Fprintf(g.stderr, "grid up: start %s again: %v\n", c.name, err)
 			}
 		}
 	}
