@@ -25,8 +25,9 @@ const (
 	tagMem     = "mem_mib"
 	tagDisk    = "disk_mib"
 	tagVersion = "version"
-	// tagLeader is "1" on the coordinator server that leads the
-	// replicated log: agents register with it.
+	// tagLeader is the raft term of the coordinator server that leads
+	// the replicated log ("0" on a follower): agents register with the
+	// one of the highest term.
 	tagLeader = "leader"
 )
 

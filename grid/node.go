@@ -202,18 +202,17 @@ func sleep(ctx context.Context, d time.Duration) {
 // coordinatorAddr is the control address the coordinator advertises in
 // gossip.
 func (n *Agent) coordinatorAddr() string {
-	addr := ""
+	addr, term := "", uint64(0)
 	for _, m := range n.gossip.s.Members() {
 		if m.Tags[tagRole] != "coordinator" || m.Status.String() != "alive" {
 			continue
 		}
-		// With several coordinator servers, the leader; a follower
-		// refuses the registration, and the agent asks gossip again.
-		if m.Tags[tagLeader] == "1" {
-			return m.Tags[tagControl]
-		}
-		if addr == "" {
-			addr = m.Tags[tagControl]
+		// With several coordinator servers, the leader of the highest
+		// term (a dead leader's tag lingers until gossip finds it
+		// dead); a follower refuses the registration, and the agent asks
+		// gossip again.
+		if t, _ := strconv.ParseUint(m.Tags[tagLeader], 10, 64); t > term || addr == "" {
+			addr, term = m.Tags[tagControl], t
 		}
 	}
 	return addr
@@ -261,6 +260,25 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 	defer scancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// A coordinator that dies says nothing: the agent would wait for the
+	// connection's idle timeout. Gossip says sooner that another server
+	// leads (or that this one is gone): the agent goes to it.
+	wg.Go(func() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-tick.C:
+				if cur := n.coordinatorAddr(); cur != "" && cur != addr {
+					n.logger.Warn("another coordinator server leads: registering with it", "was", addr, "now", cur)
+					_ = conn.Close("another coordinator server leads")
+					return
+				}
+			}
+		}
+	})
 	// One writer: statuses and heartbeats.
 	wg.Go(func() {
 		defer scancel()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
@@ -98,7 +99,7 @@ func (c *Coordinator) followLeadership(ctx context.Context, led chan<- struct{})
 				continue
 			}
 			orphans := c.coord.takeOver()
-			_ = c.gossip.setTag(tagLeader, "1")
+			_ = c.gossip.setTag(tagLeader, strconv.FormatUint(c.raft.Status().Term, 10))
 			c.logger.Info("leading the coordinators", "jobs", c.coord.running(), "agents_to_reregister", len(orphans))
 			// Agents the state knows have their grace period to register
 			// with this leader; those that do not are lost.

@@ -1,16 +1,21 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
+	"github.com/wasmgrid/wasmgrid/sdk"
 )
 
 // TestClusterCancelStopsTasks cancels a job whose tasks loop for ever on
@@ -176,4 +181,137 @@ func TestClusterCoordinatorRestart(t *testing.T) {
 	if last := jobs[len(jobs)-1].ID; last != "job-3" {
 		t.Fatalf("the job after job-2 is %s", last)
 	}
+}
+
+// TestClusterLeaderFailover runs grid up with three coordinator servers
+// and three agents, as a user would, and kills the leading server with
+// SIGKILL while a word count runs: another server leads within the
+// election timeout, the job goes on to the exact result, the earlier job
+// is still listed, and grid up starts the killed server again (--restart).
+func TestClusterLeaderFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster of processes")
+	}
+	bin := buildGrid(t)
+	dir := t.TempDir()
+	up := exec.Command(bin, "up", "--coordinators", "3", "--agents", "3", "--restart", "--state-dir", filepath.Join(dir, "grid"), "--log-level", "warn")
+	var log bytes.Buffer
+	var mu sync.Mutex
+	up.Stdout, up.Stderr = &lockedWriter{mu: &mu, w: &log}, &lockedWriter{mu: &mu, w: &log}
+	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = up.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("grid up:\n%s", lastLines(log.String(), 60))
+			mu.Unlock()
+		}
+	})
+	var env map[string]string
+	waitFor(t, time.Minute, "grid up's grid.env", func() bool {
+		var err error
+		env, err = readEnv(filepath.Join(dir, "grid", "grid.env"))
+		return err == nil && env["GRID_ADDR"] != ""
+	})
+	r, err := sdk.NewRemote(sdk.RemoteConfig{Addr: env["GRID_ADDR"], Token: env["GRID_TOKEN"], CAFile: env["GRID_CA"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	waitFor(t, time.Minute, "three alive agents", func() bool {
+		ags, err := r.Agents(ctx)
+		return err == nil && len(ags) == 3 && ags[0].Status == "alive" && ags[1].Status == "alive" && ags[2].Status == "alive"
+	})
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "GRID_ADDR="+env["GRID_ADDR"], "GRID_TOKEN="+env["GRID_TOKEN"], "GRID_CA="+env["GRID_CA"])
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("grid %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	small := filepath.Join(dir, "small.txt")
+	if err := writeCorpus(small, 256<<10, 3); err != nil {
+		t.Fatal(err)
+	}
+	sameCounts(t, parseCounts(t, cli("submit", repoPath("examples/wordcount/job.toml"), "--param", "input="+small, "--wait", "--progress", "none")), referenceCounts(t, small))
+
+	input := filepath.Join(dir, "corpus.txt")
+	if err := writeCorpus(input, 24<<20, 7); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceCounts(t, input)
+	output := filepath.Join(dir, "counts")
+	out := cli("submit", repoPath("examples/wordcount/job.toml"), "--param", "input="+input, "--param", "output="+output, "--conf", "source.split_size=256KiB")
+	id := strings.TrimSpace(out[strings.LastIndex(out, "job-"):])
+	done := func() int {
+		info, err := r.Job(ctx, id)
+		if err != nil || len(info.Stages) == 0 {
+			return -1
+		}
+		n := 0
+		for _, s := range info.Stages {
+			n += s.Done
+		}
+		return n
+	}
+	var atKill int
+	waitFor(t, 2*time.Minute, "some map tasks of "+id, func() bool { atKill = done(); return atKill >= 8 })
+	var leader api.ServerInfo
+	for _, s := range r.Servers(ctx) {
+		if s.Leader {
+			leader = s
+		}
+	}
+	if leader.PID == 0 {
+		t.Fatalf("no server leads: %+v", r.Servers(ctx))
+	}
+	if err := syscall.Kill(leader.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	var newLeader string
+	waitFor(t, time.Minute, "another server to lead", func() bool {
+		for _, s := range r.Servers(ctx) {
+			if s.Leader && s.Name != leader.Name {
+				newLeader = s.Name
+				return true
+			}
+		}
+		return false
+	})
+	elected := time.Since(killed)
+	waitFor(t, 2*time.Minute, "the job's next finished task", func() bool { return done() > atKill })
+	nextTask := time.Since(killed)
+	info, err := r.Watch(ctx, id, nil)
+	if err != nil {
+		t.Fatalf("the job did not survive the leader's death: %v", err)
+	}
+	sameCounts(t, readCounts(t, output), want)
+	t.Logf("%s (pid %d) killed with %d tasks of %s done; %s leads %s later; the next task finished %s after the kill; %d tasks, %d attempts in all",
+		leader.Name, leader.PID, atKill, id, newLeader, elected.Round(time.Millisecond), nextTask.Round(time.Millisecond), info.Summary.Tasks, info.Summary.Attempts)
+	jobs, err := r.Jobs(ctx)
+	if err != nil || len(jobs) != 2 || jobs[0].State != api.StateSucceeded {
+		t.Fatalf("jobs after the failover: %v %+v", err, jobs)
+	}
+	waitFor(t, time.Minute, "grid up to start the killed server again, as a follower", func() bool {
+		for _, s := range r.Servers(ctx) {
+			if s.Name == leader.Name {
+				return s.Error == "" && s.PID != leader.PID
+			}
+		}
+		return false
+	})
+	servers := cli("servers")
+	if strings.Count(servers, "true") != 1 {
+		t.Errorf("grid servers does not show one leader:\n%s", servers)
+	}
+	t.Logf("grid servers after the restart:\n%s", servers)
 }
