@@ -115,10 +115,8 @@ func Connect(addr, token string) *Remote {
 	return r
 }
 
-// explain adds what to do to a transport error the user can fix.
-func (r *Remote) explain(err error) error { return r.explainAt(r.base, err) }
-
-// explainAt is explain for the server at base.
+// explainAt adds what to do to a transport error from the server at base
+// that the user can fix.
 func (r *Remote) explainAt(base string, err error) error {
 	var unknown x509.UnknownAuthorityError
 	var hostname x509.HostnameError

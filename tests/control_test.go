@@ -173,9 +173,8 @@ func TestClusterCoordinatorRestart(t *testing.T) {
 	if err != nil || first.State != api.StateSucceeded || first.Summary == nil || len(first.Stages) != 2 {
 		t.Fatalf("the first job after the restart: %v %+v", err, first)
 	}
-	out, err = c.cli(c.admin, "submit", repoPath("examples/wordcount/job.toml"), "--param", "input="+small, "--wait", "--progress", "none")
-	if err != nil {
-		t.Fatal(err)
+	if out, err := c.cli(c.admin, "submit", repoPath("examples/wordcount/job.toml"), "--param", "input="+small, "--wait", "--progress", "none"); err != nil {
+		t.Fatalf("%v: %s", err, out)
 	}
 	jobs, _ = r.Jobs(ctx)
 	if last := jobs[len(jobs)-1].ID; last != "job-3" {
