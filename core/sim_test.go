@@ -420,7 +420,7 @@ func (s *sim) finishAttempt(faults bool) {
 		st.Failure, st.Err = &planner.Failure{Kind: planner.TaskError, Msg: "trap"}, "trap"
 	case r < 97 && len(l.Spec.Inputs) > 0:
 		in := l.Spec.Inputs[s.rng.IntN(len(l.Spec.Inputs))]
-		st.Failure = &planner.Failure{Kind: planner.FetchFailed, Msg: "missing block", ShuffleID: l.Spec.Stage.ShuffleIn.ID, MapIndex: in.MapIndex}
+		st.Failure = &planner.Failure{Kind: planner.FetchFailed, Msg: "missing block", ShuffleID: l.Spec.Stage.ShuffleIn.ID, MapIndex: in.MapIndex, MapAttempt: in.Attempt, Corrupt: s.rng.IntN(2) == 0}
 	case r < 98:
 		st.Failure = &planner.Failure{Kind: planner.Fatal, Msg: "bad module"}
 	}

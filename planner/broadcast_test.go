@@ -44,7 +44,7 @@ func TestBroadcastJoin(t *testing.T) {
 	}
 	// A lost broadcast output is computed again before the left side
 	// goes on.
-	s.Failed(spec.Key, spec.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 1})
+	s.Failed(spec.Key, spec.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 1, Corrupt: true})
 	if again, _ := s.Next("b", true); again.Key != (TaskKey{0, 1}) {
 		t.Fatalf("after a lost broadcast output, Next = %s, want 0.1", again.Key)
 	}

@@ -160,7 +160,7 @@ func TestFetchFailureRerunsOnlyTheLostMap(t *testing.T) {
 	h := newHarness(t, 3, 1, Config{})
 	h.succeed(h.launchAll("a1"))
 	red, _ := h.s.Next("a2", true)
-	h.s.Failed(red.Key, red.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 1, Msg: "checksum"})
+	h.s.Failed(red.Key, red.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 1, Msg: "checksum", Corrupt: true})
 	rerun := h.launchAll("a3")
 	if len(rerun) != 1 || rerun[0].Key != (TaskKey{0, 1}) || rerun[0].Attempt != 1 {
 		t.Fatalf("rerun %+v, want only map 1, attempt 1", rerun)
@@ -197,5 +197,75 @@ func TestAgentLostReschedulesItsWork(t *testing.T) {
 	p := h.s.Progress()
 	if p[0].Running != 2 || p[0].Done != 0 || p[1].Tasks != 1 {
 		t.Fatalf("progress %+v", p)
+	}
+}
+
+// A missing file or an unreachable agent costs every output on that agent
+// (Spark's host-level invalidation); a failure about an output already
+// replaced charges nothing; each output has a budget of its own.
+func TestFetchFailureLosesTheAgentsOutputs(t *testing.T) {
+	h := newHarness(t, 3, 4, Config{})
+	m0, _ := h.s.Next("a1", true)
+	m1, _ := h.s.Next("a1", true)
+	m2, _ := h.s.Next("a2", true)
+	h.succeed([]TaskSpec{m0, m1, m2})
+	reds := h.launchAll("a3")
+	if len(reds) != 4 {
+		t.Fatalf("%d reduce tasks, want 4", len(reds))
+	}
+	// The first reducer finds map 1's file gone: maps 0 and 1 (both on a1)
+	// run again, map 2 (on a2) does not.
+	h.s.Failed(reds[0].Key, reds[0].Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 1, MapAttempt: 0, Msg: "no such file"})
+	// The others notice too, naming outputs of attempt 0 that are already
+	// forgotten: stale, charged nowhere.
+	for _, r := range reds[1:] {
+		h.s.Failed(r.Key, r.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 0, MapAttempt: 0, Msg: "no such file"})
+	}
+	rerun := h.launchAll("a2")
+	if len(rerun) != 2 || rerun[0].Key != m0.Key || rerun[1].Key != m1.Key {
+		t.Fatalf("rerun %v, want maps 0 and 1", rerun)
+	}
+	if st := h.s.State(); st.Losses[0][1] != 1 || st.Losses[0][0] != 0 {
+		t.Fatalf("losses %v, want map 1 of shuffle 0 once", st.Losses)
+	}
+	h.succeed(rerun)
+	reds = h.launchAll("a3")
+	if len(reds) != 4 || reds[0].Inputs[0].Attempt != 1 || reds[0].Inputs[2].Attempt != 0 {
+		t.Fatalf("reduce retries %v", reds)
+	}
+
+	// One output lost past its budget (4) fails the job, naming it.
+	for i := range 4 {
+		h.s.Failed(reds[0].Key, reds[0].Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 2, MapAttempt: i, Corrupt: true, Msg: "checksum mismatch"})
+		if err := h.s.Err(); err != nil {
+			t.Fatalf("loss %d: %v", i+1, err)
+		}
+		again := h.launchAll("a1")
+		if len(again) != 1 || again[0].Key != m2.Key {
+			t.Fatalf("loss %d: rerun %v, want map 2", i+1, again)
+		}
+		h.succeed(again)
+		reds[0], _ = h.s.Next("a3", true)
+	}
+	h.s.Failed(reds[0].Key, reds[0].Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 2, MapAttempt: 4, Corrupt: true, Msg: "checksum mismatch"})
+	if err := h.s.Err(); err == nil || !strings.Contains(err.Error(), "map output 2 of shuffle 0 was lost 5 times (fetch failures), the last: checksum mismatch") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A fetch failure naming an output the job never wrote is the task's own
+// fault: it counts as a task failure, not a loss.
+func TestFetchFailureOfUnknownOutput(t *testing.T) {
+	h := newHarness(t, 1, 1, Config{})
+	h.succeed(h.launchAll("a1"))
+	for range 3 {
+		r, ok := h.s.Next("a2", true)
+		if !ok {
+			t.Fatal("the reducer is not retried")
+		}
+		h.s.Failed(r.Key, r.Attempt, Failure{Kind: FetchFailed, ShuffleID: 7, MapIndex: 0, Msg: "bogus"})
+	}
+	if err := h.s.Err(); err == nil || !strings.Contains(err.Error(), "failed 3 times, the last: bogus") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -11,9 +11,11 @@ type Config struct {
 	// MaxAttempts is how many times a task may fail before the job fails
 	// (default 3). Fetch failures do not count: they are the parent's fault.
 	MaxAttempts int
-	// MaxFetchFailures is how many fetch failures a job survives before it
-	// fails (default 8): a map output that keeps disappearing is a bug, not
-	// bad luck.
+	// MaxFetchFailures is how many times one map output may be lost to
+	// fetch failures before the job fails (default 4, Spark's
+	// spark.stage.maxConsecutiveAttempts): an output that keeps
+	// disappearing is a bug, not bad luck. Outputs lost with their agent
+	// (AgentLost) or forgotten beside the one a fetch named do not count.
 	MaxFetchFailures int
 }
 
@@ -68,8 +70,14 @@ const (
 type Failure struct {
 	Kind FailureKind
 	Msg  string
-	// For FetchFailed: the shuffle and map task whose output is missing.
-	ShuffleID, MapIndex int
+	// For FetchFailed: the shuffle and map task whose output is missing,
+	// and the attempt that wrote the output the task asked for (a failure
+	// about an output already replaced is stale).
+	ShuffleID, MapIndex, MapAttempt int
+	// Corrupt (FetchFailed): the output's bytes were read and are not a
+	// valid block. Only that output is lost; otherwise (a missing file, an
+	// unreachable agent) every output on its agent is.
+	Corrupt bool `json:",omitempty"`
 }
 
 type partState int
@@ -96,7 +104,7 @@ type Scheduler struct {
 	cfg           Config
 	tasks         [][]taskState           // [stage][partition]
 	outputs       map[int][]*MapOutputLoc // shuffle ID -> map index -> location
-	fetchFailures int
+	losses        map[int]map[int]int     // shuffle ID -> map index -> fetch failures that lost it
 	err           error
 	samples       map[TaskKey][][]byte // of sample tasks that succeeded
 	bounds        map[int][][]byte     // shuffle ID -> range bounds
@@ -108,9 +116,9 @@ func NewScheduler(plan *Plan, cfg Config) *Scheduler {
 		cfg.MaxAttempts = 3
 	}
 	if cfg.MaxFetchFailures <= 0 {
-		cfg.MaxFetchFailures = 8
+		cfg.MaxFetchFailures = 4
 	}
-	s := &Scheduler{plan: plan, cfg: cfg, outputs: map[int][]*MapOutputLoc{}, samples: map[TaskKey][][]byte{}, bounds: map[int][][]byte{}}
+	s := &Scheduler{plan: plan, cfg: cfg, outputs: map[int][]*MapOutputLoc{}, losses: map[int]map[int]int{}, samples: map[TaskKey][][]byte{}, bounds: map[int][][]byte{}}
 	for _, st := range plan.Stages {
 		ts := make([]taskState, st.Partitions)
 		for i := range ts {
@@ -353,12 +361,13 @@ func (s *Scheduler) Failed(key TaskKey, attempt int, f Failure) bool {
 	switch f.Kind {
 	case Lost:
 	case FetchFailed:
-		s.fetchFailures++
-		if s.fetchFailures > s.cfg.MaxFetchFailures {
-			s.fail(fmt.Errorf("task %s: %d fetch failures, the last: %s", key, s.fetchFailures, f.Msg))
-			return true
+		if !s.fetchFailed(f) {
+			// It names no output this job wrote: a fault of the task's own.
+			t.failures++
+			if t.failures >= s.cfg.MaxAttempts {
+				s.fail(fmt.Errorf("task %s failed %d times, the last: %s", key, t.failures, f.Msg))
+			}
 		}
-		s.lostOutput(f.ShuffleID, f.MapIndex)
 	case Fatal:
 		s.fail(fmt.Errorf("task %s: %s", key, f.Msg))
 	default:
@@ -369,6 +378,52 @@ func (s *Scheduler) Failed(key TaskKey, attempt int, f Failure) bool {
 		}
 	}
 	return true
+}
+
+// fetchFailed forgets what a failed fetch says is lost, as Spark's
+// host-level invalidation does: a corrupt block costs its own map output;
+// a missing file or an unreachable agent costs every output of the job on
+// that agent, since they are gone the same way, and rerunning them at once
+// saves a round of failed fetches per output. Each output named by a
+// failure counts against its own budget, so that a job with many reducers
+// survives the loss of an agent's files however many of them notice it. A
+// failure about an output already forgotten or replaced charges nothing:
+// the task waits for the rerun. It returns false when f names no output of
+// the job.
+func (s *Scheduler) fetchFailed(f Failure) bool {
+	outs := s.outputs[f.ShuffleID]
+	if f.MapIndex < 0 || f.MapIndex >= len(outs) {
+		return false
+	}
+	o := outs[f.MapIndex]
+	if o == nil || o.Attempt != f.MapAttempt {
+		return true // stale
+	}
+	if s.losses[f.ShuffleID] == nil {
+		s.losses[f.ShuffleID] = map[int]int{}
+	}
+	s.losses[f.ShuffleID][f.MapIndex]++
+	if n := s.losses[f.ShuffleID][f.MapIndex]; n > s.cfg.MaxFetchFailures {
+		s.fail(fmt.Errorf("map output %d of shuffle %d was lost %d times (fetch failures), the last: %s", f.MapIndex, f.ShuffleID, n, f.Msg))
+		return true
+	}
+	if f.Corrupt {
+		s.lostOutput(f.ShuffleID, f.MapIndex)
+	} else {
+		s.lostOn(o.Agent)
+	}
+	return true
+}
+
+// lostOn forgets every map output of the job that lives on agent.
+func (s *Scheduler) lostOn(agent string) {
+	for shuffle, outs := range s.outputs {
+		for i, o := range outs {
+			if o != nil && o.Agent == agent {
+				s.lostOutput(shuffle, i)
+			}
+		}
+	}
 }
 
 // lostOutput forgets a map output so that its map task runs again.
@@ -395,13 +450,7 @@ func (s *Scheduler) lostOutput(shuffle, mapIndex int) {
 // AgentLost forgets every map output that lived on agent and returns the
 // running tasks there, which the caller must report with Failed (Lost).
 func (s *Scheduler) AgentLost(agent string) []TaskSpec {
-	for shuffle, outs := range s.outputs {
-		for i, o := range outs {
-			if o != nil && o.Agent == agent {
-				s.lostOutput(shuffle, i)
-			}
-		}
-	}
+	s.lostOn(agent)
 	var lost []TaskSpec
 	for sid, ts := range s.tasks {
 		for p, t := range ts {

@@ -202,7 +202,7 @@ func TestBuildAndScheduleJoin(t *testing.T) {
 		t.Fatalf("join task %+v", j)
 	}
 	// A lost right-side output reruns that map task only.
-	s.Failed(j.Key, j.Attempt, Failure{Kind: FetchFailed, ShuffleID: 1, MapIndex: 0})
+	s.Failed(j.Key, j.Attempt, Failure{Kind: FetchFailed, ShuffleID: 1, MapIndex: 0, Corrupt: true})
 	rerun, ok := s.Next("a2", true)
 	if !ok || rerun.Stage.ID != 1 {
 		t.Fatalf("after a fetch failure on the right side: %+v", rerun)
@@ -252,7 +252,7 @@ func TestUnion(t *testing.T) {
 		t.Fatalf("reduce task %+v", r)
 	}
 	// Losing map output 2 reruns the second stage's task 0 only.
-	s.Failed(r.Key, r.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 2})
+	s.Failed(r.Key, r.Attempt, Failure{Kind: FetchFailed, ShuffleID: 0, MapIndex: 2, Corrupt: true})
 	rerun, ok := s.Next("a2", true)
 	if !ok || rerun.Key != (TaskKey{1, 0}) {
 		t.Fatalf("rerun %+v", rerun.Key)

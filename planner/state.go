@@ -14,7 +14,7 @@ import (
 type SchedulerState struct {
 	Tasks         [][]TaskState           `json:"tasks"` // [stage][partition]
 	Outputs       map[int][]*MapOutputLoc `json:"outputs,omitempty"`
-	FetchFailures int                     `json:"fetch_failures,omitempty"`
+	Losses        map[int]map[int]int     `json:"losses,omitempty"` // shuffle ID -> map index -> fetch failures
 	Err           string                  `json:"err,omitempty"`
 	Samples       map[string][][]byte     `json:"samples,omitempty"` // by TaskKey.String()
 	Bounds        map[int][][]byte        `json:"bounds,omitempty"`
@@ -31,7 +31,7 @@ type TaskState struct {
 
 // State returns the scheduler's state; it shares nothing with s.
 func (s *Scheduler) State() SchedulerState {
-	st := SchedulerState{FetchFailures: s.fetchFailures, Outputs: map[int][]*MapOutputLoc{}, Samples: map[string][][]byte{}, Bounds: map[int][][]byte{}}
+	st := SchedulerState{Losses: map[int]map[int]int{}, Outputs: map[int][]*MapOutputLoc{}, Samples: map[string][][]byte{}, Bounds: map[int][][]byte{}}
 	if s.err != nil {
 		st.Err = s.err.Error()
 	}
@@ -51,6 +51,9 @@ func (s *Scheduler) State() SchedulerState {
 			}
 		}
 		st.Outputs[id] = c
+	}
+	for id, m := range s.losses {
+		st.Losses[id] = maps.Clone(m)
 	}
 	for k, v := range s.samples {
 		st.Samples[k.String()] = cloneKeys(v)
@@ -110,7 +113,12 @@ func RestoreScheduler(plan *Plan, cfg Config, st SchedulerState) (*Scheduler, er
 	for id, b := range st.Bounds {
 		s.bounds[id] = cloneKeys(b)
 	}
-	s.fetchFailures = st.FetchFailures
+	for id, m := range st.Losses {
+		if _, ok := s.outputs[id]; !ok {
+			return nil, fmt.Errorf("planner: restore: the state counts losses of shuffle %d, which the plan lacks", id)
+		}
+		s.losses[id] = maps.Clone(m)
+	}
 	if st.Err != "" {
 		s.err = errors.New(st.Err)
 	}

@@ -845,7 +845,8 @@ func classify(spec planner.TaskSpec, err error) *Error {
 		f.Kind = planner.Fatal
 	case errors.As(err, &fe):
 		f.Kind = planner.FetchFailed
-		f.ShuffleID, f.MapIndex = int(fe.ID.ShuffleID), int(fe.ID.MapIndex)
+		f.ShuffleID, f.MapIndex, f.MapAttempt = int(fe.ID.ShuffleID), int(fe.ID.MapIndex), int(fe.ID.Attempt)
+		f.Corrupt = errors.Is(fe.Err, shuffle.ErrCorrupt)
 	case errors.As(err, &ie):
 		f.Kind = planner.Fatal
 	case errors.As(err, &we):

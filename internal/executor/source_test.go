@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -112,7 +113,8 @@ func TestClassify(t *testing.T) {
 		err  error
 		kind planner.FailureKind
 	}{
-		{&shuffle.FetchError{ID: shuffle.MapOutputID{ShuffleID: 0, MapIndex: 5}, Err: shuffle.ErrCorrupt}, planner.FetchFailed},
+		{&shuffle.FetchError{ID: shuffle.MapOutputID{ShuffleID: 0, MapIndex: 5, Attempt: 2}, Err: shuffle.ErrCorrupt}, planner.FetchFailed},
+		{&shuffle.FetchError{ID: shuffle.MapOutputID{ShuffleID: 0, MapIndex: 5, Attempt: 2}, Err: fs.ErrNotExist}, planner.FetchFailed},
 		{&inputError{errors.New("bad line")}, planner.Fatal},
 		{&wasmexec.Error{Kind: wasmexec.KindInvalid}, planner.Fatal},
 		{&wasmexec.Error{Kind: wasmexec.KindGuestError}, planner.TaskError},
@@ -130,8 +132,10 @@ func TestClassify(t *testing.T) {
 		if !strings.Contains(e.Error(), "task 1.2 attempt 1") {
 			t.Errorf("error %q does not name the attempt", e)
 		}
-		if tt.kind == planner.FetchFailed && e.Failure.MapIndex != 5 {
-			t.Errorf("fetch failure names map %d, want 5", e.Failure.MapIndex)
+		if tt.kind == planner.FetchFailed {
+			if f := e.Failure; f.MapIndex != 5 || f.MapAttempt != 2 || f.Corrupt != errors.Is(tt.err, shuffle.ErrCorrupt) {
+				t.Errorf("fetch failure %+v, want map 5 attempt 2, corrupt only for a corrupt block", f)
+			}
 		}
 	}
 }
