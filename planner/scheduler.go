@@ -100,14 +100,14 @@ type taskState struct {
 // reacts to their outcomes. It is not safe for concurrent use; the
 // coordinator's loop owns it.
 type Scheduler struct {
-	plan          *Plan
-	cfg           Config
-	tasks         [][]taskState           // [stage][partition]
-	outputs       map[int][]*MapOutputLoc // shuffle ID -> map index -> location
-	losses        map[int]map[int]int     // shuffle ID -> map index -> fetch failures that lost it
-	err           error
-	samples       map[TaskKey][][]byte // of sample tasks that succeeded
-	bounds        map[int][][]byte     // shuffle ID -> range bounds
+	plan    *Plan
+	cfg     Config
+	tasks   [][]taskState           // [stage][partition]
+	outputs map[int][]*MapOutputLoc // shuffle ID -> map index -> location
+	losses  map[int]map[int]int     // shuffle ID -> map index -> fetch failures that lost it
+	err     error
+	samples map[TaskKey][][]byte // of sample tasks that succeeded
+	bounds  map[int][][]byte     // shuffle ID -> range bounds
 }
 
 // NewScheduler prepares the run of a plan.

@@ -12,12 +12,12 @@ import (
 // with the same plan. Restoring it gives a Scheduler that behaves exactly
 // as the one it was taken from.
 type SchedulerState struct {
-	Tasks         [][]TaskState           `json:"tasks"` // [stage][partition]
-	Outputs       map[int][]*MapOutputLoc `json:"outputs,omitempty"`
-	Losses        map[int]map[int]int     `json:"losses,omitempty"` // shuffle ID -> map index -> fetch failures
-	Err           string                  `json:"err,omitempty"`
-	Samples       map[string][][]byte     `json:"samples,omitempty"` // by TaskKey.String()
-	Bounds        map[int][][]byte        `json:"bounds,omitempty"`
+	Tasks   [][]TaskState           `json:"tasks"` // [stage][partition]
+	Outputs map[int][]*MapOutputLoc `json:"outputs,omitempty"`
+	Losses  map[int]map[int]int     `json:"losses,omitempty"` // shuffle ID -> map index -> fetch failures
+	Err     string                  `json:"err,omitempty"`
+	Samples map[string][][]byte     `json:"samples,omitempty"` // by TaskKey.String()
+	Bounds  map[int][][]byte        `json:"bounds,omitempty"`
 }
 
 // TaskState is one task's state in a SchedulerState.
