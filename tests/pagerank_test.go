@@ -204,4 +204,27 @@ func TestClusterPageRankAgentLost(t *testing.T) {
 	if sum.Attempts <= sum.Tasks {
 		t.Errorf("%d attempts for %d tasks: nothing was lost with agent-2", sum.Attempts, sum.Tasks)
 	}
+	// The attempts that agent-2 ran when it was killed end lost, and grid
+	// logs shows them.
+	logs, err := remote.Logs(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, l := range logs {
+		if l.Outcome == "lost" {
+			lost++
+			if l.Agent != "agent-2" {
+				t.Errorf("an attempt on %s ended lost: %+v", l.Agent, l)
+			}
+		}
+	}
+	cli, err := c.cli(c.admin, "logs", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown := strings.Count(cli, " on agent-2: lost in "); shown != lost {
+		t.Errorf("grid logs shows %d lost attempts, the API %d", shown, lost)
+	}
+	t.Logf("%d attempts on agent-2 ended lost", lost)
 }
