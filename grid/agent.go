@@ -3,6 +3,7 @@ package grid
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -82,6 +83,61 @@ type agent struct {
 	// beforeTask, if set, runs before each task attempt: a fault-injection
 	// hook for tests.
 	beforeTask func(launch)
+}
+
+// agentParts is what an agent is made of. newAgent builds it, the one
+// constructor of the embedded grid's agents and of a cluster's agent
+// process: they differ only in where their parts come from (a config and
+// node certificate, or an embedded grid's own authority) and in how they
+// reach the coordinator (a direct link, or the control plane).
+type agentParts struct {
+	name      string
+	dir       string // shuffle files under dir/jobs, modules
+	resources allocator.Resources
+	queue     int // launches accepted ahead of the executors
+	peers     *peers
+	statuses  chan<- taskStatus
+	logger    *slog.Logger
+
+	executorArgv     []string
+	executorCfg      executor.Config
+	executorOverhead int64
+	diskCap          int64
+
+	blockAddr string      // the block server's address
+	blockTLS  *tls.Config // and its TLS (TLS 1.3, executor.ShuffleALPN)
+}
+
+// newAgent builds an agent and binds its block server.
+func newAgent(p agentParts) (*agent, error) {
+	a := &agent{
+		name:             p.name,
+		dir:              p.dir,
+		resources:        p.resources,
+		peers:            p.peers,
+		logger:           p.logger,
+		launches:         make(chan launch, p.queue),
+		statuses:         p.statuses,
+		executorArgv:     p.executorArgv,
+		executorCfg:      p.executorCfg,
+		executorOverhead: p.executorOverhead,
+		modules:          map[string]string{},
+		tokens:           map[string]string{},
+		diskUsed:         map[string]int64{},
+		diskCap:          p.diskCap,
+	}
+	var err error
+	a.blocks, err = quicnet.NewServer(quicnet.ServerConfig{
+		Addr:      p.blockAddr,
+		TLS:       p.blockTLS,
+		Dir:       filepath.Join(p.dir, "jobs"),
+		Authorize: a.authorize,
+		Logger:    p.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("grid: %s's block server: %w", p.name, err)
+	}
+	return a, nil
 }
 
 // Grace periods of a task that is asked to stop: how long the executor has

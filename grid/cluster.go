@@ -28,6 +28,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
 // Version is the release this build is; agents advertise it in gossip
@@ -117,19 +118,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	c.limits = newAPILimits(c.lim, time.Now)
 	c.audit = newAuditLog(cfg.Audit.withDefaults(cfg.StateDir), time.Now)
 	c.modules = newModuleStore(c.modulesDir, c.lim)
-	memCap := uint64(c.lim.InspectorMemory)
-	c.insp = &inspector{
-		argv:           []string{exe},
-		cfg:            executor.Config{CacheDir: cacheDir, LoadTimeout: 10 * time.Second, Interruptible: true, MemoryLimit: inspectorGoLimit(memCap)},
-		memoryCap:      memCap,
-		slots:          make(chan struct{}, c.lim.Inspectors),
-		queue:          c.lim.InspectorQueue,
-		dir:            c.modulesDir,
-		loadTimeout:    10 * time.Second,
-		compileTimeout: compileAllowance,
-		initTimeout:    15 * time.Second,
-		logger:         logger.With("role", "inspector"),
-	}
+	c.insp = newInspector([]string{exe}, cacheDir, c.modulesDir, wasmexec.ModuleLimits{}, 10*time.Second, uint64(c.lim.InspectorMemory), c.lim.Inspectors, c.lim.InspectorQueue, logger)
 	if c.coord, err = newCoordinator(logger, newMetrics(reg), make(chan taskStatus, 1024), cfg.StateDir); err != nil {
 		return nil, err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
-	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
@@ -125,26 +124,10 @@ func New(cfg Config) (*Grid, error) {
 	if loadTimeout <= 0 {
 		loadTimeout = 10 * time.Second
 	}
-	g.insp = &inspector{
-		argv: cfg.ExecutorCommand,
-		cfg:  executor.Config{CacheDir: cacheDir, Limits: cfg.ModuleLimits, LoadTimeout: loadTimeout, Interruptible: true},
-		dir:  filepath.Join(g.stateDir, "coordinator", "modules"),
-		// Compiling cannot be interrupted and is not part of the load
-		// timeout: it may take as long as the largest module the limits
-		// admit needs. The executor stops an initialization at the load
-		// timeout where it can; the backstop gives it a little longer.
-		loadTimeout:    loadTimeout,
-		compileTimeout: compileAllowance,
-		initTimeout:    loadTimeout + loadTimeout/2,
-		logger:         logger.With("role", "inspector"),
-		// As many manifests read at once as a cluster's coordinator
-		// reads by default; the others wait, without a bound.
-		slots:     make(chan struct{}, DefaultLimits().Inspectors),
-		memoryCap: uint64(cfg.InspectorMemory),
-	}
-	if cfg.InspectorMemory > 0 {
-		g.insp.cfg.MemoryLimit = inspectorGoLimit(uint64(cfg.InspectorMemory))
-	}
+	// As many manifests read at once as a cluster's coordinator reads by
+	// default; the others wait, without a bound.
+	g.insp = newInspector(cfg.ExecutorCommand, cacheDir, filepath.Join(g.stateDir, "coordinator", "modules"), cfg.ModuleLimits,
+		loadTimeout, uint64(cfg.InspectorMemory), DefaultLimits().Inspectors, 0, logger)
 	statuses := make(chan taskStatus, cfg.Slots)
 	// The agents' block servers speak TLS 1.3 with certificates from an
 	// authority made for this grid alone.
@@ -173,36 +156,28 @@ func New(cfg Config) (*Grid, error) {
 		}
 		name := fmt.Sprintf("agent-%d", i+1)
 		mem := cfg.MemoryMiB / int64(cfg.Agents)
-		a := &agent{
-			name:         name,
-			dir:          filepath.Join(g.stateDir, name),
-			resources:    allocator.Resources{CPU: int64(slots) * 1000, Mem: mem},
-			peers:        peers,
-			logger:       logger.With("agent", name),
-			launches:     make(chan launch, slots),
-			statuses:     statuses,
-			executorArgv: cfg.ExecutorCommand,
-			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits, ShuffleCA: ca.CertPEM},
-			modules:      map[string]string{},
-			tokens:       map[string]string{},
-			diskUsed:     map[string]int64{},
-			diskCap:      diskCap,
-		}
 		cert, err := ca.Issue(name, []string{"127.0.0.1", "::1", "localhost"}, 30*24*time.Hour)
 		if err != nil {
 			g.cleanup()
 			return nil, err
 		}
-		a.blocks, err = quicnet.NewServer(quicnet.ServerConfig{
-			Addr:      "127.0.0.1:0",
-			TLS:       certs.ServerConfig(cert, executor.ShuffleALPN),
-			Dir:       filepath.Join(a.dir, "jobs"),
-			Authorize: a.authorize,
-			Logger:    a.logger,
+		a, err := newAgent(agentParts{
+			name:         name,
+			dir:          filepath.Join(g.stateDir, name),
+			resources:    allocator.Resources{CPU: int64(slots) * 1000, Mem: mem},
+			queue:        slots,
+			peers:        peers,
+			statuses:     statuses,
+			logger:       logger.With("agent", name),
+			executorArgv: cfg.ExecutorCommand,
+			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits, ShuffleCA: ca.CertPEM},
+			diskCap:      diskCap,
+			blockAddr:    "127.0.0.1:0",
+			blockTLS:     certs.ServerConfig(cert, executor.ShuffleALPN),
 		})
 		if err != nil {
 			g.cleanup()
-			return nil, fmt.Errorf("grid: %s's block server: %w", name, err)
+			return nil, err
 		}
 		peers.addrs[name] = a.blocks.Addr().String()
 		g.agents = append(g.agents, a)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/wasmexec"
 )
 
 // inspector reads modules' manifests at submission, each in an executor
@@ -39,6 +40,34 @@ type inspector struct {
 
 	mu    sync.Mutex
 	known map[describeKey]*executor.ModuleInfo // manifests read, by module and memory limit
+}
+
+// newInspector sets up the manifest readers of a coordinator, embedded or
+// not: processes of argv reading modules from dir, with cacheDir's compiled
+// code, at most slots at once and queue waiting (0: no bound), each
+// module's initialization given loadTimeout and, if memoryCap is not 0, at
+// most memoryCap of memory.
+func newInspector(argv []string, cacheDir, dir string, limits wasmexec.ModuleLimits, loadTimeout time.Duration, memoryCap uint64, slots, queue int, logger *slog.Logger) *inspector {
+	in := &inspector{
+		argv: argv,
+		cfg:  executor.Config{CacheDir: cacheDir, Limits: limits, LoadTimeout: loadTimeout, Interruptible: true},
+		dir:  dir,
+		// Compiling cannot be interrupted and is not part of the load
+		// timeout: it may take as long as the largest module the limits
+		// admit needs. The executor stops an initialization at the load
+		// timeout where it can; the backstop gives it a little longer.
+		loadTimeout:    loadTimeout,
+		compileTimeout: compileAllowance,
+		initTimeout:    loadTimeout + loadTimeout/2,
+		logger:         logger.With("role", "inspector"),
+		memoryCap:      memoryCap,
+		slots:          make(chan struct{}, slots),
+		queue:          queue,
+	}
+	if memoryCap > 0 {
+		in.cfg.MemoryLimit = inspectorGoLimit(memoryCap)
+	}
+	return in
 }
 
 // busyError is a manifest read refused because every inspector is busy

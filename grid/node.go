@@ -96,35 +96,27 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 		attempts:  map[wire.Attempt]context.CancelCauseFunc{},
 	}
 	slots := max(int(cpus), 1)
-	n.a = &agent{
+	n.a, err = newAgent(agentParts{
 		name:         cfg.Name,
 		dir:          cfg.StateDir,
 		resources:    allocator.Resources{CPU: int64(cpus * 1000), Mem: mem, Disk: disk >> 20},
+		queue:        slots * 4,
 		peers:        &peers{addrs: map[string]string{}},
-		logger:       logger,
-		launches:     make(chan launch, slots*4),
 		statuses:     n.statuses,
+		logger:       logger,
 		executorArgv: []string{exe},
-		// The executors' memory beyond their tasks' task.memory.
-		executorOverhead: int64(cfg.ExecutorOverhead),
 		executorCfg: executor.Config{
 			CacheDir: defaultCacheDir(cfg.CacheDir), MemoryLimit: mem << 20,
 			ShuffleCA: id.caPEM, ShuffleCert: id.certPEM, ShuffleKey: id.keyPEM,
 		},
-		modules:  map[string]string{},
-		tokens:   map[string]string{},
-		diskUsed: map[string]int64{},
-		diskCap:  disk,
-	}
-	n.a.blocks, err = quicnet.NewServer(quicnet.ServerConfig{
-		Addr:      cfg.BlockAddr,
-		TLS:       blockTLS,
-		Dir:       filepath.Join(cfg.StateDir, "jobs"),
-		Authorize: n.a.authorize,
-		Logger:    logger,
+		// The executors' memory beyond their tasks' task.memory.
+		executorOverhead: int64(cfg.ExecutorOverhead),
+		diskCap:          disk,
+		blockAddr:        cfg.BlockAddr,
+		blockTLS:         blockTLS,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("grid: block server: %w", err)
+		return nil, err
 	}
 	n.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
 		tagRole:    "agent",
