@@ -362,7 +362,7 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 	defer lcancel()
 	wg.Go(func() { link.write(lctx, st) })
 	wg.Go(func() { c.serveModules(lctx, conn) })
-	err = c.readStatuses(lctx, reg.Agent, st)
+	err = c.readStatuses(lctx, reg.Agent, st, link)
 	lcancel()
 	close(link.done)
 	if ctx.Err() != nil {
@@ -373,7 +373,9 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 }
 
 // readStatuses forwards an agent's reports to the coordinator's loop.
-func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet.Stream) error {
+// Each status is acknowledged once it is committed; one that is not (this
+// server stopped leading) is sent again to the next leader.
+func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet.Stream, link *remoteLink) error {
 	for {
 		env, err := wire.Read(st)
 		if err != nil {
@@ -387,6 +389,7 @@ func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet
 			}
 			if s.Epoch != c.epoch {
 				c.logger.Warn("status of another epoch refused", "agent", agent, "epoch", s.Epoch)
+				link.ack(s.Seq)
 				continue
 			}
 			ts := taskStatus{job: s.Attempt.Job, agent: agent, key: s.Attempt.Task, attempt: s.Attempt.Attempt, elapsed: time.Duration(s.ElapsedNS)}
@@ -400,7 +403,10 @@ func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet
 					ts.res = &res
 				}
 			}
-			c.coord.status(ts)
+			if err := c.coord.status(ts); err != nil {
+				return fmt.Errorf("a status of %s was not committed: %w", s.Attempt.Job, err)
+			}
+			link.ack(s.Seq)
 		case wire.TypeHeartbeat:
 		default:
 			return fmt.Errorf("unexpected %s message on the control stream", env.Type)
@@ -572,6 +578,14 @@ func (l *remoteLink) launch(x launch) {
 func (l *remoteLink) kill(attempts []core.Attempt) {
 	for _, at := range attempts {
 		l.enqueue(frame{wire.TypeKill, &wire.Kill{Epoch: l.epoch, Attempt: wire.Attempt{Job: at.Job, Task: at.Task, Attempt: at.Attempt}}})
+	}
+}
+
+// ack acknowledges the agent's statuses through seq (0: an agent that
+// does not number them).
+func (l *remoteLink) ack(seq uint64) {
+	if seq > 0 {
+		l.enqueue(frame{wire.TypeAck, &wire.Ack{Seq: seq}})
 	}
 }
 

@@ -346,7 +346,7 @@ func (c *coordinator) shutdown(cause error) {
 }
 
 // status applies an agent's report.
-func (c *coordinator) status(ts taskStatus) {
+func (c *coordinator) status(ts taskStatus) error {
 	st := &core.Status{Job: ts.job, Task: ts.key, Attempt: ts.attempt, Agent: ts.agent, Elapsed: ts.elapsed}
 	if ts.err != nil {
 		f := executor.FailureOf(ts.err)
@@ -358,7 +358,7 @@ func (c *coordinator) status(ts taskStatus) {
 	} else if ts.res != nil {
 		st.RecordsIn, st.RecordsOut, st.BytesIn, st.PeakRSS, st.Samples = ts.res.RecordsIn, ts.res.RecordsOut, ts.res.BytesIn, ts.res.PeakRSS, ts.res.Samples
 	}
-	c.apply(core.Command{Status: st})
+	return c.apply(core.Command{Status: st})
 }
 
 // carry does what the core decided; the core is held.

@@ -34,10 +34,14 @@ type Agent struct {
 	clientTLS *tls.Config // control plane
 	statuses  chan taskStatus
 
-	mu       sync.Mutex // protects jobs and attempts
+	mu       sync.Mutex // protects jobs, attempts, seq and unacked
 	jobs     map[string]context.CancelCauseFunc
 	jobCtx   map[string]context.Context
 	attempts map[wire.Attempt]context.CancelCauseFunc
+	// seq numbers statuses; unacked holds those sent and not yet
+	// acknowledged, in order: they are sent again after a reconnection.
+	seq     uint64
+	unacked []*wire.Status
 }
 
 // NewAgent sets an agent up: its block server and gossip are bound, so
@@ -232,7 +236,7 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 		Version:   Version,
 		Resources: wire.Resources{CPU: n.a.resources.CPU, Mem: n.a.resources.Mem, Disk: n.a.resources.Disk},
 		BlockAddr: n.BlockAddr(),
-		Running:   n.running(),
+		Running:   n.reported(),
 	}
 	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := wire.Write(st, wire.TypeRegister, &reg); err != nil {
@@ -271,9 +275,15 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 			}
 		}
 	})
-	// One writer: statuses and heartbeats.
+	// One writer: statuses and heartbeats. Statuses that the last
+	// connection did not see acknowledged go first, to this coordinator.
 	wg.Go(func() {
 		defer scancel()
+		for _, m := range n.resend(ack.Epoch) {
+			if err := wire.Write(st, wire.TypeStatus, m); err != nil {
+				return
+			}
+		}
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
@@ -286,8 +296,7 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 				}
 			case s := <-n.statuses:
 				if err := wire.Write(st, wire.TypeStatus, n.statusMsg(ack.Epoch, s)); err != nil {
-					// Lost with the connection: the coordinator
-					// reschedules the attempt.
+					// Sent again after the next registration.
 					return
 				}
 			}
@@ -318,17 +327,74 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 				return err
 			}
 			n.removeJob(r.Job)
+		case wire.TypeAck:
+			var a wire.Ack
+			if err := env.Decode(&a); err != nil {
+				return err
+			}
+			n.acked(a.Seq)
 		default:
 			return fmt.Errorf("unexpected %s message from the coordinator", env.Type)
 		}
 	}
 }
 
+// statusMsg numbers a status and keeps it until it is acknowledged.
 func (n *Agent) statusMsg(epoch uint64, s taskStatus) *wire.Status {
-	m := &wire.Status{Epoch: epoch, Attempt: wire.Attempt{Job: s.job, Task: s.key, Attempt: s.attempt}, ElapsedNS: int64(s.elapsed)}
+	m := n.encodeStatus(epoch, s)
 	n.mu.Lock()
 	delete(n.attempts, m.Attempt)
+	n.seq++
+	m.Seq = n.seq
+	n.unacked = append(n.unacked, m)
 	n.mu.Unlock()
+	return m
+}
+
+// acked forgets the statuses through seq: the coordinator committed them.
+func (n *Agent) acked(seq uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i := 0
+	for i < len(n.unacked) && n.unacked[i].Seq <= seq {
+		n.unacked[i] = nil
+		i++
+	}
+	n.unacked = n.unacked[i:]
+}
+
+// resend returns the statuses not acknowledged, stamped with a new
+// coordinator's epoch.
+func (n *Agent) resend(epoch uint64) []*wire.Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]*wire.Status, len(n.unacked))
+	for i, m := range n.unacked {
+		m.Epoch = epoch
+		c := *m
+		out[i] = &c
+	}
+	if len(out) > 0 {
+		n.logger.Info("statuses sent again to a new coordinator", "statuses", len(out))
+	}
+	return out
+}
+
+// reported lists the attempts the coordinator must not call lost at a
+// registration: those that run, and those whose end it has not
+// acknowledged (their statuses follow the registration).
+func (n *Agent) reported() []wire.Attempt {
+	out := n.running()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, m := range n.unacked {
+		out = append(out, m.Attempt)
+	}
+	return out
+}
+
+func (n *Agent) encodeStatus(epoch uint64, s taskStatus) *wire.Status {
+	m := &wire.Status{Epoch: epoch, Attempt: wire.Attempt{Job: s.job, Task: s.key, Attempt: s.attempt}, ElapsedNS: int64(s.elapsed)}
 	if s.err != nil {
 		f := executor.FailureOf(s.err)
 		m.Failure, m.Err = &f, s.err.Error()

@@ -32,6 +32,7 @@ const (
 	TypeKill        = "kill"
 	TypeRemoveJob   = "remove_job"
 	TypeStatus      = "status"
+	TypeAck         = "ack"
 	TypeHeartbeat   = "heartbeat"
 	TypeFetchModule = "fetch_module"
 	TypeModule      = "module"
@@ -121,6 +122,18 @@ type Status struct {
 	Err       string           `json:"err,omitempty"`
 	Log       string           `json:"log,omitempty"`
 	ElapsedNS int64            `json:"elapsed_ns"`
+	// Seq numbers the agent's statuses, across its connections: the
+	// coordinator acknowledges them by it (Ack) once they are committed.
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// Ack tells an agent that its statuses through Seq are committed to the
+// coordinator's log: it may forget them. A status not acknowledged when
+// the connection ends is sent again, after the next registration, to
+// whichever server leads then; its attempt is listed in Register.Running
+// until then, so that reconciliation does not call it lost.
+type Ack struct {
+	Seq uint64 `json:"seq"`
 }
 
 // Heartbeat keeps an agent alive in the coordinator's eyes between
