@@ -75,6 +75,9 @@ func (cfg Config) withDefaults() Config {
 type Core struct {
 	cfg Config
 	st  state
+	// names are the agents' names, sorted; nil when an agent came or
+	// went since. Derived from st, never in a snapshot.
+	names []string
 }
 
 // state is everything a snapshot holds.
@@ -248,8 +251,14 @@ func (c *Core) jobs() []*Job {
 	return js
 }
 
-// agentNames returns the registered agents' names, sorted.
-func (c *Core) agentNames() []string { return slices.Sorted(maps.Keys(c.st.Agents)) }
+// agentNames returns the agents' names, sorted; the caller must not
+// change the slice.
+func (c *Core) agentNames() []string {
+	if c.names == nil {
+		c.names = slices.Sorted(maps.Keys(c.st.Agents))
+	}
+	return c.names
+}
 
 func (a *applier) submit(s *Submit) {
 	c := a.Core
@@ -284,6 +293,7 @@ func (a *applier) agentUp(up *AgentUp) {
 	if ag == nil {
 		ag = &Agent{Name: up.Name, Joined: c.st.Now}
 		c.st.Agents[up.Name] = ag
+		c.names = nil
 	}
 	ag.Resources, ag.BlockAddr, ag.Suspect = up.Resources, up.BlockAddr, false
 	c.st.Lost = slices.DeleteFunc(c.st.Lost, func(n string) bool { return n == up.Name })
@@ -325,6 +335,7 @@ func (a *applier) agentLost(name string) {
 		return
 	}
 	delete(c.st.Agents, name)
+	c.names = nil
 	if !slices.Contains(c.st.Lost, name) {
 		c.st.Lost = append(c.st.Lost, name)
 	}
