@@ -122,6 +122,11 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if c.coord, err = newCoordinator(logger, newMetrics(reg), make(chan taskStatus, 1024), cfg.StateDir); err != nil {
 		return nil, err
 	}
+	for _, v := range cfg.Volumes {
+		if v.Name == cfg.ResultsVolume {
+			c.coord.results = v
+		}
+	}
 	grants, err := grantsFor(cfg.Volumes, cfg.Tenants)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,6 +97,13 @@ type CoordinatorConfig struct {
 	Servers []ServerConfig `toml:"servers"`
 	// History bounds what is kept of finished jobs.
 	History HistoryConfig `toml:"history"`
+	// ResultsVolume names the volume (of Volumes) where the results of
+	// jobs that print them (a stdout sink) are kept until they are read;
+	// no tenant may be granted it. Default: STATE_DIR/results, which only
+	// this server reads: with several servers, name a volume they all
+	// reach (a shared directory, an S3 bucket), or a result written under
+	// one leader is gone under the next.
+	ResultsVolume string `toml:"results_volume,omitempty"`
 }
 
 // ServerConfig is one coordinator server of the cluster.
@@ -200,6 +208,9 @@ func (c *CoordinatorConfig) Validate() error {
 		seen[t.Name] = true
 	}
 	errs = append(errs, validateVolumes(c.Volumes)...)
+	if err := c.validateResultsVolume(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := grantsFor(c.Volumes, c.Tenants); err != nil {
 		errs = append(errs, err)
 	}
@@ -212,6 +223,23 @@ func (c *CoordinatorConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("insecure_http (--insecure-http) would send bearer tokens in clear over the network: it is allowed only on a loopback api_addr (127.0.0.1, ::1 or localhost), not %q; serve HTTPS (the default) instead", c.APIAddr))
 	}
 	return errors.Join(errs...)
+}
+
+// validateResultsVolume checks that results_volume names a volume that no
+// tenant is granted: tenants would read each other's results there.
+func (c *CoordinatorConfig) validateResultsVolume() error {
+	if c.ResultsVolume == "" {
+		return nil
+	}
+	if !slices.ContainsFunc(c.Volumes, func(v storage.Volume) bool { return v.Name == c.ResultsVolume }) {
+		return fmt.Errorf("results_volume %q is not one of the [[volumes]]: define it there (and grant it to no tenant)", c.ResultsVolume)
+	}
+	for _, t := range c.Tenants {
+		if _, ok := t.Grants[c.ResultsVolume]; ok {
+			return fmt.Errorf("results_volume %q is granted to tenant %q: every tenant's printed results are kept there, so no tenant may be granted it", c.ResultsVolume, t.Name)
+		}
+	}
+	return nil
 }
 
 // isLoopback reports whether a listening address (host:port) is a
@@ -361,6 +389,22 @@ gossip_key = "gossip.key"      # base64 of 32 bytes: encrypts gossip
 agent_grace = "5s"             # an agent gone this long is declared lost
 admin_token_sha256 = ""        # sha256 (hex) of the admin token
 cache_dir = ""                 # compiled modules; default: the user cache
+results_volume = ""            # a [[volumes]] name for printed results (stdout sinks), granted
+                               # to no tenant; default STATE_DIR/results. With several servers,
+                               # one they all reach, or a result is gone with its leader
+raft_addr = ""                 # the replicated log (QUIC, UDP); default: any port of control_addr's host
+server_id = 1                  # this server's id among [[servers]]
+
+[history]                      # finished jobs kept (docs/core.md)
+max_jobs = 1000
+max_age = "168h"
+
+# [[servers]]                  # 3 or 5 coordinator servers sharing the job state
+# id = 1                       # (docs/operations.md); none: this server alone
+# name = "coordinator-1"       # its certificate's common name
+# raft_addr = "10.0.0.1:7081"
+# api_addr = "10.0.0.1:7070"
+# gossip_addr = "10.0.0.1:7946"
 
 [tls]
 ca = "ca.pem"                  # the cluster's authority: only nodes with

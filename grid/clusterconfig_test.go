@@ -63,6 +63,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad access", base + "[[volumes]]\nname = \"lake\"\nurl = \"file:///srv\"\n[[tenants]]\nname = \"t\"\ngrants = { lake = \"all\" }\n", `access "all" must be "read" or "read-write"`},
 		{"relative volume", base + "[[volumes]]\nname = \"lake\"\nurl = \"file://srv\"\n", "absolute, clean directory"},
 		{"grid volume", base + "[[volumes]]\nname = \"grid.results\"\nurl = \"file:///srv\"\n", "the grid's own"},
+		{"unknown results volume", "results_volume = \"shared\"\n" + base, `results_volume "shared" is not one of the [[volumes]]`},
+		{"granted results volume", "results_volume = \"shared\"\n" + base + "[[volumes]]\nname = \"shared\"\nurl = \"file:///srv\"\n[[tenants]]\nname = \"t\"\ngrants = { shared = \"read\" }\n", `results_volume "shared" is granted to tenant "t"`},
 		{"twice", base + "[[volumes]]\nname = \"a1\"\nurl = \"file:///srv\"\n[[volumes]]\nname = \"a1\"\nurl = \"file:///x\"\n", "defined twice"},
 	}
 	for _, tt := range tests {

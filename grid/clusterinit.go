@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"maps"
 	"net"
 	"os"
@@ -172,8 +173,27 @@ func InitCluster(opts InitOptions) (*InitResult, error) {
 		urls = append(urls, initAPIURL(cc.APIAddr, opts.Hosts))
 		gossips = append(gossips, cc.GossipAddr)
 	}
+	// Several servers on this machine keep printed results in one
+	// directory, so that a result written under one leader is read under
+	// the next (on several hosts, results_volume must name a volume they
+	// all reach).
+	var results *storage.Volume
+	if n > 1 {
+		dir, err := filepath.Abs(filepath.Join(opts.Dir, "results"))
+		if err == nil {
+			err = os.MkdirAll(dir, 0o700)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("grid: the servers' results directory: %w", err)
+		}
+		results = &storage.Volume{Name: "grid-results", URL: "file://" + dir}
+	}
 	for i, cc := range configs {
 		cc.Servers = servers
+		if results != nil {
+			cc.Volumes = append(cc.Volumes, *results)
+			cc.ResultsVolume = results.Name
+		}
 		path := filepath.Join(opts.Dir, cc.Name+".toml")
 		if err := WriteConfig(path, cc); err != nil {
 			return nil, err

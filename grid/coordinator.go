@@ -9,8 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -720,7 +719,7 @@ func (c *coordinator) runningOf(tenant string) int {
 
 // resultParts lists the part files of a finished job's result on standard
 // output, in partition order.
-func (c *coordinator) resultParts(id string) ([]string, error) {
+func (c *coordinator) resultParts(ctx context.Context, id string) (storage.Store, []string, error) {
 	var rec *core.Record
 	var payload []byte
 	c.read(func(cr *core.Core) {
@@ -728,23 +727,26 @@ func (c *coordinator) resultParts(id string) ([]string, error) {
 		payload, _ = cr.Payload(id)
 	})
 	if rec == nil {
-		return nil, fmt.Errorf("job %s has not finished", id)
+		return nil, nil, fmt.Errorf("job %s has not finished", id)
 	}
 	var p jobPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !p.Output.Stdout {
-		return nil, fmt.Errorf("the job wrote its result to %s, not to standard output", p.Output.URL)
+		return nil, nil, fmt.Errorf("the job wrote its result to %s, not to standard output", p.Output.URL)
 	}
-	dir := filepath.Join(c.results.Root(), filepath.FromSlash(p.Output.Dir))
+	st, err := c.stores.Store(c.results)
+	if err != nil {
+		return nil, nil, err
+	}
 	var parts []string
 	for i := range rec.Partitions {
-		path := filepath.Join(dir, storage.PartName(i))
-		if _, err := os.Stat(path); err != nil {
-			return nil, err
+		name := path.Join(p.Output.Dir, storage.PartName(i))
+		if _, err := st.Stat(ctx, name); err != nil {
+			return nil, nil, fmt.Errorf("%s in volume %s: %w", name, c.results.Name, err)
 		}
-		parts = append(parts, path)
+		parts = append(parts, name)
 	}
-	return parts, nil
+	return st, parts, nil
 }

@@ -505,14 +505,14 @@ func (c *Coordinator) jobResult(w http.ResponseWriter, r *http.Request, p princi
 		httpError(w, http.StatusConflict, "the job "+j.State+": "+j.Error)
 		return
 	}
-	parts, err := c.coord.resultParts(j.ID)
+	st, parts, err := c.coord.resultParts(r.Context(), j.ID)
 	if err != nil {
 		httpError(w, http.StatusGone, "the result is gone: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	for _, path := range parts {
-		f, err := os.Open(path)
+	for _, name := range parts {
+		f, err := st.Open(r.Context(), name, 0)
 		if err != nil {
 			return
 		}

@@ -300,6 +300,13 @@ func TestClusterLeaderFailover(t *testing.T) {
 	if err != nil || len(jobs) != 2 || jobs[0].State != api.StateSucceeded {
 		t.Fatalf("jobs after the failover: %v %+v", err, jobs)
 	}
+	// The first job printed its result, written under the old leader:
+	// the new one reads it from the servers' shared results volume.
+	var first bytes.Buffer
+	if err := r.Result(ctx, jobs[0].ID, &first); err != nil {
+		t.Fatalf("the result of %s after the failover: %v", jobs[0].ID, err)
+	}
+	sameCounts(t, parseCounts(t, first.String()), referenceCounts(t, small))
 	waitFor(t, time.Minute, "grid up to start the killed server again, as a follower", func() bool {
 		for _, s := range r.Servers(ctx) {
 			if s.Name == leader.Name {
