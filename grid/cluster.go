@@ -50,9 +50,11 @@ type Coordinator struct {
 	epoch   uint64
 	auth    *authz
 	modules *moduleStore
-	limits  *apiLimits
-	audit   *auditLog
-	lim     LimitsConfig // the config's limits, defaults filled in
+	// sync moves modules between the coordinator servers.
+	sync   *moduleSync
+	limits *apiLimits
+	audit  *auditLog
+	lim    LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
 
@@ -80,7 +82,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if err != nil {
 		return nil, err
 	}
-	serverTLS, _, err := id.mutual(quicnet.ControlALPN)
+	serverTLS, clientTLS, err := id.mutual(quicnet.ControlALPN)
 	if err != nil {
 		return nil, err
 	}
@@ -99,10 +101,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
 	}
 	cacheDir := defaultCacheDir(cfg.CacheDir)
-	tokens, err := openTokenStore(filepath.Join(cfg.StateDir, "coordinator", "tokens.json"), bootstrapTokens(cfg), time.Now)
-	if err != nil {
-		return nil, err
-	}
+	tokens := newTokenStore(bootstrapTokens(cfg), time.Now)
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
@@ -127,6 +126,13 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 			c.coord.results = v
 		}
 	}
+	// The tokens and the modules' records are replicated state: the log
+	// (openLog's replay, then every committed command) fills them.
+	c.sync = newModuleSync(c.modulesDir, cfg.Name, cfg.Servers, clientTLS, int64(c.lim.ModuleSize))
+	c.sync.logger = logger.With("role", "modules")
+	c.sync.addrOf = c.controlAddrOf
+	c.sync.stillWanted = func(hash string) bool { return c.modules.named(hash) || c.moduleInUse(hash) }
+	c.coord.tokens, c.coord.modules, c.coord.missing = tokens, c.modules, c.sync.want
 	grants, err := grantsFor(cfg.Volumes, cfg.Tenants)
 	if err != nil {
 		return nil, err
@@ -222,6 +228,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		c.close()
 	}()
 	wg.Go(func() { c.coord.run(ctx) })
+	wg.Go(func() { c.sync.run(ctx) })
 	wg.Go(func() {
 		if err := c.raft.Run(ctx); err != nil && ctx.Err() == nil {
 			c.logger.Error("the replicated log stopped", "err", err)
@@ -312,8 +319,20 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 		return
 	}
 	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	env, err := wire.Read(st)
+	if err == nil && c.sync.isPeer(peer) && env.Type != wire.TypeRegister {
+		// Another coordinator server: a module transfer (modsync.go).
+		c.servePeer(ctx, conn, st, env)
+		return
+	}
 	var reg wire.Register
-	if err := wire.Expect(st, wire.TypeRegister, &reg); err != nil {
+	if err == nil && env.Type != wire.TypeRegister {
+		err = fmt.Errorf("got a %s message, want %s", env.Type, wire.TypeRegister)
+	}
+	if err == nil {
+		err = env.Decode(&reg)
+	}
+	if err != nil {
 		c.logger.Warn("agent registration", "peer", peer, "addr", conn.RemoteAddr(), "err", err)
 		return
 	}
@@ -501,25 +520,9 @@ func (c *Coordinator) serveModules(ctx context.Context, conn *quicnet.ControlCon
 			if err := wire.Expect(st, wire.TypeFetchModule, &req); err != nil {
 				return
 			}
-			path := filepath.Join(c.modulesDir, req.Hash+".wasm")
-			if !validHash(req.Hash) {
-				_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: "not a module hash: " + req.Hash})
-				return
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				_ = wire.Write(st, wire.TypeError, &wire.Error{Msg: "no module " + req.Hash})
-				return
-			}
-			defer f.Close()
-			fi, err := f.Stat()
-			if err != nil {
-				return
-			}
-			if err := wire.Write(st, wire.TypeModule, &wire.Module{Hash: req.Hash, Size: fi.Size()}); err != nil {
-				return
-			}
-			_, _ = io.Copy(st, f)
+			// A module the log names that this server lacks (it was down
+			// when it was uploaded) is fetched from another server first.
+			serveFetch(ctx, st, c.modulesDir, req.Hash, c.ensureNamed)
 		})
 	}
 }

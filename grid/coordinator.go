@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"path"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,14 @@ type coordinator struct {
 	results storage.Volume
 	// grants are the volumes of a job whose request names none.
 	grants func(tenant string) storage.Grants
+
+	// tokens and modules are the shell's replicated state beside the
+	// core (replstate.go): grid commands of the log change them.
+	tokens  *tokenStore
+	modules *moduleStore
+	// missing is told, without blocking, of a module the log names that
+	// this server lacks; nil: nobody fetches it (the embedded grid).
+	missing func(hash string)
 }
 
 func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, stateDir string) (*coordinator, error) {
@@ -95,6 +104,8 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		stateDir: stateDir,
 		statuses: statuses,
 		core:     cr,
+		tokens:   newTokenStore(nil, time.Now),
+		modules:  newModuleStore(filepath.Join(stateDir, "coordinator", "modules"), LimitsConfig{}.withDefaults()),
 		links:    map[string]agentLink{},
 		jobs:     map[string]*jobRun{},
 		pending:  map[string]*jobRun{},
@@ -143,10 +154,12 @@ func (l *memLog) Propose(_ context.Context, cmd []byte) (uint64, error) {
 	return l.index, nil
 }
 
-// Apply applies a committed command to the core; the leader carries out
-// what it decides. It is the replicated log's state machine (raftlog.FSM).
+// Apply applies a committed entry: a core command to the core, whose
+// decisions the leader carries out, or a grid command to the shell's
+// replicated state. It is the replicated log's state machine
+// (raftlog.FSM).
 func (c *coordinator) Apply(_ uint64, b []byte) {
-	cmd, err := core.DecodeCommand(b)
+	e, err := decodeEntry(b)
 	if err != nil {
 		// The log checksums its entries: this is a bug, not a disk error.
 		c.logger.Error("a command of the log does not decode: skipped", "err", err)
@@ -154,7 +167,12 @@ func (c *coordinator) Apply(_ uint64, b []byte) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ds := c.core.Apply(cmd)
+	if e.grid != nil {
+		c.applyGrid(*e.grid)
+		return
+	}
+	ds := c.core.Apply(*e.core)
+	c.afterCore(*e.core, ds)
 	if !c.leading || c.closed {
 		return
 	}
@@ -163,22 +181,42 @@ func (c *coordinator) Apply(_ uint64, b []byte) {
 	}
 }
 
-// Snapshot returns the core's state (raftlog.FSM).
+// Snapshot returns the core's state and the shell's replicated state
+// (raftlog.FSM).
 func (c *coordinator) Snapshot() ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.core.Snapshot()
+	cs, err := c.core.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(gridSnapshot{Grid: gridSnapshotVersion, Core: cs, Tokens: c.tokens.snapshot(), Modules: c.modules.records()})
+	if err != nil {
+		return nil, fmt.Errorf("grid: snapshot: %w", err)
+	}
+	return b, nil
 }
 
-// Restore replaces the core's state with a snapshot (raftlog.FSM).
-func (c *coordinator) Restore(_ uint64, snap []byte) error {
-	cr, err := core.Restore(c.coreCfg, snap)
+// Restore replaces the core's state and the shell's replicated state with
+// a snapshot's (raftlog.FSM).
+func (c *coordinator) Restore(_ uint64, b []byte) error {
+	snap, legacy, err := decodeSnapshot(b)
+	if err != nil {
+		return err
+	}
+	cr, err := core.Restore(c.coreCfg, snap.Core)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.core = cr
-	c.mu.Unlock()
+	if !legacy {
+		c.tokens.restore(snap.Tokens)
+		c.modules.restore(snap.Modules)
+	}
+	c.wantModules()
+	c.modules.sweep(modulesInUse(c.core))
 	return nil
 }
 
@@ -267,15 +305,23 @@ func (c *coordinator) apply(cmd core.Command) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.life, proposeTimeout)
+	return c.propose(context.Background(), b, cmd.Kind())
+}
+
+// propose proposes an entry until it is applied here, ctx or the
+// coordinator's life ends, or the log refuses it for good.
+func (c *coordinator) propose(ctx context.Context, b []byte, kind string) error {
+	ctx, cancel := context.WithTimeout(ctx, proposeTimeout)
 	defer cancel()
+	stop := context.AfterFunc(c.life, cancel)
+	defer stop()
 	for {
 		_, err := c.log.Propose(ctx, b)
 		var nl *raftlog.NotLeaderError
 		retry := errors.Is(err, raftlog.ErrRetry) || errors.As(err, &nl) && nl.LeaderID == 0
 		if err == nil || !retry {
 			if err != nil && c.life.Err() == nil {
-				c.logger.Warn("a command was not applied", "kind", cmd.Kind(), "err", err)
+				c.logger.Warn("a command was not applied", "kind", kind, "err", err)
 			}
 			return err
 		}

@@ -3,6 +3,7 @@ package grid
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -218,8 +219,25 @@ func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p princi
 		httpError(w, http.StatusInternalServerError, "the module could not be stored")
 		return
 	}
-	c.modules.own(p.tenant, hash, size)
 	noteObject(w, hash)
+	// The upload is acknowledged once a majority of the coordinator
+	// servers holds the file, fsynced, and the log records its owner: a
+	// leader that dies then loses nothing. Its file stays here meanwhile,
+	// whoever deletes the module.
+	unpin := c.modules.pin(hash)
+	defer unpin()
+	if err := c.sync.replicate(r.Context(), hash, size); err != nil {
+		c.logger.Warn("module not replicated", "hash", hash, "err", err)
+		w.Header().Set("Retry-After", "2")
+		httpError(w, http.StatusServiceUnavailable, "the module could not be stored on a majority of the coordinator servers: upload it again: "+err.Error())
+		return
+	}
+	stored := &moduleRef{Hash: hash, Size: size, Tenant: p.tenant}
+	if err := c.coord.proposeGrid(r.Context(), gridCommand{Module: &moduleCommand{Stored: stored}}); err != nil {
+		w.Header().Set("Retry-After", "2")
+		httpError(w, http.StatusServiceUnavailable, "the module's record was not committed to the coordinators' log: upload it again: "+err.Error())
+		return
+	}
 	writeJSON(w, http.StatusOK, api.ModuleInfo{Hash: hash, Size: size})
 }
 
@@ -250,15 +268,17 @@ func (c *Coordinator) deleteModule(w http.ResponseWriter, r *http.Request, p pri
 		httpError(w, http.StatusNotFound, "no such module")
 		return
 	}
-	found, orphan := c.modules.disown(p.tenant, hash)
-	if !found {
+	if !c.modules.owns(p.tenant, hash) {
 		httpError(w, http.StatusNotFound, "no such module")
 		return
 	}
-	if orphan && !c.moduleInUse(hash) {
-		if err := os.Remove(filepath.Join(c.modulesDir, hash+".wasm")); err != nil && !os.IsNotExist(err) {
-			c.logger.Warn("remove module", "hash", hash, "err", err)
-		}
+	// Every server drops the ownership when it applies the deletion, and
+	// deletes the file once nobody owns it and no job uses it.
+	deleted := &moduleRef{Hash: hash, Tenant: p.tenant}
+	if err := c.coord.proposeGrid(r.Context(), gridCommand{Module: &moduleCommand{Deleted: deleted}}); err != nil {
+		w.Header().Set("Retry-After", "2")
+		httpError(w, http.StatusServiceUnavailable, "the deletion was not committed to the coordinators' log: try again: "+err.Error())
+		return
 	}
 	writeJSON(w, http.StatusOK, api.DeleteModuleResponse{Hash: hash, State: "deleted"})
 }
@@ -269,20 +289,7 @@ func (c *Coordinator) moduleInUse(hash string) bool {
 		return true
 	}
 	inUse := false
-	c.coord.read(func(cr *core.Core) {
-		for _, ji := range cr.Jobs() {
-			if ji.State != core.Running && ji.State != core.Committing {
-				continue
-			}
-			var pl jobPayload
-			if json.Unmarshal(ji.Payload, &pl) != nil {
-				continue
-			}
-			for _, m := range pl.Modules {
-				inUse = inUse || m.Hash == hash
-			}
-		}
-	})
+	c.coord.read(func(cr *core.Core) { inUse = modulesInUse(cr)[hash] })
 	return inUse
 }
 
@@ -328,7 +335,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	}
 	jr := admission{Spec: spec, Tenant: tenant, limits: c.lim}
 	var unpin func()
-	jr.Modules, unpin, err = c.resolveModules(p, spec, req.Modules)
+	jr.Modules, unpin, err = c.resolveModules(r.Context(), p, spec, req.Modules)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -362,7 +369,7 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 
 // resolveModules names the files of a submission's modules, which p must
 // own, and pins them until unpin.
-func (c *Coordinator) resolveModules(p principal, spec *jobspec.Spec, hashes map[string]string) (map[string]moduleBlob, func(), error) {
+func (c *Coordinator) resolveModules(ctx context.Context, p principal, spec *jobspec.Spec, hashes map[string]string) (map[string]moduleBlob, func(), error) {
 	blobs := map[string]moduleBlob{}
 	var pins []func()
 	unpin := func() {
@@ -380,7 +387,11 @@ func (c *Coordinator) resolveModules(p principal, spec *jobspec.Spec, hashes map
 		var fi os.FileInfo
 		var err error
 		if validHash(hash) && c.modules.owned(p, hash) {
-			fi, err = os.Stat(path)
+			// A server that leads now may lack a module uploaded before
+			// (it was down): another server has it.
+			if err = c.sync.ensure(ctx, hash); err == nil {
+				fi, err = os.Stat(path)
+			}
 		}
 		if fi == nil || err != nil {
 			unpin()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +77,21 @@ func writeModuleFrom(dir string, r io.Reader, limit int64) (hash string, size in
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", 0, err
 	}
+	// The rename is durable once the directory is: an acknowledged module
+	// survives a crash of the machine.
+	if err := syncDir(dir); err != nil {
+		return "", 0, err
+	}
 	return hash, size, nil
+}
+
+// syncDir fsyncs a directory: the names in it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // writeModule stores module b in dir under its hash, once, copied from
@@ -147,9 +162,11 @@ func storeBytes(dir, name string, b []byte) (moduleBlob, error) {
 }
 
 // moduleStore is the coordinator's module directory and who owns what in
-// it: each tenant's modules and bytes, bounded by the limits. Ownership
-// lives in memory (a restarted coordinator's tenants upload again, which
-// costs a hash: the bytes are on disk).
+// it: each tenant's modules and bytes, bounded by the limits. Owners and
+// sizes are replicated state: they change only when a server applies a
+// module command of the log (applyModule), and are part of its snapshots.
+// Reservations and pins are this server's: uploads and admissions in
+// progress here.
 type moduleStore struct {
 	dir string
 	lim LimitsConfig
@@ -159,6 +176,9 @@ type moduleStore struct {
 	sizes  map[string]int64           // hash -> bytes
 	usage  map[string]*moduleUsage    // tenant -> its share
 	pins   map[string]int             // hash -> submissions being admitted with it
+	// orphans are modules nobody owns whose file may still be here: it
+	// goes when no running job uses it and nothing pins it.
+	orphans map[string]bool
 }
 
 // moduleUsage is a tenant's share of the module directory.
@@ -185,7 +205,7 @@ func removeTemporaries(dir string, prefixes ...string) {
 // interrupted uploads it deletes.
 func newModuleStore(dir string, lim LimitsConfig) *moduleStore {
 	removeTemporaries(dir, ".upload-", ".tmp-")
-	return &moduleStore{dir: dir, lim: lim, owners: map[string]map[string]bool{}, sizes: map[string]int64{}, usage: map[string]*moduleUsage{}, pins: map[string]int{}}
+	return &moduleStore{dir: dir, lim: lim, owners: map[string]map[string]bool{}, sizes: map[string]int64{}, usage: map[string]*moduleUsage{}, pins: map[string]int{}, orphans: map[string]bool{}}
 }
 
 // pin keeps hash's file while a submission that uses it is admitted;
@@ -253,10 +273,11 @@ func (s *moduleStore) tenant(t string) *moduleUsage {
 }
 
 // own records that tenant owns the module hash of size bytes; owning it
-// again is free.
+// again is free. Only a committed module command calls it.
 func (s *moduleStore) own(tenant, hash string, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.orphans, hash)
 	if s.owners[hash] == nil {
 		s.owners[hash] = map[string]bool{}
 	}
@@ -271,15 +292,30 @@ func (s *moduleStore) own(tenant, hash string, size int64) {
 }
 
 // owned reports whether p may use the module hash: a tenant its own
-// modules, the admin any module (the caller checks that its file exists).
+// modules, the admin any module the log names.
 func (s *moduleStore) owned(p principal, hash string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return p.admin || s.owners[hash][p.tenant]
+	return len(s.owners[hash]) > 0 && (p.admin || s.owners[hash][p.tenant])
+}
+
+// owns reports whether tenant owns hash.
+func (s *moduleStore) owns(tenant, hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.owners[hash][tenant]
+}
+
+// named reports whether the replicated state names hash: some tenant owns
+// it, so every server should hold its file.
+func (s *moduleStore) named(hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.owners[hash]) > 0
 }
 
 // disown drops tenant's ownership of hash, and reports whether nobody
-// owns it any more.
+// owns it any more. Only a committed module command calls it.
 func (s *moduleStore) disown(tenant, hash string) (found, orphan bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -293,9 +329,80 @@ func (s *moduleStore) disown(tenant, hash string) (found, orphan bool) {
 	if len(s.owners[hash]) == 0 {
 		delete(s.owners, hash)
 		delete(s.sizes, hash)
+		s.orphans[hash] = true
 		return true, true
 	}
 	return true, false
+}
+
+// sweep deletes the files of orphan modules that inUse does not name and
+// nothing pins here. Every server sweeps when it applies a deletion or a
+// job's end, so each deletes its file once no job uses it.
+func (s *moduleStore) sweep(inUse map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for hash := range s.orphans {
+		if inUse[hash] || s.pins[hash] > 0 {
+			continue
+		}
+		delete(s.orphans, hash)
+		if err := os.Remove(filepath.Join(s.dir, hash+".wasm")); err != nil && !os.IsNotExist(err) {
+			s.orphans[hash] = true // tried again at the next sweep
+		}
+	}
+}
+
+// records is the replicated part of the store, by hash, for a snapshot.
+func (s *moduleStore) records() []moduleRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []moduleRecord{}
+	for _, hash := range slices.Sorted(maps.Keys(s.owners)) {
+		out = append(out, moduleRecord{Hash: hash, Size: s.sizes[hash], Owners: slices.Sorted(maps.Keys(s.owners[hash]))})
+	}
+	return out
+}
+
+// restore replaces the replicated part of the store with a snapshot's;
+// reservations and pins stay. Modules the snapshot no longer names are
+// orphans, swept like the others.
+func (s *moduleStore) restore(recs []moduleRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for hash := range s.owners {
+		s.orphans[hash] = true
+	}
+	s.owners, s.sizes = map[string]map[string]bool{}, map[string]int64{}
+	for t, u := range s.usage {
+		u.count, u.bytes = 0, 0
+		if u.reserved == 0 {
+			delete(s.usage, t)
+		}
+	}
+	for _, r := range recs {
+		delete(s.orphans, r.Hash)
+		s.owners[r.Hash] = map[string]bool{}
+		s.sizes[r.Hash] = r.Size
+		for _, t := range r.Owners {
+			s.owners[r.Hash][t] = true
+			u := s.tenant(t)
+			u.count++
+			u.bytes += r.Size
+		}
+	}
+}
+
+// hashes is every module the replicated state names.
+func (s *moduleStore) hashes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.owners))
+}
+
+// has reports whether this server holds the file of hash.
+func (s *moduleStore) has(hash string) bool {
+	_, err := os.Stat(filepath.Join(s.dir, hash+".wasm"))
+	return err == nil
 }
 
 // list is the modules p may use, by hash.

@@ -106,6 +106,7 @@ func (c *Coordinator) followLeadership(ctx context.Context, led chan<- struct{})
 			for _, name := range orphans {
 				c.startGrace(ctx, name, nil)
 			}
+			c.importLegacyTokens(ctx)
 			if first {
 				first = false
 				close(led)
@@ -142,6 +143,8 @@ func (c *coordinator) takeOver() (orphans []string) {
 			orphans = append(orphans, ag.Name)
 		}
 	}
+	// The leader serves the modules: those it lacks are fetched now.
+	c.wantModules()
 	c.bg.Go(func() { c.apply(core.Command{Tick: &struct{}{}}) })
 	return orphans
 }

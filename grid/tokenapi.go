@@ -30,13 +30,34 @@ func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p prin
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("tenant %q is not in the coordinator's config (its tenants: %v)", req.Tenant, c.tenantNames()))
 		return
 	}
-	nt, err := c.auth.tokens.create(req.Tenant, req.Role)
+	cmd, nt, err := c.auth.tokens.newTokenCommand(req.Tenant, req.Role)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	noteObject(w, nt.ID)
+	if !c.commitTokens(w, r, cmd) {
+		return
+	}
+	if !c.auth.tokens.live(nt.ID) {
+		httpError(w, http.StatusInternalServerError, errTokenCap.Error())
+		return
+	}
 	writeJSON(w, http.StatusCreated, nt)
+}
+
+// commitTokens commits a token command to the replicated log: the API
+// answers only once a majority of the servers holds the change, so that
+// no created token and no revocation is lost with the leader. It answers
+// the request itself when the log refuses.
+func (c *Coordinator) commitTokens(w http.ResponseWriter, r *http.Request, cmd tokenCommand) bool {
+	if err := c.coord.proposeGrid(r.Context(), gridCommand{Token: &cmd}); err != nil {
+		c.logger.Warn("a token change was not committed", "err", err)
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "the change was not committed to the coordinators' log (no leader, or no majority of the servers): it may or may not have taken effect: list the tokens and try again: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func (c *Coordinator) listTokens(w http.ResponseWriter, r *http.Request, p principal) {
@@ -46,34 +67,53 @@ func (c *Coordinator) listTokens(w http.ResponseWriter, r *http.Request, p princ
 func (c *Coordinator) revokeToken(w http.ResponseWriter, r *http.Request, p principal) {
 	id := r.PathValue("id")
 	noteObject(w, id)
-	info, err := c.auth.tokens.revoke(id)
-	switch {
-	case errors.Is(err, errNoToken):
+	rev, err := c.auth.tokens.revokeCommand(id)
+	if errors.Is(err, errNoToken) {
 		httpError(w, http.StatusNotFound, "no token "+id)
-	case err != nil:
-		httpError(w, http.StatusInternalServerError, err.Error())
-	default:
-		writeJSON(w, http.StatusOK, info)
+		return
 	}
+	if rev != nil && !c.commitTokens(w, r, tokenCommand{Revoke: rev}) {
+		return
+	}
+	info, ok := c.auth.tokens.find(id)
+	if !ok || info.Revoked == nil {
+		httpError(w, http.StatusInternalServerError, "token "+id+" was not revoked")
+		return
+	}
+	writeJSON(w, http.StatusOK, info.TokenInfo)
 }
 
 func (c *Coordinator) rotateToken(w http.ResponseWriter, r *http.Request, p principal) {
 	id := r.PathValue("id")
 	noteObject(w, id)
-	nt, err := c.auth.tokens.rotate(id)
+	old, ok := c.auth.tokens.find(id)
 	switch {
-	case errors.Is(err, errNoToken):
+	case !ok:
 		httpError(w, http.StatusNotFound, "no token "+id)
-	case errors.Is(err, errRevoked):
-		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, err))
-	case err != nil && nt.Token == "":
-		httpError(w, http.StatusInternalServerError, err.Error())
-	case err != nil:
-		// The new token exists; the old one is revoked in memory only.
-		httpError(w, http.StatusInternalServerError, fmt.Sprintf("new token %s created, but: %v", nt.ID, err))
-	default:
-		writeJSON(w, http.StatusCreated, nt)
+		return
+	case old.Revoked != nil:
+		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, errRevoked))
+		return
 	}
+	cmd, nt, err := c.auth.tokens.newTokenCommand(old.Tenant, old.Role)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if cmd.Revoke, err = c.auth.tokens.revokeCommand(id); err != nil || cmd.Revoke == nil {
+		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, errRevoked))
+		return
+	}
+	// One command: the new token and the old one's revocation commit
+	// together, or neither does.
+	if !c.commitTokens(w, r, cmd) {
+		return
+	}
+	if !c.auth.tokens.live(nt.ID) || c.auth.tokens.live(id) {
+		httpError(w, http.StatusInternalServerError, fmt.Sprintf("token %s was not rotated: %v", id, errTokenCap))
+		return
+	}
+	writeJSON(w, http.StatusCreated, nt)
 }
 
 // knownTenant reports whether tokens may be made for tenant: one of the

@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -23,7 +24,8 @@ type tokenRecord struct {
 	SHA256 string `json:"sha256"`
 }
 
-// tokenFile is the token store's file, version 1.
+// tokenFile is the token file of earlier releases, version 1: the leader
+// imports it into the replicated state (legacyTokens).
 type tokenFile struct {
 	Version int           `json:"version"`
 	Tokens  []tokenRecord `json:"tokens"`
@@ -72,17 +74,23 @@ func (t tokenRecord) check() error {
 	return nil
 }
 
-// tokenStore holds the API's tokens: bootstrap tokens from the config and
-// those created at run time, durable in a JSON file of hashes in the
-// coordinator's state directory. A revocation takes effect at the next
-// request.
+// tokenStore holds the API's tokens: the bootstrap tokens of this
+// server's config, and the replicated records: tokens created at run time
+// and revocations, which reach the store only through the coordinators'
+// replicated log (tokenCommand, applied by every server in log order) and
+// are part of its snapshots. A record holds a token's hash, never the
+// token. A bootstrap token is live while the config names it with the
+// same hash and no record revokes that hash; a new hash in the config is
+// a new token, and a token gone from the config is gone. A revocation
+// takes effect at the next request on every server that applied it.
 type tokenStore struct {
-	path string
-	now  func() time.Time
+	now func() time.Time
 
-	mu      sync.Mutex // protects records and hashes, and orders writes of the file
-	records []tokenRecord
-	hashes  [][sha256.Size]byte // records[i]'s hash, decoded
+	mu        sync.Mutex // protects the fields below
+	bootstrap []tokenRecord
+	records   []tokenRecord       // replicated: created tokens, revoked ones, bootstrap revocations
+	view      []tokenRecord       // what lookups see: bootstrap merged with records
+	hashes    [][sha256.Size]byte // view[i]'s hash, decoded
 }
 
 // bootstrapID is the id of a config file's token: the admin's, or a
@@ -98,67 +106,23 @@ func bootstrapID(tenant string) string {
 func bootstrapTokens(cfg CoordinatorConfig) []tokenRecord {
 	var out []tokenRecord
 	if cfg.AdminTokenSHA256 != "" {
-		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(""), Role: api.RoleAdmin, Bootstrap: true}, SHA256: cfg.AdminTokenSHA256})
+		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(""), Role: api.RoleAdmin, Bootstrap: true}, SHA256: lower(cfg.AdminTokenSHA256)})
 	}
 	for _, t := range cfg.Tenants {
 		if t.TokenSHA256 == "" {
 			continue // a tenant only the admin submits for (and tokens made at run time)
 		}
-		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(t.Name), Tenant: t.Name, Role: api.RoleSubmit, Bootstrap: true}, SHA256: t.TokenSHA256})
+		out = append(out, tokenRecord{TokenInfo: api.TokenInfo{ID: bootstrapID(t.Name), Tenant: t.Name, Role: api.RoleSubmit, Bootstrap: true}, SHA256: lower(t.TokenSHA256)})
 	}
 	return out
 }
 
-// openTokenStore reads the store at path (none yet is an empty store) and
-// merges the config's bootstrap tokens: one whose hash is unchanged keeps
-// its state (a revoked one stays revoked), a changed one is a new token,
-// and one no longer in the config is revoked. A file that cannot be read
-// is an error: starting without it would forget revocations.
-func openTokenStore(path string, bootstrap []tokenRecord, now func() time.Time) (*tokenStore, error) {
-	s := &tokenStore{path: path, now: now}
-	removeTemporaries(filepath.Dir(path), ".tokens-")
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("grid: token store: %w", err)
-	default:
-		f, err := decodeTokenFile(b)
-		if err != nil {
-			return nil, fmt.Errorf("grid: token store %s: %w (move it away to start with the config's tokens only: every token created since is then lost)", path, err)
-		}
-		s.records = f.Tokens
-	}
-	changed := false
-	t := now().UTC()
-	for _, bt := range bootstrap {
-		bt.SHA256 = lower(bt.SHA256)
-		i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == bt.ID })
-		switch {
-		case i < 0:
-			bt.Created = t
-			s.records = append(s.records, bt)
-			changed = true
-		case s.records[i].SHA256 != bt.SHA256 || s.records[i].Role != bt.Role || s.records[i].Tenant != bt.Tenant:
-			bt.Created = t
-			s.records[i] = bt
-			changed = true
-		}
-	}
-	for i, r := range s.records {
-		gone := !slices.ContainsFunc(bootstrap, func(bt tokenRecord) bool { return bt.ID == r.ID })
-		if r.Bootstrap && gone && r.Revoked == nil {
-			s.records[i].Revoked = &t
-			changed = true
-		}
-	}
+// newTokenStore is a store with the config's bootstrap tokens and no
+// replicated record yet: the log's replay brings them.
+func newTokenStore(bootstrap []tokenRecord, now func() time.Time) *tokenStore {
+	s := &tokenStore{now: now, bootstrap: slices.Clone(bootstrap)}
 	s.index()
-	if changed {
-		if err := s.save(s.records); err != nil {
-			return nil, err
-		}
-	}
-	return s, nil
+	return s
 }
 
 func lower(h string) string {
@@ -169,10 +133,24 @@ func lower(h string) string {
 	return hex.EncodeToString(b)
 }
 
-// index decodes the records' hashes; with mu held (or before sharing).
+// index merges the bootstrap tokens with the records into the view and
+// decodes its hashes; with mu held (or before sharing).
 func (s *tokenStore) index() {
-	s.hashes = make([][sha256.Size]byte, len(s.records))
-	for i, r := range s.records {
+	s.view = s.view[:0]
+	for _, bt := range s.bootstrap {
+		i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.Bootstrap && r.ID == bt.ID && r.SHA256 == bt.SHA256 })
+		if i >= 0 && s.records[i].Revoked != nil {
+			bt.Revoked = s.records[i].Revoked
+		}
+		s.view = append(s.view, bt)
+	}
+	for _, r := range s.records {
+		if !r.Bootstrap {
+			s.view = append(s.view, r)
+		}
+	}
+	s.hashes = make([][sha256.Size]byte, len(s.view))
+	for i, r := range s.view {
 		hex.Decode(s.hashes[i][:], []byte(r.SHA256))
 	}
 }
@@ -190,131 +168,190 @@ func (s *tokenStore) lookup(token string) (api.TokenInfo, bool) {
 			found = i
 		}
 	}
-	if found < 0 || s.records[found].Revoked != nil {
+	if found < 0 || s.view[found].Revoked != nil {
 		return api.TokenInfo{}, false
 	}
-	return s.records[found].TokenInfo, true
+	return s.view[found].TokenInfo, true
+}
+
+// find is the token id names, as lookups see it.
+func (s *tokenStore) find(id string) (tokenRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.view, func(r tokenRecord) bool { return r.ID == id })
+	if i < 0 {
+		return tokenRecord{}, false
+	}
+	return s.view[i], true
 }
 
 // live reports whether the token id names is still valid.
 func (s *tokenStore) live(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == id })
-	return i >= 0 && s.records[i].Revoked == nil
+	r, ok := s.find(id)
+	return ok && r.Revoked == nil
 }
 
-// list is every token, in creation order.
+// list is every token, the config's first, then in creation order.
 func (s *tokenStore) list() []api.TokenInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]api.TokenInfo, len(s.records))
-	for i, r := range s.records {
+	out := make([]api.TokenInfo, len(s.view))
+	for i, r := range s.view {
 		out[i] = r.TokenInfo
 	}
 	return out
 }
 
-// create makes a token for tenant with role, and stores its hash.
-func (s *tokenStore) create(tenant string, role api.Role) (api.NewToken, error) {
+// errNoToken is a token id the store does not hold; errRevoked one that
+// cannot be rotated; errTokenCap a store that is full.
+var (
+	errNoToken  = errors.New("no such token")
+	errRevoked  = errors.New("the token is revoked: create a new one")
+	errTokenCap = fmt.Errorf("the store holds %d tokens, its maximum (revoked ones count)", maxTokens)
+)
+
+// newTokenCommand makes a token for tenant with role: the command that
+// stores its hash, and the token, which the caller shows once.
+func (s *tokenStore) newTokenCommand(tenant string, role api.Role) (tokenCommand, api.NewToken, error) {
 	rec := tokenRecord{TokenInfo: api.TokenInfo{ID: "tok-" + randomHex(8), Tenant: tenant, Role: role, Created: s.now().UTC()}}
 	secret := "wgt_" + randomHex(32)
 	rec.SHA256 = HashToken(secret)
 	if err := rec.check(); err != nil {
-		return api.NewToken{}, err
+		return tokenCommand{}, api.NewToken{}, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.records) >= maxTokens {
-		return api.NewToken{}, fmt.Errorf("the store holds %d tokens, its maximum (revoked ones count)", maxTokens)
+	full := len(s.records) >= maxTokens
+	s.mu.Unlock()
+	if full {
+		return tokenCommand{}, api.NewToken{}, errTokenCap
 	}
-	next := append(slices.Clip(s.records), rec)
-	if err := s.save(next); err != nil {
-		return api.NewToken{}, err
-	}
-	s.records = next
-	s.index()
-	return api.NewToken{TokenInfo: rec.TokenInfo, Token: secret}, nil
+	return tokenCommand{Create: &rec}, api.NewToken{TokenInfo: rec.TokenInfo, Token: secret}, nil
 }
 
-// errNoToken is a token id the store does not hold; errRevoked one that
-// cannot be rotated.
-var (
-	errNoToken = errors.New("no such token")
-	errRevoked = errors.New("the token is revoked: create a new one")
-)
+// revokeCommand is the command that revokes the token id names, or
+// nothing when it is revoked already.
+func (s *tokenStore) revokeCommand(id string) (*tokenRecord, error) {
+	r, ok := s.find(id)
+	if !ok {
+		return nil, errNoToken
+	}
+	if r.Revoked != nil {
+		return nil, nil
+	}
+	t := s.now().UTC()
+	r.Revoked = &t
+	return &r, nil
+}
 
-// revoke ends the token id names: its next request is refused (401). A
-// revocation that could not be saved still holds until the coordinator
-// restarts, and the error says so.
-func (s *tokenStore) revoke(id string) (api.TokenInfo, error) {
+// apply applies a committed token command: every server applies the same
+// commands in the same order, so every server holds the same records. A
+// revocation is never refused; a creation past maxTokens, or of an id or
+// hash the store holds, is ignored (the proposer checks first, and finds
+// the token absent).
+func (s *tokenStore) apply(cmd tokenCommand) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == id })
-	if i < 0 {
-		return api.TokenInfo{}, errNoToken
+	add := func(r tokenRecord) {
+		if len(s.records) >= maxTokens && r.Revoked == nil {
+			return
+		}
+		if slices.ContainsFunc(s.records, func(o tokenRecord) bool { return o.ID == r.ID || o.SHA256 == r.SHA256 && !o.Bootstrap }) {
+			return
+		}
+		s.records = append(s.records, r)
 	}
-	if s.records[i].Revoked == nil {
-		t := s.now().UTC()
-		s.records[i].Revoked = &t
-		if err := s.save(s.records); err != nil {
-			return s.records[i].TokenInfo, fmt.Errorf("the token is revoked until the coordinator restarts, but the revocation could not be saved: %w", err)
+	if cmd.Create != nil {
+		add(*cmd.Create)
+	}
+	if r := cmd.Revoke; r != nil {
+		i := slices.IndexFunc(s.records, func(o tokenRecord) bool { return o.ID == r.ID && o.SHA256 == r.SHA256 })
+		switch {
+		case i >= 0 && s.records[i].Revoked == nil:
+			s.records[i].Revoked = r.Revoked
+		case i < 0 && r.Bootstrap:
+			s.records = append(s.records, *r)
 		}
 	}
-	return s.records[i].TokenInfo, nil
+	for _, r := range cmd.Import {
+		add(r)
+	}
+	s.index()
 }
 
-// rotate replaces the token id names by a new one for the same tenant and
-// role, and revokes it.
-func (s *tokenStore) rotate(id string) (api.NewToken, error) {
+// snapshot is the replicated records; restore replaces them.
+func (s *tokenStore) snapshot() []tokenRecord {
 	s.mu.Lock()
-	i := slices.IndexFunc(s.records, func(r tokenRecord) bool { return r.ID == id })
-	if i < 0 {
-		s.mu.Unlock()
-		return api.NewToken{}, errNoToken
-	}
-	old := s.records[i]
-	s.mu.Unlock()
-	if old.Revoked != nil {
-		return api.NewToken{}, errRevoked
-	}
-	nt, err := s.create(old.Tenant, old.Role)
-	if err != nil {
-		return api.NewToken{}, err
-	}
-	_, err = s.revoke(id)
-	return nt, err
+	defer s.mu.Unlock()
+	return slices.Clone(s.records)
 }
 
-// save writes records to the store's file: a temporary file, fsynced,
-// renamed over the old one, and the directory fsynced, so that a crash
-// leaves the old file or the new one. With mu held.
-func (s *tokenStore) save(records []tokenRecord) error {
-	b, err := json.MarshalIndent(tokenFile{Version: 1, Tokens: records}, "", "  ")
-	if err != nil {
-		return err
+func (s *tokenStore) restore(records []tokenRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records = slices.Clone(records)
+	s.index()
+}
+
+// tokenCommand changes the replicated token records: Create adds a token
+// (its hash), Revoke revokes one (for a bootstrap token, the config's
+// record, revoked), and both at once rotate a token. Import adds the
+// records of a token file of an earlier release, once.
+type tokenCommand struct {
+	Create *tokenRecord  `json:"create,omitempty"`
+	Revoke *tokenRecord  `json:"revoke,omitempty"`
+	Import []tokenRecord `json:"import,omitempty"`
+}
+
+// check refuses a command that would put anything but a well-formed
+// record into the store.
+func (cmd tokenCommand) check() error {
+	if cmd.Create == nil && cmd.Revoke == nil && cmd.Import == nil {
+		return errors.New("an empty token command")
 	}
-	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	if len(cmd.Import) > maxTokens {
+		return fmt.Errorf("an import of %d tokens: at most %d", len(cmd.Import), maxTokens)
 	}
-	tmp, err := os.CreateTemp(dir, ".tokens-*")
-	if err != nil {
-		return err
+	if r := cmd.Create; r != nil {
+		if err := r.check(); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		if r.Bootstrap || r.Revoked != nil {
+			return errors.New("create: a created token is neither a bootstrap token nor revoked")
+		}
 	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err = errors.Join(err, tmp.Sync(), tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), s.path)
+	if r := cmd.Revoke; r != nil {
+		if err := r.check(); err != nil {
+			return fmt.Errorf("revoke: %w", err)
+		}
+		if r.Revoked == nil {
+			return errors.New("revoke: no revocation time")
+		}
 	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("grid: save the token store: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	for i, r := range cmd.Import {
+		if err := r.check(); err != nil {
+			return fmt.Errorf("import %d: %w", i, err)
+		}
 	}
 	return nil
+}
+
+// legacyTokens reads the token file an earlier release kept in the state
+// directory (none: nil): the leader imports its records into the
+// replicated state once, so that no token created or revoked before the
+// upgrade is forgotten.
+func legacyTokens(path string) ([]tokenRecord, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	f, err := decodeTokenFile(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (move it away to start without its tokens: every token created or revoked in it is then forgotten)", path, err)
+	}
+	return f.Tokens, nil
 }
 
 func randomHex(n int) string {
@@ -323,4 +360,31 @@ func randomHex(n int) string {
 		panic(fmt.Sprintf("grid: no randomness for a token: %v", err))
 	}
 	return hex.EncodeToString(b)
+}
+
+// importLegacyTokens commits the records of the token file an earlier
+// release kept in this server's state directory to the log, once: after
+// an upgrade, no token created or revoked before it is forgotten (a
+// revoked token must not come back). The file is then renamed aside; an
+// import repeated after a crash adds nothing (records are added by id).
+func (c *Coordinator) importLegacyTokens(ctx context.Context) {
+	path := filepath.Join(c.cfg.StateDir, "coordinator", "tokens.json")
+	recs, err := legacyTokens(path)
+	if err != nil {
+		c.logger.Error("the token file of an earlier release cannot be imported: its tokens are not known", "err", err)
+		return
+	}
+	if recs == nil {
+		return
+	}
+	for chunk := range slices.Chunk(recs, 1000) {
+		if err := c.coord.proposeGrid(ctx, gridCommand{Token: &tokenCommand{Import: chunk}}); err != nil {
+			c.logger.Error("the token file of an earlier release was not imported: it is imported when this server leads again", "err", err)
+			return
+		}
+	}
+	if err := os.Rename(path, path+".imported"); err != nil {
+		c.logger.Warn("the imported token file stays", "err", err)
+	}
+	c.logger.Info("the token file of an earlier release was imported into the replicated state", "tokens", len(recs))
 }

@@ -34,14 +34,32 @@ func (c *fakeClock) advance(d time.Duration) {
 
 func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
 
+// TestTokenStore: the store changes only through commands, which every
+// server applies alike; its hashes, never its tokens, are what a command
+// and a snapshot hold; the config's bootstrap tokens layer over the
+// replicated records.
 func TestTokenStore(t *testing.T) {
 	clock := newFakeClock()
-	path := filepath.Join(t.TempDir(), "coordinator", "tokens.json")
 	admin, etl := "admin-secret", "etl-secret"
 	boot := bootstrapTokens(CoordinatorConfig{AdminTokenSHA256: HashToken(admin), Tenants: []TenantConfig{{Name: "etl", TokenSHA256: strings.ToUpper(HashToken(etl))}}})
-	s, err := openTokenStore(path, boot, clock.now)
-	if err != nil {
-		t.Fatal(err)
+	s := newTokenStore(boot, clock.now)
+	// A follower applies the same commands.
+	f := newTokenStore(boot, clock.now)
+	var log [][]byte
+	apply := func(cmd tokenCommand) {
+		t.Helper()
+		b, err := gridCommand{Token: &cmd}.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, b)
+		for _, st := range []*tokenStore{s, f} {
+			e, err := decodeEntry(b)
+			if err != nil || e.grid == nil || e.grid.Token == nil {
+				t.Fatalf("decode %s: %v", b, err)
+			}
+			st.apply(*e.grid.Token)
+		}
 	}
 	if p, ok := s.lookup(admin); !ok || p.Role != api.RoleAdmin || p.Tenant != "" {
 		t.Errorf("the bootstrap admin token: %+v %v", p, ok)
@@ -52,90 +70,117 @@ func TestTokenStore(t *testing.T) {
 	if _, ok := s.lookup("nope"); ok {
 		t.Error("a wrong token was found")
 	}
-	nt, err := s.create("etl", api.RoleRead)
+	cmd, nt, err := s.newTokenCommand("etl", api.RoleRead)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != api.RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
-		t.Errorf("created %+v", nt)
-	}
-	if p, ok := s.lookup(nt.Token); !ok || p.ID != nt.ID {
-		t.Errorf("the new token: %+v %v", p, ok)
-	}
-	b, _ := os.ReadFile(path)
-	if bytes.Contains(b, []byte(nt.Token)) || bytes.Contains(b, []byte(admin)) || !bytes.Contains(b, []byte(HashToken(nt.Token))) {
-		t.Errorf("the store file holds a secret, or not the hash:\n%s", b)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm()&0o077 != 0 {
-		t.Errorf("the store file has mode %v", fi.Mode().Perm())
-	}
-	clock.advance(time.Minute)
-	if _, err := s.revoke(nt.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.lookup(nt.Token); ok {
-		t.Error("a revoked token still works")
+		t.Error("a token works before its command is applied")
 	}
-	if _, err := s.revoke(bootstrapID("")); err != nil {
-		t.Fatal(err)
+	apply(cmd)
+	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != api.RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
+		t.Errorf("created %+v", nt)
 	}
-	if _, ok := s.lookup(admin); ok {
-		t.Error("the revoked bootstrap admin token still works")
+	for _, st := range []*tokenStore{s, f} {
+		if p, ok := st.lookup(nt.Token); !ok || p.ID != nt.ID {
+			t.Errorf("the new token: %+v %v", p, ok)
+		}
 	}
-	rot, err := s.rotate(bootstrapID("etl"))
+	clock.advance(time.Minute)
+	rev, err := s.revokeCommand(nt.ID)
+	if err != nil || rev == nil {
+		t.Fatal(rev, err)
+	}
+	apply(tokenCommand{Revoke: rev})
+	if again, err := s.revokeCommand(nt.ID); again != nil || err != nil {
+		t.Errorf("revoking a revoked token again: %v %v", again, err)
+	}
+	rev, _ = s.revokeCommand(bootstrapID(""))
+	apply(tokenCommand{Revoke: rev})
+	for _, st := range []*tokenStore{s, f} {
+		if _, ok := st.lookup(nt.Token); ok {
+			t.Error("a revoked token still works")
+		}
+		if _, ok := st.lookup(admin); ok {
+			t.Error("the revoked bootstrap admin token still works")
+		}
+	}
+	// Rotation: one command creates the new token and revokes the old.
+	old, _ := s.find(bootstrapID("etl"))
+	rot, nrot, err := s.newTokenCommand(old.Tenant, old.Role)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.lookup(etl); ok {
+	rot.Revoke, _ = s.revokeCommand(old.ID)
+	apply(rot)
+	if _, ok := f.lookup(etl); ok {
 		t.Error("a rotated token still works")
 	}
-	if p, ok := s.lookup(rot.Token); !ok || p.Tenant != "etl" || p.Role != api.RoleSubmit {
+	if p, ok := f.lookup(nrot.Token); !ok || p.Tenant != "etl" || p.Role != api.RoleSubmit {
 		t.Errorf("the rotated token: %+v %v", p, ok)
 	}
-	if _, err := s.rotate(nt.ID); err != errRevoked {
-		t.Errorf("rotating a revoked token: %v", err)
-	}
-	if _, err := s.revoke("tok-none"); err != errNoToken {
+	if _, err := s.revokeCommand("tok-none"); err != errNoToken {
 		t.Errorf("revoking a token that does not exist: %v", err)
 	}
-	want := s.list()
+	if !reflect.DeepEqual(s.list(), f.list()) {
+		t.Errorf("leader and follower differ:\n%+v\n%+v", s.list(), f.list())
+	}
+	for _, b := range log {
+		for _, secret := range []string{nt.Token, nrot.Token, admin, etl} {
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("a log entry holds a token: %s", b)
+			}
+		}
+	}
+	if !bytes.Contains(log[0], []byte(HashToken(nt.Token))) {
+		t.Errorf("the create entry does not hold the hash: %s", log[0])
+	}
 
-	// Reopened with the same config: the same tokens, revocations kept.
-	s2, err := openTokenStore(path, boot, clock.now)
-	if err != nil {
-		t.Fatal(err)
+	// A server restored from the records (a snapshot) knows the same
+	// tokens, revocations included.
+	want := s.list()
+	r := newTokenStore(boot, clock.now)
+	r.restore(s.snapshot())
+	if got := r.list(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after a restore:\n%+v\nwant\n%+v", got, want)
 	}
-	if got := s2.list(); !reflect.DeepEqual(got, want) {
-		t.Errorf("after reopening:\n%+v\nwant\n%+v", got, want)
-	}
-	if _, ok := s2.lookup(admin); ok {
-		t.Error("a revoked bootstrap token came back on restart")
+	if _, ok := r.lookup(admin); ok {
+		t.Error("a revoked bootstrap token came back after a restore")
 	}
 	// A new admin hash in the config is a new token; a tenant gone from
 	// the config loses its bootstrap token.
-	clock.advance(time.Minute)
-	boot3 := bootstrapTokens(CoordinatorConfig{AdminTokenSHA256: HashToken("admin-2")})
-	s3, err := openTokenStore(path, boot3, clock.now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := s3.lookup("admin-2"); !ok {
+	r3 := newTokenStore(bootstrapTokens(CoordinatorConfig{AdminTokenSHA256: HashToken("admin-2")}), clock.now)
+	r3.restore(s.snapshot())
+	if _, ok := r3.lookup("admin-2"); !ok {
 		t.Error("the config's new admin token does not work")
 	}
-	for _, ti := range s3.list() {
-		if ti.ID == bootstrapID("etl") && ti.Revoked == nil {
-			t.Error("the bootstrap token of a tenant removed from the config is live")
-		}
+	if _, ok := r3.lookup(etl); ok {
+		t.Error("the bootstrap token of a tenant removed from the config works")
 	}
-	if _, ok := s3.lookup(rot.Token); !ok {
+	if _, ok := r3.lookup(nrot.Token); !ok {
 		t.Error("a token created at run time was lost")
 	}
+	// An import of an earlier release's file adds what is not there, and
+	// nothing twice.
+	legacy := tokenRecord{TokenInfo: api.TokenInfo{ID: "tok-legacy", Tenant: "etl", Role: api.RoleRead, Created: clock.now()}, SHA256: HashToken("legacy")}
+	apply(tokenCommand{Import: []tokenRecord{legacy, legacy}})
+	apply(tokenCommand{Import: []tokenRecord{legacy}})
+	if n := len(f.snapshot()); n != len(s.snapshot()) || n != 5 {
+		t.Errorf("%d records after imports", n)
+	}
+	if _, ok := f.lookup("legacy"); !ok {
+		t.Error("an imported token does not work")
+	}
+}
 
-	// A damaged file stops the coordinator rather than forgetting
-	// revocations.
+func TestLegacyTokenFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if recs, err := legacyTokens(path); recs != nil || err != nil {
+		t.Errorf("no file: %v %v", recs, err)
+	}
 	os.WriteFile(path, []byte(`{"version":1,"tokens":[{"id":"x","role":"king","sha256":"00"}]}`), 0o600)
-	if _, err := openTokenStore(path, boot, clock.now); err == nil || !strings.Contains(err.Error(), "king") {
-		t.Errorf("a damaged store: %v", err)
+	if _, err := legacyTokens(path); err == nil || !strings.Contains(err.Error(), "king") {
+		t.Errorf("a damaged file: %v", err)
 	}
 }
 

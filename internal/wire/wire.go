@@ -37,6 +37,9 @@ const (
 	TypeFetchModule = "fetch_module"
 	TypeModule      = "module"
 	TypeError       = "error"
+	// Between coordinator servers only.
+	TypePushModule   = "push_module"
+	TypeModuleStored = "module_stored"
 )
 
 // Resources is what an agent offers: CPU millicores, memory and disk MiB.
@@ -152,6 +155,22 @@ type FetchModule struct {
 type Module struct {
 	Hash string `json:"hash"`
 	Size int64  `json:"size"`
+}
+
+// PushModule offers a module to another coordinator server, on a stream
+// of its own: the server answers ModuleStored, Stored when it holds the
+// module already (nothing more is sent) or not to ask for the Size raw
+// bytes that follow, after which it answers ModuleStored again once the
+// module is on its disk, fsynced (or Error).
+type PushModule struct {
+	Hash string `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// ModuleStored answers PushModule.
+type ModuleStored struct {
+	Hash   string `json:"hash"`
+	Stored bool   `json:"stored"`
 }
 
 // Error is a refusal: the request named in Msg cannot be served.
