@@ -139,10 +139,17 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 	if r.err != nil {
 		return nil, r.err
 	}
+	// A body in memory is read once and sent again from its bytes as
+	// often as the call is redirected.
+	var payload []byte
 	replayable := body == nil
 	switch body.(type) {
 	case *bytes.Reader, *strings.Reader, *bytes.Buffer:
-		replayable = true
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return nil, err
+		}
+		payload, replayable = b, true
 	}
 	if !replayable && len(r.bases) > 1 {
 		if err := r.findLeader(ctx); err != nil {
@@ -152,6 +159,9 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 	deadline := time.Now().Add(followTimeout)
 	for tries := 0; ; tries++ {
 		base := r.current()
+		if payload != nil {
+			body = bytes.NewReader(payload)
+		}
 		req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 		if err != nil {
 			return nil, err
@@ -175,11 +185,6 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 			}
 		default:
 			return resp, nil
-		}
-		if req.GetBody != nil {
-			if body, err = req.GetBody(); err != nil {
-				return nil, err
-			}
 		}
 		if tries >= len(r.bases) {
 			select {
