@@ -180,6 +180,7 @@ func New(cfg Config) (*Grid, error) {
 			peers:        peers,
 			logger:       logger.With("agent", name),
 			launches:     make(chan launch, slots),
+			lost:         make(chan peerLoss, lostQueue),
 			statuses:     statuses,
 			executorArgv: cfg.ExecutorCommand,
 			executorCfg:  executor.Config{CacheDir: cacheDir, MemoryLimit: mem << 20, Limits: cfg.ModuleLimits, ShuffleCA: ca.CertPEM},

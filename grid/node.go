@@ -103,6 +103,7 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 		peers:        &peers{addrs: map[string]string{}},
 		logger:       logger,
 		launches:     make(chan launch, slots*4),
+		lost:         make(chan peerLoss, lostQueue),
 		statuses:     n.statuses,
 		executorArgv: []string{exe},
 		// The executors' memory beyond their tasks' task.memory.
@@ -326,6 +327,12 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 				return err
 			}
 			n.removeJob(r.Job)
+		case wire.TypePeerLost:
+			var p wire.PeerLost
+			if err := env.Decode(&p); err != nil {
+				return err
+			}
+			n.a.peerLost(p.Agent, p.BlockAddr)
 		default:
 			return fmt.Errorf("unexpected %s message from the coordinator", env.Type)
 		}
