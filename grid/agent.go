@@ -63,6 +63,8 @@ type agent struct {
 	logger    *slog.Logger
 	launches  chan launch
 	statuses  chan<- taskStatus
+	// lost queues the agents declared lost, for the executors (peerLost).
+	lost chan peerLoss
 
 	// executorArgv starts an executor; executorCfg configures it;
 	// executorOverhead is the memory it may use beyond its tasks' (0: the
@@ -117,6 +119,7 @@ func newAgent(p agentParts) (*agent, error) {
 		peers:            p.peers,
 		logger:           p.logger,
 		launches:         make(chan launch, p.queue),
+		lost:             make(chan peerLoss, lostQueue),
 		statuses:         p.statuses,
 		executorArgv:     p.executorArgv,
 		executorCfg:      p.executorCfg,
@@ -176,6 +179,9 @@ func (a *agent) run(ctx context.Context) {
 	}()
 	for {
 		select {
+		case p := <-a.lost:
+			// Writes to the executors' input pipes, which they drain.
+			a.pool.PeerLost(p.agent, p.blockAddr)
 		case l := <-a.launches:
 			tasks.Go(func() {
 				st := a.runTask(ctx, l)
@@ -187,6 +193,28 @@ func (a *agent) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// peerLoss is an agent declared lost and its block server's address.
+type peerLoss struct{ agent, blockAddr string }
+
+// lostQueue bounds the losses waiting for the agent's loop.
+const lostQueue = 64
+
+// peerLost has the agent's executors stop fetching from the block server of
+// a lost agent. It does not block: the coordinator calls it with its core
+// held.
+func (a *agent) peerLost(agent, blockAddr string) {
+	if agent == a.name {
+		return
+	}
+	select {
+	case a.lost <- peerLoss{agent, blockAddr}:
+	default:
+		// The loop drains it between launches; a full queue means it has
+		// stopped, and the executors with it.
+		a.logger.Warn("lost peer dropped: the agent has stopped", "peer", agent, "addr", blockAddr)
 	}
 }
 

@@ -602,6 +602,10 @@ func (l *remoteLink) removeJob(job string) error {
 	return nil
 }
 
+func (l *remoteLink) peerLost(agent, blockAddr string) {
+	l.enqueue(frame{wire.TypePeerLost, &wire.PeerLost{Epoch: l.epoch, Agent: agent, BlockAddr: blockAddr}})
+}
+
 // write sends queued messages until ctx ends.
 func (l *remoteLink) write(ctx context.Context, w io.Writer) {
 	for {

@@ -231,6 +231,10 @@ type agentLink interface {
 	// removeJob stops the job's attempts on the agent and deletes its
 	// shuffle files.
 	removeJob(job string) error
+	// peerLost tells the agent that another agent was declared lost: its
+	// attempts stop fetching from blockAddr, the lost agent's block
+	// server.
+	peerLost(agent, blockAddr string)
 }
 
 // agentRef is an agent registering with the coordinator.
@@ -257,8 +261,9 @@ func (l localLink) launch(x launch) {
 
 // kill does nothing: an agent of this process never registers again, so
 // the core never finds attempts of it to kill.
-func (l localLink) kill([]core.Attempt)        {}
-func (l localLink) removeJob(job string) error { return l.a.removeJob(job) }
+func (l localLink) kill([]core.Attempt)              {}
+func (l localLink) removeJob(job string) error       { return l.a.removeJob(job) }
+func (l localLink) peerLost(agent, blockAddr string) { l.a.peerLost(agent, blockAddr) }
 
 // addAgent registers an agent of this process; only before run.
 func (c *coordinator) addAgent(a *agent) {
@@ -446,7 +451,14 @@ func (c *coordinator) carry(d core.Decision) {
 			}
 		}
 	case core.PeerLost:
-		// The agents learn of a lost peer when their fetches from it fail.
+		// A lost agent may be frozen rather than dead: its block server
+		// closes nothing, and the reducers fetching from it would wait for
+		// the idle timeout. Every other agent stops those fetches now.
+		for _, name := range slices.Sorted(maps.Keys(c.links)) {
+			if name != d.Agent {
+				c.links[name].peerLost(d.Agent, d.BlockAddr)
+			}
+		}
 	case core.Commit:
 		c.commit(d)
 	case core.Discard:

@@ -333,6 +333,12 @@ func (n *Agent) serve(ctx context.Context, addr string) error {
 				return err
 			}
 			n.acked(a.Seq)
+		case wire.TypePeerLost:
+			var p wire.PeerLost
+			if err := env.Decode(&p); err != nil {
+				return err
+			}
+			n.a.peerLost(p.Agent, p.BlockAddr)
 		default:
 			return fmt.Errorf("unexpected %s message from the coordinator", env.Type)
 		}

@@ -51,6 +51,16 @@ func (fs *fetchers) tls() (*tls.Config, error) {
 	return client, err
 }
 
+// interrupt stops the fetches from addr in flight (quicnet.Fetcher.Interrupt).
+func (fs *fetchers) interrupt(addr string) {
+	fs.mu.Lock()
+	f := fs.f
+	fs.mu.Unlock()
+	if f != nil {
+		f.Interrupt(addr)
+	}
+}
+
 func (fs *fetchers) close() {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
@@ -65,6 +75,9 @@ type quicBlocks struct {
 	job      string
 	token    string
 	peers    map[string]string // agent name -> block server address
+	// lost holds, by block server address, a context that ends when the
+	// server is declared lost after the attempt arrived (nil: never).
+	lost map[string]context.Context
 }
 
 // OpenBlocks implements Blocks.
@@ -72,6 +85,19 @@ func (b quicBlocks) OpenBlocks(ctx context.Context, agent string, ids []shuffle.
 	addr, ok := b.peers[agent]
 	if !ok {
 		return nil, 0, &shuffle.FetchError{ID: ids[0], Partition: partition, Location: agent, Err: fmt.Errorf("agent %q has no known block server", agent)}
+	}
+	if lost := b.lost[addr]; lost != nil {
+		// Declared lost since the attempt arrived: its map outputs are
+		// gone, and a new dial to a frozen server would wait for the
+		// handshake's timeout.
+		if lost.Err() != nil {
+			return nil, 0, &shuffle.FetchError{ID: ids[0], Partition: partition, Location: addr, Err: context.Cause(lost)}
+		}
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stop := context.AfterFunc(lost, func() { cancel(context.Cause(lost)) })
+		defer stop()
 	}
 	f, err := b.fetchers.get()
 	if err != nil {
@@ -90,4 +116,50 @@ func (b quicBlocks) OpenBlocks(ctx context.Context, agent string, ids []shuffle.
 		out[i] = r
 	}
 	return out, kept, nil
+}
+
+// losses tells attempts that block servers were lost: one context per
+// address, canceled when the address's server is declared lost and then
+// replaced, so that attempts that arrive later (reading from an agent that
+// came back at the same address) are not concerned.
+type losses struct {
+	mu    sync.Mutex // protects lives
+	lives map[string]*lossLife
+}
+
+type lossLife struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// watch returns the contexts of the addresses an attempt reads from.
+func (l *losses) watch(peers map[string]string) map[string]context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lives == nil {
+		l.lives = map[string]*lossLife{}
+	}
+	out := make(map[string]context.Context, len(peers))
+	for _, addr := range peers {
+		life := l.lives[addr]
+		if life == nil {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			life = &lossLife{ctx, cancel}
+			l.lives[addr] = life
+		}
+		out[addr] = life.ctx
+	}
+	return out
+}
+
+// lose ends the context of addr: the attempts watching it stop fetching
+// from it.
+func (l *losses) lose(agent, addr string) {
+	l.mu.Lock()
+	life := l.lives[addr]
+	delete(l.lives, addr)
+	l.mu.Unlock()
+	if life != nil {
+		life.cancel(fmt.Errorf("the block server of agent %s was declared lost: %w", agent, quicnet.ErrInterrupted))
+	}
 }

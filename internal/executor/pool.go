@@ -239,6 +239,21 @@ func (p *Pool) Exec(ctx context.Context, tenant string, m *TaskMsg, res Reservat
 	return resp, err
 }
 
+// PeerLost tells every executor that an agent was declared lost, so that
+// their attempts stop fetching from its block server
+// (Process.PeerLost).
+func (p *Pool) PeerLost(agent, blockAddr string) {
+	p.mu.Lock()
+	execs := make([]*tenantExecutor, 0, len(p.execs))
+	for _, e := range p.execs {
+		execs = append(execs, e)
+	}
+	p.mu.Unlock()
+	for _, e := range execs {
+		e.proc.PeerLost(agent, blockAddr)
+	}
+}
+
 // acquire returns tenant's executor with res added to its running set.
 func (p *Pool) acquire(ctx context.Context, tenant string, res Reservation) (*tenantExecutor, uint64, error) {
 	select {

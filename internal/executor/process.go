@@ -211,6 +211,19 @@ func (p *Process) Run(ctx context.Context, m *TaskMsg, grace time.Duration) (Res
 	return Response{}, p.diedError()
 }
 
+// PeerLost tells the executor that an agent was declared lost: its
+// attempts stop fetching from the agent's block server at once. An
+// executor that has died has nothing to stop. It blocks only while the
+// executor's input pipe is full.
+func (p *Process) PeerLost(agent, blockAddr string) {
+	p.mu.Lock()
+	dead := p.dead != nil
+	p.mu.Unlock()
+	if !dead {
+		_ = p.send(Request{PeerLost: &PeerLostMsg{Agent: agent, BlockAddr: blockAddr}})
+	}
+}
+
 // Describe loads a module in the executor and returns what it declares.
 // Compiling may take up to compileTimeout, and the module's initialization
 // up to initTimeout: the executor enforces its own LoadTimeout where it can,

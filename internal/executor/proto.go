@@ -21,6 +21,17 @@ type Request struct {
 	Run      *TaskMsg     // run a task attempt
 	Describe *DescribeMsg // load a module and read its manifest
 	Cancel   bool         // stop the task ID; its response follows
+	// PeerLost: an agent was declared lost; fetches from its block server
+	// stop. No response follows.
+	PeerLost *PeerLostMsg
+}
+
+// PeerLostMsg names an agent that the coordinator declared lost and the
+// address of its block server. The attempts that the executor received
+// before it stop fetching from that address at once: their fetches fail
+// (shuffle.FetchError), so the scheduler reruns the lost map outputs.
+type PeerLostMsg struct {
+	Agent, BlockAddr string
 }
 
 // TaskMsg is a task attempt as the executor receives it: the Task, with

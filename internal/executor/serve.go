@@ -178,6 +178,9 @@ func serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 				}
 			}()
 		case req.Run != nil:
+			// Watched now, in the order of the requests: a loss that
+			// came before the attempt does not concern it.
+			lost := s.losses.watch(req.Run.BlockServers)
 			tctx, cancel := context.WithCancelCause(ctx)
 			s.mu.Lock()
 			s.tasks[req.ID] = cancel
@@ -187,7 +190,7 @@ func serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 				defer wg.Done()
 				defer cancel(nil)
 				stop := s.deadline(req.Run, cancel)
-				resp := s.run(tctx, req.ID, req.Run)
+				resp := s.run(tctx, req.ID, req.Run, lost)
 				stop()
 				s.mu.Lock()
 				delete(s.tasks, req.ID)
@@ -196,6 +199,10 @@ func serve(ctx context.Context, in io.Reader, out io.Writer, cfg Config, logger 
 					logger.Error("send response", "task", req.Run.Spec.Key.String(), "err", err)
 				}
 			}()
+		case req.PeerLost != nil:
+			logger.Info("block server lost: its fetches stop", "agent", req.PeerLost.Agent, "addr", req.PeerLost.BlockAddr)
+			s.losses.lose(req.PeerLost.Agent, req.PeerLost.BlockAddr)
+			s.fetchers.interrupt(req.PeerLost.BlockAddr)
 		case req.Cancel:
 			s.mu.Lock()
 			if cancel := s.tasks[req.ID]; cancel != nil {
@@ -266,6 +273,7 @@ func (s *server) deadline(m *TaskMsg, cancel context.CancelCauseFunc) (stop func
 type server struct {
 	rt       *wasmexec.Runtime
 	fetchers *fetchers
+	losses   losses
 	stores   storage.Cache // the tenant's volumes
 	logger   *slog.Logger
 	exit     func(code int, msg string) // ends the process
@@ -298,7 +306,7 @@ func (s *server) send(r Response) error {
 	return s.enc.Encode(r)
 }
 
-func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
+func (s *server) run(ctx context.Context, id uint64, m *TaskMsg, lost map[string]context.Context) Response {
 	resp := Response{ID: id}
 	// Before the response, so that the memory is gone when the agent
 	// lowers the executor's limit.
@@ -310,7 +318,7 @@ func (s *server) run(ctx context.Context, id uint64, m *TaskMsg) Response {
 			Spec:     m.Spec,
 			Modules:  mods,
 			Settings: m.Settings,
-			Blocks:   quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers},
+			Blocks:   quicBlocks{fetchers: s.fetchers, job: m.Job, token: m.Token, peers: m.BlockServers, lost: lost},
 			Stores:   &s.stores,
 		}
 		resp.Result, err = Run(ctx, s.rt, task)

@@ -31,6 +31,7 @@ const (
 	TypeLaunch      = "launch"
 	TypeKill        = "kill"
 	TypeRemoveJob   = "remove_job"
+	TypePeerLost    = "peer_lost"
 	TypeStatus      = "status"
 	TypeAck         = "ack"
 	TypeHeartbeat   = "heartbeat"
@@ -112,6 +113,16 @@ type Kill struct {
 type RemoveJob struct {
 	Epoch uint64 `json:"epoch"`
 	Job   string `json:"job"`
+}
+
+// PeerLost tells an agent that another was declared lost: its executors
+// stop fetching from the lost agent's block server at once, rather than
+// wait for the connection's idle timeout (a frozen process closes
+// nothing).
+type PeerLost struct {
+	Epoch     uint64 `json:"epoch"`
+	Agent     string `json:"agent"`
+	BlockAddr string `json:"block_addr"`
 }
 
 // Status reports how an attempt ended.

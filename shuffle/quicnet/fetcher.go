@@ -24,6 +24,10 @@ import (
 // not a *shuffle.FetchError: rerunning the map task would not help.
 var ErrUnauthorized = errors.New("quicnet: unauthorized")
 
+// ErrInterrupted is wrapped by the *shuffle.FetchError of a fetch that
+// Interrupt stopped: its block server was declared lost.
+var ErrInterrupted = errors.New("quicnet: block server declared lost")
+
 // FetcherConfig configures a Fetcher. A zero field means its default.
 type FetcherConfig struct {
 	TLS *tls.Config // client side: RootCAs that sign the agents' certificates
@@ -58,9 +62,21 @@ type Fetcher struct {
 	slots   chan struct{} // MaxConcurrent
 	inFlite *weighted     // MaxBytesInFlight of buffered blocks
 
-	mu     sync.Mutex // protects conns and closed
+	mu     sync.Mutex // protects conns, lives and closed
 	conns  map[string]*agentConn
+	lives  map[string]*addrLife
 	closed bool
+
+	// testHookQueued, if set, runs when a fetch from addr waits for a
+	// slot (tests).
+	testHookQueued func(addr string)
+}
+
+// addrLife ends when Interrupt is called for its address: every fetch
+// from the address that began before the call watches it.
+type addrLife struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 // agentConn is the connection to one agent, or the dial in progress.
@@ -91,7 +107,69 @@ func NewFetcher(cfg FetcherConfig) *Fetcher {
 		slots:   make(chan struct{}, cfg.MaxConcurrent),
 		inFlite: newWeighted(cfg.MaxBytesInFlight),
 		conns:   map[string]*agentConn{},
+		lives:   map[string]*addrLife{},
 	}
+}
+
+// Interrupt stops every fetch from the block server at addr that began
+// before the call, in flight or waiting for a slot or a dial: each fails
+// at once with a *shuffle.FetchError naming addr and wrapping
+// ErrInterrupted, as does the reading of the blocks it streams. The
+// connection to addr is closed; a later fetch dials it again. It is for a
+// server declared lost, which may be frozen rather than dead: nothing
+// would tell its fetches before the idle timeout. It does not block, and is
+// safe for concurrent use.
+func (f *Fetcher) Interrupt(addr string) {
+	f.mu.Lock()
+	l, c := f.lives[addr], f.conns[addr]
+	delete(f.lives, addr)
+	delete(f.conns, addr)
+	f.mu.Unlock()
+	if l != nil {
+		l.cancel(ErrInterrupted) // the FetchErrors name addr
+	}
+	if c == nil {
+		return
+	}
+	select {
+	case <-c.ready:
+		if c.conn != nil {
+			_ = c.conn.CloseWithError(codeLost, "block server declared lost")
+		}
+	default:
+		// Being dialed: the dial ends with its fetch, which watched the
+		// life just ended, and a connection it made is closed there.
+	}
+}
+
+// watch returns ctx, also canceled when Interrupt(addr) is called, the
+// life of addr that Interrupt ends (at once, where ctx is canceled by
+// another goroutine), and the function that releases ctx.
+func (f *Fetcher) watch(ctx context.Context, addr string) (_, life context.Context, unwatch func()) {
+	f.mu.Lock()
+	l := f.lives[addr]
+	if l == nil {
+		lctx, cancel := context.WithCancelCause(context.Background())
+		l = &addrLife{ctx: lctx, cancel: cancel}
+		if !f.closed {
+			f.lives[addr] = l
+		}
+	}
+	f.mu.Unlock()
+	fctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(l.ctx, func() { cancel(context.Cause(l.ctx)) })
+	return fctx, l.ctx, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// interrupted wraps err with the interruption that ended life, if one did.
+func interrupted(life context.Context, err error) error {
+	if cause := context.Cause(life); cause != nil && !errors.Is(err, ErrInterrupted) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	}
+	return err
 }
 
 // Close closes every connection; fetches in progress fail. The fetcher
@@ -101,6 +179,7 @@ func (f *Fetcher) Close() error {
 	f.closed = true
 	conns := f.conns
 	f.conns = nil
+	f.lives = nil
 	f.mu.Unlock()
 	for _, c := range conns {
 		<-c.ready
@@ -123,7 +202,9 @@ func (f *Fetcher) conn(ctx context.Context, addr string) (*quic.Conn, error) {
 	c := f.conns[addr]
 	if c != nil {
 		f.mu.Unlock()
-		<-c.ready
+		if err := await(ctx, c); err != nil {
+			return nil, err
+		}
 		if c.err == nil && c.conn.Context().Err() == nil {
 			return c.conn, nil
 		}
@@ -137,7 +218,9 @@ func (f *Fetcher) conn(ctx context.Context, addr string) (*quic.Conn, error) {
 		}
 		if c = f.conns[addr]; c != nil { // another caller is dialing
 			f.mu.Unlock()
-			<-c.ready
+			if err := await(ctx, c); err != nil {
+				return nil, err
+			}
 			return c.conn, c.err
 		}
 	}
@@ -146,25 +229,36 @@ func (f *Fetcher) conn(ctx context.Context, addr string) (*quic.Conn, error) {
 	f.mu.Unlock()
 
 	dctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-	c.conn, c.err = quic.DialAddr(dctx, addr, f.tls, f.quicConfig())
+	conn, err := quic.DialAddr(dctx, addr, f.tls, f.quicConfig())
 	cancel()
-	close(c.ready)
-	if c.err != nil {
-		f.mu.Lock()
-		if f.conns[addr] == c {
-			delete(f.conns, addr) // the next fetch dials again
-		}
-		f.mu.Unlock()
-		return nil, c.err
-	}
 	f.mu.Lock()
-	closed := f.closed
-	f.mu.Unlock()
-	if closed { // Close ran during the dial and did not see this connection
-		_ = c.conn.CloseWithError(codeClosed, "fetcher closed")
-		return nil, errClosed
+	// Close or Interrupt ran during the dial and took the entry: they
+	// did not see this connection.
+	gone, closed := f.conns[addr] != c, f.closed
+	if err != nil && !gone {
+		delete(f.conns, addr) // the next fetch dials again
 	}
-	return c.conn, nil
+	f.mu.Unlock()
+	if err == nil && gone {
+		_ = conn.CloseWithError(codeClosed, "fetcher closed")
+		conn, err = nil, errClosed
+		if !closed {
+			err = ErrInterrupted
+		}
+	}
+	c.conn, c.err = conn, err
+	close(c.ready)
+	return c.conn, c.err
+}
+
+// await waits for c's dial to end, or for ctx to.
+func await(ctx context.Context, c *agentConn) error {
+	select {
+	case <-c.ready:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // quicConfig bounds the bytes a connection buffers: the connection window is
@@ -200,9 +294,9 @@ func (f *Fetcher) quicConfig() *quic.Config {
 // A large block is streamed: it holds its stream, and one of MaxConcurrent,
 // until it has been read to its end or has failed, or ctx ends, which
 // cancels it (so ctx must last as long as the reader is used). A block
-// closed before its end keeps its stream until ctx ends or the fetcher is
-// closed. A caller merging more large blocks at once than MaxConcurrent must
-// raise it.
+// closed before its end keeps its stream until ctx ends, the fetcher is
+// closed or Interrupt is called for addr. A caller merging more large
+// blocks at once than MaxConcurrent must raise it.
 func (f *Fetcher) Open(ctx context.Context, addr, job, token string, id shuffle.MapOutputID, partition int) (*shuffle.BlockReader, error) {
 	q := BlockReq{ID: id, Partition: partition}
 	rs, _, err := f.fetch(ctx, addr, job, token, []BlockReq{q}, true, Spill{})
@@ -282,12 +376,13 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 		}
 		return &shuffle.FetchError{ID: reqs[cur].ID, Partition: reqs[cur].Partition, Location: addr, Err: err}
 	}
-	select {
-	case f.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, 0, fe(context.Cause(ctx))
+	// From here ctx is also canceled by Interrupt(addr).
+	ctx, life, unwatch := f.watch(ctx, addr)
+	if err := f.acquireSlot(ctx, addr); err != nil {
+		unwatch()
+		return nil, 0, fe(interrupted(life, err))
 	}
-	s := &stream_{f: f, timeout: f.cfg.Timeout}
+	s := &stream_{f: f, life: life, timeout: f.cfg.Timeout, unwatch: unwatch}
 	defer func() {
 		if err != nil {
 			s.release(false)
@@ -295,18 +390,18 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 	}()
 	conn, err := f.conn(ctx, addr)
 	if err != nil {
-		return nil, 0, fe(err)
+		return nil, 0, fe(interrupted(life, err))
 	}
 	octx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	s.st, err = conn.OpenStreamSync(octx)
 	cancel()
 	if err != nil {
-		return nil, 0, fe(err)
+		return nil, 0, fe(interrupted(life, err))
 	}
 	s.stop = context.AfterFunc(ctx, func() { s.st.CancelRead(codeCancel); s.st.CancelWrite(codeCancel) })
 	_ = s.st.SetWriteDeadline(time.Now().Add(f.cfg.Timeout))
 	if _, err := s.st.Write(hdr); err != nil {
-		return nil, 0, fe(err)
+		return nil, 0, fe(interrupted(life, err))
 	}
 	_ = s.st.Close() // the request is complete; an error shows in the answer
 	out := make([]*shuffle.BlockReader, 0, len(reqs))
@@ -338,7 +433,7 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 		b, err := f.readBlock(ctx, s, n)
 		if err != nil {
 			closeAll(out)
-			return nil, 0, fe(err)
+			return nil, 0, fe(interrupted(life, err))
 		}
 		kept += int64(n)
 		if n == 0 {
@@ -353,6 +448,24 @@ func (f *Fetcher) fetch(ctx context.Context, addr, job, token string, reqs []Blo
 		return nil, 0, fe(err)
 	}
 	return out, kept, nil
+}
+
+// acquireSlot takes one of the MaxConcurrent slots.
+func (f *Fetcher) acquireSlot(ctx context.Context, addr string) error {
+	select {
+	case f.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if f.testHookQueued != nil {
+		f.testHookQueued(addr)
+	}
+	select {
+	case f.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // spillBlock copies a block of n bytes from the stream to a temporary file
@@ -431,15 +544,21 @@ func emptyBlock(q BlockReq) []byte {
 // on every read, holding one of the fetcher's slots until released.
 type stream_ struct {
 	f       *Fetcher
+	life    context.Context // ended by Interrupt: errors say so
 	st      *quic.Stream
 	timeout time.Duration
 	stop    func() bool // stops the cancellation on ctx
+	unwatch func()      // releases ctx
 	once    sync.Once
 }
 
 func (s *stream_) Read(p []byte) (int, error) {
 	_ = s.st.SetReadDeadline(time.Now().Add(s.timeout))
-	return s.st.Read(p)
+	n, err := s.st.Read(p)
+	if err != nil && err != io.EOF {
+		err = interrupted(s.life, err)
+	}
+	return n, err
 }
 
 // release gives back the slot, once; unless the stream ended cleanly, it is
@@ -453,6 +572,7 @@ func (s *stream_) release(clean bool) {
 			s.st.CancelRead(codeCancel)
 			s.st.CancelWrite(codeCancel)
 		}
+		s.unwatch()
 		<-s.f.slots
 	})
 }

@@ -73,6 +73,11 @@ func (h *harness) close() {
 }
 
 func startHarness(t testing.TB, fcfg FetcherConfig) *harness {
+	return startHarnessAuth(t, fcfg, func(job, token string) bool { return token == testToken })
+}
+
+// startHarnessAuth is startHarness with the server's Authorize function.
+func startHarnessAuth(t testing.TB, fcfg FetcherConfig, authorize func(job, token string) bool) *harness {
 	sTLS, cTLS, err := EphemeralTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +85,7 @@ func startHarness(t testing.TB, fcfg FetcherConfig) *harness {
 	dir := t.TempDir()
 	srv, err := NewServer(ServerConfig{
 		Addr: "127.0.0.1:0", TLS: sTLS, Dir: dir,
-		Authorize: func(job, token string) bool { return token == testToken },
+		Authorize: authorize,
 	})
 	if err != nil {
 		t.Fatal(err)

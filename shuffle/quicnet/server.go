@@ -41,6 +41,7 @@ const (
 	// Application error codes.
 	codeShutdown quic.ApplicationErrorCode = 1 // the server is stopping
 	codeClosed   quic.ApplicationErrorCode = 2 // the fetcher is closing
+	codeLost     quic.ApplicationErrorCode = 3 // the fetcher was told the server is lost
 	codeCancel   quic.StreamErrorCode      = 1 // the reader gave up on a stream
 )
 
