@@ -59,9 +59,12 @@ type Coordinator struct {
 	raft    *raftlog.Node
 	raftNet *raftlog.QUICTransport
 
-	mu     sync.Mutex             // protects links and graces
+	mu     sync.Mutex             // protects links, graces and added
 	links  map[string]*remoteLink // the current control connection of each agent
 	graces map[string]*time.Timer // agents that are gone and may come back
+	// added are the servers added through this one since it started, by
+	// id: their API addresses, which the config does not know.
+	added  map[uint64]ServerConfig
 	events *eventLog
 }
 
@@ -111,6 +114,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		lim:        cfg.Limits.withDefaults(),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
+		added:      map[uint64]ServerConfig{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
 		events:     newEventLog(),
 	}
@@ -219,18 +223,28 @@ func (c *Coordinator) APIURL() string {
 }
 
 // Run serves until ctx ends, then stops everything it started.
-func (c *Coordinator) Run(ctx context.Context) error {
+func (c *Coordinator) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	logErr := make(chan error, 1)
 	defer func() {
 		cancel()
 		wg.Wait()
 		c.close()
+		select {
+		case err = <-logErr:
+		default:
+		}
 	}()
 	wg.Go(func() { c.coord.run(ctx) })
+	// A log that stops on its own (a state dir that cannot be written, a
+	// committed entry that does not decode) stops the server: serving on
+	// without it would answer from a state that no longer moves.
 	wg.Go(func() {
 		if err := c.raft.Run(ctx); err != nil && ctx.Err() == nil {
 			c.logger.Error("the replicated log stopped", "err", err)
+			logErr <- fmt.Errorf("grid: the replicated log in %s stopped: %w", filepath.Join(c.cfg.StateDir, "raft"), err)
+			cancel()
 		}
 	})
 	wg.Go(func() { c.joinServers(ctx) })
@@ -265,7 +279,6 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	})
 	c.logger.Info("coordinator serving", "api", c.APIURL(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
-	var err error
 	if c.apiTLS != nil {
 		// ServeTLS answers a plain HTTP request with 400 ("client sent an
 		// HTTP request to an HTTPS server") before any handler runs.
