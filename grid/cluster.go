@@ -101,16 +101,11 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
 	}
 	cacheDir := defaultCacheDir(cfg.CacheDir)
-	tokens, err := openTokenStore(filepath.Join(cfg.StateDir, "coordinator", "tokens.json"), bootstrapTokens(cfg), time.Now)
-	if err != nil {
-		return nil, err
-	}
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
 		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
-		auth:       newAuthz(tokens),
 		lim:        cfg.Limits.withDefaults(),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
@@ -173,6 +168,13 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if err := c.openLog(id); err != nil {
 		return nil, err
 	}
+	// The state dir is this server's (openLog checked its cluster and
+	// server id): only now is anything in it changed.
+	tokens, err := openTokenStore(filepath.Join(cfg.StateDir, "coordinator", "tokens.json"), bootstrapTokens(cfg), time.Now)
+	if err != nil {
+		return nil, err
+	}
+	c.auth = newAuthz(tokens)
 	c.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
 		tagRole:    "coordinator",
 		tagControl: c.control.Addr().String(),
@@ -191,6 +193,9 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 const controlIdle = 10 * time.Second
 
 func (c *Coordinator) close() {
+	if c.raft != nil {
+		_ = c.raft.Close() // a node whose Run never ran; else a no-op
+	}
 	if c.raftNet != nil {
 		c.raftNet.Close()
 	}
