@@ -138,7 +138,8 @@ func apiMembers(ps []raftlog.Peer) api.MembersResponse {
 
 // addServer adds a voter to the replicated log (admin, on the leader).
 // It is refused while the members that answer would not make a quorum
-// of the larger log: a dead server is removed first.
+// of the larger log: a dead server is removed first. (A server alone
+// grows to two regardless, and waits for the new one.)
 func (c *Coordinator) addServer(w http.ResponseWriter, r *http.Request, p principal) {
 	var req api.AddServerRequest
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSmallBody)).Decode(&req); err != nil {
@@ -163,7 +164,9 @@ func (c *Coordinator) addServer(w http.ResponseWriter, r *http.Request, p princi
 			return
 		}
 	}
-	if up, need := len(reachable(st)), quorum(len(st.Members)+1); up < need {
+	// A server alone may grow to two (etcd's exception): the log waits for
+	// the new server, which is the point of adding it.
+	if up, need := len(reachable(st)), quorum(len(st.Members)+1); up < need && len(st.Members) > 1 {
 		httpError(w, http.StatusConflict, fmt.Sprintf("adding %s would make %d members, which need %d to commit, but only %d answer (%s does not): remove the dead server first (grid servers remove), then add", req.Name, len(st.Members)+1, need, up, peerNames(st.Unreachable)))
 		return
 	}
