@@ -3,9 +3,12 @@ package api
 // LeaderHeader names the leader's API URL in a follower's 421 answer;
 // ElectionHeader marks a 503 answered while no server leads (an
 // election), which a client waits out.
+// QuorumHeader marks a 503 of a server that hears from fewer servers than
+// a quorum: a client asks the other servers before it reports it.
 const (
 	LeaderHeader   = "Wasmgrid-Leader"
 	ElectionHeader = "Wasmgrid-Election"
+	QuorumHeader   = "Wasmgrid-Quorum"
 )
 
 // ServerInfo is one coordinator server as GET /v1/server describes it:

@@ -174,7 +174,7 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 			if st := c.raft.Status(); st.IsLeader && quorumLost(st) {
 				// The leader hears from every member: no change can
 				// commit, so none is proposed.
-				unavailable(w, 5*time.Second, quorumMessage(st))
+				noQuorum(w, st)
 				return
 			}
 		}
@@ -703,7 +703,7 @@ func (c *Coordinator) misdirected(w http.ResponseWriter) {
 	}
 	if st.Leader.ID == 0 && quorumLost(st) {
 		// Not an election that ends soon: a client is told at once.
-		unavailable(w, 5*time.Second, quorumMessage(st))
+		noQuorum(w, st)
 		return
 	}
 	w.Header().Set("Retry-After", "1")

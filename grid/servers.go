@@ -76,6 +76,13 @@ func quorumMessage(st raftlog.Status) string {
 		st.Name, peerNames(st.Unreachable), len(reachable(st)), len(st.Members), quorum(len(st.Members)))
 }
 
+// noQuorum answers 503 for a server that hears from fewer servers than a
+// quorum.
+func noQuorum(w http.ResponseWriter, st raftlog.Status) {
+	w.Header().Set(api.QuorumHeader, "lost")
+	unavailable(w, 5*time.Second, quorumMessage(st))
+}
+
 // awaitLeader waits, up to leaderWait, for an election under way to end:
 // it reports whether this server leads (and has taken the jobs over).
 func (c *Coordinator) awaitLeader(ctx context.Context) bool {

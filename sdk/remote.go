@@ -150,6 +150,16 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 		}
 	}
 	deadline := time.Now().Add(followTimeout)
+	// lost is a server's answer that the quorum is lost: it is returned
+	// once every other server was asked too (a server that has just
+	// started, or is cut off, says so while the others lead).
+	var lost *http.Response
+	lostAt := 0
+	defer func() {
+		if lost != nil {
+			lost.Body.Close()
+		}
+	}()
 	for tries := 0; ; tries++ {
 		base := r.current()
 		req, err := http.NewRequestWithContext(ctx, method, base+path, body)
@@ -173,7 +183,19 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 			if len(r.bases) > 1 {
 				r.next(base)
 			}
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(api.QuorumHeader) != "" && again && len(r.bases) > 1:
+			if lost == nil {
+				lostAt = tries
+			} else {
+				lost.Body.Close()
+			}
+			lost = resp
+			r.next(base)
 		default:
+			return resp, nil
+		}
+		if lost != nil && tries-lostAt >= len(r.bases)-1 {
+			resp, lost = lost, nil
 			return resp, nil
 		}
 		if req.GetBody != nil {
