@@ -62,9 +62,12 @@ type Coordinator struct {
 	raft    *raftlog.Node
 	raftNet *raftlog.QUICTransport
 
-	mu     sync.Mutex             // protects links and graces
+	mu     sync.Mutex             // protects links, graces and added
 	links  map[string]*remoteLink // the current control connection of each agent
 	graces map[string]*time.Timer // agents that are gone and may come back
+	// added are the servers added through this one since it started, by
+	// id: their API addresses, which the config does not know.
+	added  map[uint64]ServerConfig
 	events *eventLog
 }
 
@@ -101,18 +104,22 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("grid: find this program to start executors: %w", err)
 	}
 	cacheDir := defaultCacheDir(cfg.CacheDir)
+	// The tokens are replicated state: the log (openLog's replay, then
+	// every committed command) fills the store; nothing is read from or
+	// written to the state dir before openLog has checked it.
 	tokens := newTokenStore(bootstrapTokens(cfg), time.Now)
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
 		apiTLS:     apiTLSConfig,
 		epoch:      uint64(time.Now().UnixNano()),
-		auth:       newAuthz(tokens),
 		lim:        cfg.Limits.withDefaults(),
 		links:      map[string]*remoteLink{},
 		graces:     map[string]*time.Timer{},
+		added:      map[uint64]ServerConfig{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
 		events:     newEventLog(),
+		auth:       newAuthz(tokens),
 	}
 	c.limits = newAPILimits(c.lim, time.Now)
 	c.audit = newAuditLog(cfg.Audit.withDefaults(cfg.StateDir), time.Now)
@@ -187,6 +194,9 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 const controlIdle = 10 * time.Second
 
 func (c *Coordinator) close() {
+	if c.raft != nil {
+		_ = c.raft.Close() // a node whose Run never ran; else a no-op
+	}
 	if c.raftNet != nil {
 		c.raftNet.Close()
 	}
@@ -219,19 +229,29 @@ func (c *Coordinator) APIURL() string {
 }
 
 // Run serves until ctx ends, then stops everything it started.
-func (c *Coordinator) Run(ctx context.Context) error {
+func (c *Coordinator) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	logErr := make(chan error, 1)
 	defer func() {
 		cancel()
 		wg.Wait()
 		c.close()
+		select {
+		case err = <-logErr:
+		default:
+		}
 	}()
 	wg.Go(func() { c.coord.run(ctx) })
 	wg.Go(func() { c.sync.run(ctx) })
+	// A log that stops on its own (a state dir that cannot be written, a
+	// committed entry that does not decode) stops the server: serving on
+	// without it would answer from a state that no longer moves.
 	wg.Go(func() {
 		if err := c.raft.Run(ctx); err != nil && ctx.Err() == nil {
 			c.logger.Error("the replicated log stopped", "err", err)
+			logErr <- fmt.Errorf("grid: the replicated log in %s stopped: %w", filepath.Join(c.cfg.StateDir, "raft"), err)
+			cancel()
 		}
 	})
 	wg.Go(func() { c.joinServers(ctx) })
@@ -266,7 +286,6 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		_ = srv.Shutdown(sctx)
 	})
 	c.logger.Info("coordinator serving", "api", c.APIURL(), "control", c.ControlAddr(), "gossip", c.GossipAddr())
-	var err error
 	if c.apiTLS != nil {
 		// ServeTLS answers a plain HTTP request with 400 ("client sent an
 		// HTTP request to an HTTPS server") before any handler runs.

@@ -95,6 +95,12 @@ type CoordinatorConfig struct {
 	// Servers are the coordinator servers that share the replicated job
 	// state (1, 3 or 5); empty means this server alone.
 	Servers []ServerConfig `toml:"servers"`
+	// JoinCluster starts a server that `grid servers add` has just added
+	// to a running cluster: an empty state dir takes the state from the
+	// leader instead of starting a new cluster. Servers then lists the
+	// current members, this one included. Once the state dir holds state
+	// it changes nothing.
+	JoinCluster bool `toml:"join_cluster,omitempty"`
 	// History bounds what is kept of finished jobs.
 	History HistoryConfig `toml:"history"`
 	// ResultsVolume names the volume (of Volumes) where the results of
@@ -392,19 +398,21 @@ cache_dir = ""                 # compiled modules; default: the user cache
 results_volume = ""            # a [[volumes]] name for printed results (stdout sinks), granted
                                # to no tenant; default STATE_DIR/results. With several servers,
                                # one they all reach, or a result is gone with its leader
-raft_addr = ""                 # the replicated log (QUIC, UDP); default: any port of control_addr's host
-server_id = 1                  # this server's id among [[servers]]
+# Several coordinator servers (grid init --coordinators 3; docs/operations.md):
+# server_id = 1                # this server's id among [[servers]]
+# raft_addr = "127.0.0.1:7081" # its replicated log (UDP, QUIC)
+# join_cluster = false         # true for a server grid servers add just added:
+#                              # an empty state_dir takes the leader's state
+# [[servers]]                  # every server, this one included: id, name
+# id = 1                       # (its certificate's), raft_addr, api_addr,
+# name = "coordinator-1"       # gossip_addr; must match the members the
+# raft_addr = "127.0.0.1:7081" # log records (grid servers lists them)
+# api_addr = "127.0.0.1:7070"
+# gossip_addr = "127.0.0.1:7946"
 
 [history]                      # finished jobs kept (docs/core.md)
 max_jobs = 1000
 max_age = "168h"
-
-# [[servers]]                  # 3 or 5 coordinator servers sharing the job state
-# id = 1                       # (docs/operations.md); none: this server alone
-# name = "coordinator-1"       # its certificate's common name
-# raft_addr = "10.0.0.1:7081"
-# api_addr = "10.0.0.1:7070"
-# gossip_addr = "10.0.0.1:7946"
 
 [tls]
 ca = "ca.pem"                  # the cluster's authority: only nodes with

@@ -112,6 +112,9 @@ func (c *Coordinator) routes() []route {
 		{"DELETE /v1/tokens/{id}", "token.revoke", api.RoleAdmin, c.revokeToken},
 		{"POST /v1/tokens/{id}/rotate", "token.rotate", api.RoleAdmin, c.rotateToken},
 		{"GET /v1/server", "server.get", api.RoleRead, c.getServer},
+		{"POST /v1/servers", "server.add", api.RoleAdmin, c.addServer},
+		{"DELETE /v1/servers/{name}", "server.remove", api.RoleAdmin, c.removeServer},
+		{"GET /v1/backup", "server.backup", api.RoleAdmin, c.backup},
 	}
 }
 
@@ -137,7 +140,8 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 		addr := clientAddr(r)
 		var p principal
 		defer func() {
-			if audited(r.Method, w.status) {
+			// A backup holds every job's record: each copy is audited.
+			if audited(r.Method, w.status) || rt.action == "server.backup" {
 				c.audit.write(auditRecord{p: p, action: rt.action, object: w.object, method: r.Method, path: r.URL.Path,
 					remote: r.RemoteAddr, status: w.status, reason: w.reason(), elapsed: c.limits.now().Sub(start)})
 			}
@@ -161,9 +165,19 @@ func (c *Coordinator) authed(rt route) http.HandlerFunc {
 			httpError(w, http.StatusForbidden, fmt.Sprintf("%s needs a token of role %s; this one is %s", rt.action, rt.need, p.role))
 			return
 		}
-		if rt.action != "server.get" && !c.leads() {
+		// Any server describes itself and copies its own log; the rest
+		// is the leader's, and waits out a short election.
+		if rt.action != "server.get" && rt.action != "server.backup" && !c.leads() && !c.awaitLeader(r.Context()) {
 			c.misdirected(w)
 			return
+		}
+		if r.Method != http.MethodGet {
+			if st := c.raft.Status(); st.IsLeader && quorumLost(st) {
+				// The leader hears from every member: no change can
+				// commit, so none is proposed.
+				noQuorum(w, st)
+				return
+			}
 		}
 		rt.h(w, r, p)
 	}
@@ -357,6 +371,8 @@ func (c *Coordinator) postJob(w http.ResponseWriter, r *http.Request, p principa
 	case errors.As(err, &busy):
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(busy.retryAfter.Seconds()))))
 		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil && c.logUnavailable(w, err):
 		return
 	case err != nil:
 		httpError(w, http.StatusBadRequest, err.Error())
@@ -694,6 +710,11 @@ func (c *Coordinator) misdirected(w http.ResponseWriter) {
 	if leader := c.serverAPI(st.Leader.ID); leader != "" && st.Leader.ID != st.ID {
 		w.Header().Set(api.LeaderHeader, leader)
 		httpError(w, http.StatusMisdirectedRequest, "this coordinator server is a follower: the leader is "+st.Leader.Name+" at "+leader+" (list every server in GRID_ADDR, comma separated, and the CLI and the SDK follow the leader)")
+		return
+	}
+	if st.Leader.ID == 0 && quorumLost(st) {
+		// Not an election that ends soon: a client is told at once.
+		noQuorum(w, st)
 		return
 	}
 	w.Header().Set("Retry-After", "1")

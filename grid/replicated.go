@@ -58,12 +58,13 @@ func (c *Coordinator) openLog(id *nodeIdentity) error {
 	rcfg.ClusterID = clusterID(id.caPEM)
 	rcfg.Dir = filepath.Join(cfg.StateDir, "raft")
 	rcfg.Logger = c.logger.With("role", "raft")
+	rcfg.Join = cfg.JoinCluster
 	if len(cfg.Servers) <= 1 {
 		rcfg = withLocalTimers(rcfg)
 	}
 	c.coord.leading = false
 	if c.raft, err = raftlog.Open(rcfg, c.coord); err != nil {
-		return fmt.Errorf("grid: the coordinator's state: %w", err)
+		return explainState(err, cfg)
 	}
 	c.coord.log = c.raft
 	return nil
@@ -226,14 +227,15 @@ func (c *Coordinator) leaderHint() string {
 	return " (" + st.Leader.Name + ")"
 }
 
-// serverAPI is the API URL of server id, from the config.
+// serverAPI is the API URL of server id: from the config, or for a
+// server added since, from its addition or its gossip tags.
 func (c *Coordinator) serverAPI(id uint64) string {
 	for _, s := range c.cfg.Servers {
 		if s.ID == id && s.APIAddr != "" {
 			return "https://" + s.APIAddr
 		}
 	}
-	return ""
+	return c.addedAPI(id)
 }
 
 // joinServers joins the other coordinator servers' gossip, so that agents

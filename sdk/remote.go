@@ -157,6 +157,16 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 		}
 	}
 	deadline := time.Now().Add(followTimeout)
+	// lost is a server's answer that the quorum is lost: it is returned
+	// once every other server was asked too (a server that has just
+	// started, or is cut off, says so while the others lead).
+	var lost *http.Response
+	lostAt := 0
+	defer func() {
+		if lost != nil {
+			lost.Body.Close()
+		}
+	}()
 	for tries := 0; ; tries++ {
 		base := r.current()
 		if payload != nil {
@@ -183,7 +193,19 @@ func (r *Remote) send(ctx context.Context, method, path string, body io.Reader) 
 			if len(r.bases) > 1 {
 				r.next(base)
 			}
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(api.QuorumHeader) != "" && again && len(r.bases) > 1:
+			if lost == nil {
+				lostAt = tries
+			} else {
+				lost.Body.Close()
+			}
+			lost = resp
+			r.next(base)
 		default:
+			return resp, nil
+		}
+		if lost != nil && tries-lostAt >= len(r.bases)-1 {
+			resp, lost = lost, nil
 			return resp, nil
 		}
 		if tries >= len(r.bases) {
@@ -548,4 +570,54 @@ func (r *Remote) RotateToken(ctx context.Context, id string) (api.NewToken, erro
 	var out api.NewToken
 	err := r.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/rotate", nil, &out)
 	return out, err
+}
+
+// AddServer adds a coordinator server to the replicated log (admin
+// tokens only) and returns the members once the change is committed.
+// Start the new server afterwards, with join_cluster = true and an empty
+// state directory (docs/operations.md).
+func (r *Remote) AddServer(ctx context.Context, s api.AddServerRequest) ([]api.Member, error) {
+	body, _ := json.Marshal(s)
+	var out api.MembersResponse
+	err := r.do(ctx, http.MethodPost, "/v1/servers", bytes.NewReader(body), &out)
+	return out.Members, err
+}
+
+// RemoveServer removes a coordinator server, by name, from the
+// replicated log (admin tokens only) and returns the members left.
+func (r *Remote) RemoveServer(ctx context.Context, name string) ([]api.Member, error) {
+	var out api.MembersResponse
+	err := r.do(ctx, http.MethodDelete, "/v1/servers/"+url.PathEscape(name), nil, &out)
+	return out.Members, err
+}
+
+// BackupInfo describes a backup: the server whose raft.db it copies, the
+// log index that server had applied, and the copy's size in bytes.
+type BackupInfo struct {
+	Server   string `json:"server"`
+	LogIndex uint64 `json:"log_index"`
+	Size     int64  `json:"size"`
+}
+
+// Backup writes a consistent copy of the leading server's raft.db to w
+// (admin tokens only). A copy cut short is an error.
+func (r *Remote) Backup(ctx context.Context, w io.Writer) (BackupInfo, error) {
+	var info BackupInfo
+	resp, err := r.send(ctx, http.MethodGet, "/v1/backup", nil)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return info, apiError(resp)
+	}
+	info.Server = resp.Header.Get(api.BackupServerHeader)
+	info.LogIndex, _ = strconv.ParseUint(resp.Header.Get(api.BackupIndexHeader), 10, 64)
+	if info.Size, err = io.Copy(w, resp.Body); err != nil {
+		return info, fmt.Errorf("backup from %s: %w", cmp.Or(info.Server, r.current()), err)
+	}
+	if resp.ContentLength >= 0 && info.Size != resp.ContentLength {
+		return info, fmt.Errorf("backup from %s: %d of %d bytes", cmp.Or(info.Server, r.current()), info.Size, resp.ContentLength)
+	}
+	return info, nil
 }

@@ -155,7 +155,9 @@ func TestClusterCoordinatorRestart(t *testing.T) {
 	killed := time.Now()
 	c.start("coordinator", "coordinator", "--config", filepath.Join(c.dir, "coordinator.toml"))
 	waitFor(t, time.Minute, "the restarted coordinator to see both agents", func() bool {
-		return c.countAgents("alive") == 2
+		// Until the new process listens, the CLI's connection is refused.
+		ags, err := r.Agents(ctx)
+		return err == nil && len(ags) == 2 && ags[0].Status == "alive" && ags[1].Status == "alive"
 	})
 	t.Logf("both agents registered again %s after the coordinator's SIGKILL", time.Since(killed).Round(time.Millisecond))
 	info, err := r.Watch(ctx, id, nil)

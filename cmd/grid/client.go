@@ -52,7 +52,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newClientCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newServersCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
+	return []*cobra.Command{newSubmitCmd(g), newJobsCmd(g), newStatusCmd(g), newCancelCmd(g), newLogsCmd(g), newAgentsCmd(g), newServersCmd(g), newBackupCmd(g), newTenantsCmd(g), newModulesCmd(g), newTokenCmd(g)}
 }
 
 func newSubmitCmd(g *globals) *cobra.Command {
@@ -358,6 +358,7 @@ func newServersCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.AddCommand(newServersAddCmd(g), newServersRemoveCmd(g))
 	return cmd
 }
 

@@ -87,7 +87,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 
 func newCoordinatorCmd(g *globals) *cobra.Command {
 	var config string
-	var insecureHTTP bool
+	var insecureHTTP, joinCluster bool
 	cmd := &cobra.Command{
 		Use:   "coordinator --config FILE",
 		Short: "Run a cluster's coordinator: API, schedulers, allocator",
@@ -102,6 +102,7 @@ func newCoordinatorCmd(g *globals) *cobra.Command {
 				return err
 			}
 			cfg.InsecureHTTP = cfg.InsecureHTTP || insecureHTTP
+			cfg.JoinCluster = cfg.JoinCluster || joinCluster
 			c, err := grid.NewCoordinator(*cfg, logger, nil)
 			if err != nil {
 				return err
@@ -116,6 +117,7 @@ func newCoordinatorCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&config, "config", "coordinator.toml", "the coordinator's config (grid init writes one)")
 	cmd.Flags().BoolVar(&insecureHTTP, "insecure-http", false, "serve the API as plain HTTP, tokens in clear (only on a loopback api_addr; also insecure_http in the config)")
+	cmd.Flags().BoolVar(&joinCluster, "join-cluster", false, "a server grid servers add just added: an empty state_dir takes the leader's state (also join_cluster in the config)")
 	return cmd
 }
 

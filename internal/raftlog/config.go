@@ -147,6 +147,16 @@ var ErrRetry = errors.New("raftlog: the proposal was not committed; propose it a
 // or waiting when it returned.
 var ErrStopped = errors.New("raftlog: the node is stopped")
 
+// ErrOtherCluster, ErrOtherServer and ErrMembers are wrapped by Open's
+// errors for a state dir of another cluster, a state dir of another
+// server id, and Config.Peers that disagree with the recorded members:
+// the caller explains them in its own terms (its config's settings).
+var (
+	ErrOtherCluster = errors.New("raftlog: the state dir belongs to another cluster")
+	ErrOtherServer  = errors.New("raftlog: the state dir belongs to another server")
+	ErrMembers      = errors.New("raftlog: the configured members disagree with the recorded ones")
+)
+
 // NotLeaderError is returned by Propose, AddMember and RemoveMember on a
 // server that is not the leader. The leader fields are empty while no
 // leader is known (during an election).

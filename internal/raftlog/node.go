@@ -259,7 +259,7 @@ func (n *Node) checkPeers() error {
 		}
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("raftlog: Config.Peers disagree with the members recorded in %s: %s; start with Peers equal to the members %s (or no Peers), and change membership with AddMember and RemoveMember", n.disk.path, strings.Join(diffs, "; "), describePeers(n.members))
+		return fmt.Errorf("raftlog: Config.Peers disagree with the members recorded in %s: %s; start with Peers equal to the members %s (or no Peers), and change membership with AddMember and RemoveMember: %w", n.disk.path, strings.Join(diffs, "; "), describePeers(n.members), ErrMembers)
 	}
 	return nil
 }

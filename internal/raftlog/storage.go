@@ -173,14 +173,14 @@ func (s *diskStore) checkMeta(cluster string, node uint64) error {
 			return &CorruptError{Path: s.path, Record: "meta/format", Err: fmt.Errorf("format %x, want %d", f, formatVersion)}
 		}
 		if c := m.Get(keyCluster); string(c) != cluster {
-			return fmt.Errorf("raftlog: %s belongs to cluster %q, not to cluster %q of this server's config: point Dir at this cluster's state dir, or fix ClusterID", s.path, c, cluster)
+			return fmt.Errorf("raftlog: %s belongs to cluster %q, not to cluster %q of this server's config: point Dir at this cluster's state dir, or fix ClusterID: %w", s.path, c, cluster, ErrOtherCluster)
 		}
 		n := m.Get(keyNode)
 		if len(n) != 8 {
 			return &CorruptError{Path: s.path, Record: "meta/node", Err: fmt.Errorf("%d bytes, want 8", len(n))}
 		}
 		if got := binary.BigEndian.Uint64(n); got != node {
-			return fmt.Errorf("raftlog: %s is the state of server %d, not of server %d of this server's config: point Dir at server %d's own state dir, or fix ID", s.path, got, node, node)
+			return fmt.Errorf("raftlog: %s is the state of server %d, not of server %d of this server's config: point Dir at server %d's own state dir, or fix ID: %w", s.path, got, node, node, ErrOtherServer)
 		}
 		return nil
 	})

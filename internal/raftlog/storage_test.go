@@ -219,6 +219,9 @@ func TestOpenOtherClusterOrServer(t *testing.T) {
 			t.Errorf("another cluster: the error does not say %q: %v", w, err)
 		}
 	}
+	if !errors.Is(err, ErrOtherCluster) {
+		t.Errorf("another cluster: the error does not wrap ErrOtherCluster: %v", err)
+	}
 
 	cfg = c.config(c.peer(1))
 	cfg.ID = 2
@@ -228,6 +231,9 @@ func TestOpenOtherClusterOrServer(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("another server: the error does not say %q: %v", w, err)
 		}
+	}
+	if !errors.Is(err, ErrOtherServer) {
+		t.Errorf("another server: the error does not wrap ErrOtherServer: %v", err)
 	}
 }
 
@@ -240,6 +246,9 @@ func TestOpenPeersDisagree(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("the error does not say %q: %v", w, err)
 		}
+	}
+	if !errors.Is(err, ErrMembers) {
+		t.Errorf("the error does not wrap ErrMembers: %v", err)
 	}
 	// No Peers: the recorded members are used.
 	cfg.Peers = nil
