@@ -51,7 +51,7 @@ func startServers(t testing.TB, n, agents int, edit func(*grid.CoordinatorConfig
 			t.Fatal(err)
 		}
 		cfg.AgentGrace = 2e9
-		cfg.Volumes = []storage.Volume{{Name: "tmp", URL: "file://" + tmp}}
+		cfg.Volumes = append(cfg.Volumes, storage.Volume{Name: "tmp", URL: "file://" + tmp})
 		cfg.Tenants = append(cfg.Tenants, grid.TenantConfig{Name: "default", Weight: 1, Grants: map[string]string{"tmp": "read-write"}})
 		if edit != nil {
 			edit(cfg)
