@@ -195,29 +195,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 	}
 	bin := buildGrid(t)
 	dir := t.TempDir()
-	up := exec.Command(bin, "up", "--coordinators", "3", "--agents", "3", "--restart", "--state-dir", filepath.Join(dir, "grid"), "--log-level", "warn")
-	var log bytes.Buffer
-	var mu sync.Mutex
-	up.Stdout, up.Stderr = &lockedWriter{mu: &mu, w: &log}, &lockedWriter{mu: &mu, w: &log}
-	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
-		_ = up.Wait()
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("grid up:\n%s", lastLines(log.String(), 60))
-			mu.Unlock()
-		}
-	})
-	var env map[string]string
-	waitFor(t, time.Minute, "grid up's grid.env", func() bool {
-		var err error
-		env, err = readEnv(filepath.Join(dir, "grid", "grid.env"))
-		return err == nil && env["GRID_ADDR"] != ""
-	})
+	env := startGridUp(t, bin, filepath.Join(dir, "grid"), "--coordinators", "3", "--agents", "3", "--restart")
 	r, err := sdk.NewRemote(sdk.RemoteConfig{Addr: env["GRID_ADDR"], Token: env["GRID_TOKEN"], CAFile: env["GRID_CA"]})
 	if err != nil {
 		t.Fatal(err)
@@ -322,4 +300,35 @@ func TestClusterLeaderFailover(t *testing.T) {
 		t.Errorf("grid servers does not show one leader:\n%s", servers)
 	}
 	t.Logf("grid servers after the restart:\n%s", servers)
+}
+
+// startGridUp runs grid up with args and its state in stateDir until the
+// test ends (then SIGTERM; its output is logged if the test failed), and
+// returns its grid.env once it is written.
+func startGridUp(t *testing.T, bin, stateDir string, args ...string) map[string]string {
+	t.Helper()
+	up := exec.Command(bin, append(append([]string{"up"}, args...), "--state-dir", stateDir, "--log-level", "warn")...)
+	var log bytes.Buffer
+	var mu sync.Mutex
+	up.Stdout, up.Stderr = &lockedWriter{mu: &mu, w: &log}, &lockedWriter{mu: &mu, w: &log}
+	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = up.Wait()
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("grid up:\n%s", lastLines(log.String(), 80))
+			mu.Unlock()
+		}
+	})
+	var env map[string]string
+	waitFor(t, time.Minute, "grid up's grid.env", func() bool {
+		var err error
+		env, err = readEnv(filepath.Join(stateDir, "grid.env"))
+		return err == nil && env["GRID_ADDR"] != ""
+	})
+	return env
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,29 +27,7 @@ func TestClusterReplicatedState(t *testing.T) {
 	bin := buildGrid(t)
 	wasm := buildGuest(t, "go", "examples/wordcount/guest/go")
 	dir := t.TempDir()
-	up := exec.Command(bin, "up", "--coordinators", "3", "--agents", "2", "--state-dir", filepath.Join(dir, "grid"), "--log-level", "warn")
-	var log bytes.Buffer
-	var mu sync.Mutex
-	up.Stdout, up.Stderr = &lockedWriter{mu: &mu, w: &log}, &lockedWriter{mu: &mu, w: &log}
-	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
-		_ = up.Wait()
-		if t.Failed() {
-			mu.Lock()
-			t.Logf("grid up:\n%s", lastLines(log.String(), 80))
-			mu.Unlock()
-		}
-	})
-	var env map[string]string
-	waitFor(t, time.Minute, "grid up's grid.env", func() bool {
-		var err error
-		env, err = readEnv(filepath.Join(dir, "grid", "grid.env"))
-		return err == nil && env["GRID_ADDR"] != ""
-	})
+	env := startGridUp(t, bin, filepath.Join(dir, "grid"), "--coordinators", "3", "--agents", "2")
 	remote := func(token string) *sdk.Remote {
 		r, err := sdk.NewRemote(sdk.RemoteConfig{Addr: env["GRID_ADDR"], Token: token, CAFile: env["GRID_CA"]})
 		if err != nil {
