@@ -18,12 +18,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/serf/serf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/core"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
@@ -43,7 +43,7 @@ type Coordinator struct {
 	logger  *slog.Logger
 	coord   *coordinator
 	insp    *inspector
-	gossip  *gossip
+	gossip  *gossip.Agent
 	control *quicnet.ControlListener
 	api     net.Listener
 	apiTLS  *tls.Config // nil: plain HTTP (insecure_http, loopback only)
@@ -95,7 +95,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 			return nil, err
 		}
 	}
-	key, err := LoadKeyring(cfg.GossipKey)
+	key, err := gossip.LoadKeyring(cfg.GossipKey)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +176,11 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	if err := c.openLog(id); err != nil {
 		return nil, err
 	}
-	c.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
-		tagRole:    "coordinator",
-		tagControl: c.control.Addr().String(),
-		tagAPI:     c.api.Addr().String(),
-		tagVersion: Version,
+	c.gossip, err = gossip.Start(cfg.Name, cfg.GossipAddr, key, map[string]string{
+		gossip.TagRole:    "coordinator",
+		gossip.TagControl: c.control.Addr().String(),
+		gossip.TagAPI:     c.api.Addr().String(),
+		gossip.TagVersion: Version,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -201,7 +201,7 @@ func (c *Coordinator) close() {
 		c.raftNet.Close()
 	}
 	if c.gossip != nil {
-		c.gossip.close()
+		c.gossip.Close()
 	}
 	if c.control != nil {
 		c.control.Close()
@@ -217,7 +217,7 @@ func (c *Coordinator) close() {
 // APIAddr, ControlAddr and GossipAddr are where the coordinator listens.
 func (c *Coordinator) APIAddr() string     { return c.api.Addr().String() }
 func (c *Coordinator) ControlAddr() string { return c.control.Addr().String() }
-func (c *Coordinator) GossipAddr() string  { return c.gossip.addr }
+func (c *Coordinator) GossipAddr() string  { return c.gossip.Addr() }
 
 // APIURL is the API's base URL: https://, or http:// for a coordinator
 // serving plain HTTP on loopback (insecure_http).
@@ -499,24 +499,21 @@ func (c *Coordinator) watchGossip(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-c.gossip.events:
-			me, ok := e.(serf.MemberEvent)
+		case e := <-c.gossip.Events():
+			members, event, ok := gossip.Departed(e)
 			if !ok {
 				continue
 			}
-			for _, m := range me.Members {
-				if m.Tags[tagRole] != "agent" {
+			for _, m := range members {
+				if m.Tags[gossip.TagRole] != "agent" {
 					continue
 				}
-				switch me.Type {
-				case serf.EventMemberFailed, serf.EventMemberLeave:
-					c.logger.Warn("agent left gossip", "agent", m.Name, "event", me.Type.String())
-					c.mu.Lock()
-					link := c.links[m.Name]
-					c.mu.Unlock()
-					if link != nil {
-						c.startGrace(ctx, m.Name, link)
-					}
+				c.logger.Warn("agent left gossip", "agent", m.Name, "event", event)
+				c.mu.Lock()
+				link := c.links[m.Name]
+				c.mu.Unlock()
+				if link != nil {
+					c.startGrace(ctx, m.Name, link)
 				}
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 )
@@ -421,11 +422,11 @@ func serveFetch(ctx context.Context, st quicnet.Stream, dir, hash string, ensure
 // controlAddrOf is the control address server name advertises in gossip,
 // with its gossip host when it listens on every address.
 func (c *Coordinator) controlAddrOf(name string) string {
-	for _, m := range c.gossip.s.Members() {
-		if m.Name != name || m.Tags[tagRole] != "coordinator" || m.Status.String() != "alive" {
+	for _, m := range c.gossip.Members() {
+		if m.Name != name || m.Tags[gossip.TagRole] != "coordinator" || m.Status.String() != "alive" {
 			continue
 		}
-		addr := m.Tags[tagControl]
+		addr := m.Tags[gossip.TagControl]
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			return ""

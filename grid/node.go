@@ -18,6 +18,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
+	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
@@ -30,7 +31,7 @@ type Agent struct {
 	cfg       AgentConfig
 	logger    *slog.Logger
 	a         *agent
-	gossip    *gossip
+	gossip    *gossip.Agent
 	clientTLS *tls.Config // control plane
 	statuses  chan taskStatus
 
@@ -67,7 +68,7 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := LoadKeyring(cfg.GossipKey)
+	key, err := gossip.LoadKeyring(cfg.GossipKey)
 	if err != nil {
 		return nil, err
 	}
@@ -122,13 +123,13 @@ func NewAgent(cfg AgentConfig, logger *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.gossip, err = startGossip(cfg.Name, cfg.GossipAddr, key, map[string]string{
-		tagRole:    "agent",
-		tagBlocks:  n.a.blocks.Addr().String(),
-		tagCPU:     strconv.FormatInt(n.a.resources.CPU, 10),
-		tagMem:     strconv.FormatInt(n.a.resources.Mem, 10),
-		tagDisk:    strconv.FormatInt(n.a.resources.Disk, 10),
-		tagVersion: Version,
+	n.gossip, err = gossip.Start(cfg.Name, cfg.GossipAddr, key, map[string]string{
+		gossip.TagRole:    "agent",
+		gossip.TagBlocks:  n.a.blocks.Addr().String(),
+		gossip.TagCPU:     strconv.FormatInt(n.a.resources.CPU, 10),
+		gossip.TagMem:     strconv.FormatInt(n.a.resources.Mem, 10),
+		gossip.TagDisk:    strconv.FormatInt(n.a.resources.Disk, 10),
+		gossip.TagVersion: Version,
 	}, logger)
 	if err != nil {
 		_ = n.a.blocks.Run(canceled())
@@ -145,7 +146,7 @@ func canceled() context.Context {
 
 // BlockAddr and GossipAddr are where the agent listens.
 func (n *Agent) BlockAddr() string  { return n.a.blocks.Addr().String() }
-func (n *Agent) GossipAddr() string { return n.gossip.addr }
+func (n *Agent) GossipAddr() string { return n.gossip.Addr() }
 
 // Run joins the cluster and serves until ctx ends; it reconnects to the
 // coordinator when the control connection breaks.
@@ -155,12 +156,12 @@ func (n *Agent) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		wg.Wait()
-		n.gossip.close()
+		n.gossip.Close()
 	}()
 	wg.Go(func() { n.a.run(ctx) })
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		if _, err := n.gossip.s.Join(n.cfg.Join, true); err != nil {
+		if _, err := n.gossip.Join(n.cfg.Join); err != nil {
 			n.logger.Warn("joining the cluster", "join", n.cfg.Join, "err", err)
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
@@ -199,16 +200,16 @@ func sleep(ctx context.Context, d time.Duration) {
 // gossip.
 func (n *Agent) coordinatorAddr() string {
 	addr, term := "", uint64(0)
-	for _, m := range n.gossip.s.Members() {
-		if m.Tags[tagRole] != "coordinator" || m.Status.String() != "alive" {
+	for _, m := range n.gossip.Members() {
+		if m.Tags[gossip.TagRole] != "coordinator" || m.Status.String() != "alive" {
 			continue
 		}
 		// With several coordinator servers, the leader of the highest
 		// term (a dead leader's tag lingers until gossip finds it
 		// dead); a follower refuses the registration, and the agent asks
 		// gossip again.
-		if t, _ := strconv.ParseUint(m.Tags[tagLeader], 10, 64); t > term || addr == "" {
-			addr, term = m.Tags[tagControl], t
+		if t, _ := strconv.ParseUint(m.Tags[gossip.TagLeader], 10, 64); t > term || addr == "" {
+			addr, term = m.Tags[gossip.TagControl], t
 		}
 	}
 	return addr

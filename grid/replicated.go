@@ -13,6 +13,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
@@ -95,12 +96,12 @@ func (c *Coordinator) followLeadership(ctx context.Context, led chan<- struct{})
 		case leading := <-c.raft.LeaderCh():
 			if !leading {
 				c.coord.stepDown()
-				_ = c.gossip.setTag(tagLeader, "0")
+				_ = c.gossip.SetTag(gossip.TagLeader, "0")
 				c.logger.Warn("no longer the coordinators' leader")
 				continue
 			}
 			orphans := c.coord.takeOver()
-			_ = c.gossip.setTag(tagLeader, strconv.FormatUint(c.raft.Status().Term, 10))
+			_ = c.gossip.SetTag(gossip.TagLeader, strconv.FormatUint(c.raft.Status().Term, 10))
 			c.logger.Info("leading the coordinators", "jobs", c.coord.running(), "agents_to_reregister", len(orphans))
 			// Agents the state knows have their grace period to register
 			// with this leader; those that do not are lost.
@@ -252,7 +253,7 @@ func (c *Coordinator) joinServers(ctx context.Context) {
 		return
 	}
 	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 2*time.Second) {
-		if n, _ := c.gossip.s.Join(addrs, true); n > 0 {
+		if n, _ := c.gossip.Join(addrs); n > 0 {
 			return
 		}
 		sleep(ctx, backoff)

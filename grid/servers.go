@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
+	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 )
 
@@ -286,9 +287,9 @@ func (c *Coordinator) gossipAPI(name string) string {
 	if c.gossip == nil {
 		return ""
 	}
-	for _, m := range c.gossip.s.Members() {
-		if m.Name == name && m.Tags[tagRole] == "coordinator" && m.Tags[tagAPI] != "" {
-			return c.scheme() + m.Tags[tagAPI]
+	for _, m := range c.gossip.Members() {
+		if m.Name == name && m.Tags[gossip.TagRole] == "coordinator" && m.Tags[gossip.TagAPI] != "" {
+			return c.scheme() + m.Tags[gossip.TagAPI]
 		}
 	}
 	return ""

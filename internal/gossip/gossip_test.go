@@ -1,4 +1,4 @@
-package grid
+package gossip
 
 import (
 	"bytes"
@@ -14,25 +14,25 @@ func TestGossipNeedsTheKey(t *testing.T) {
 	key := bytes.Repeat([]byte{7}, 32)
 	wrong := bytes.Repeat([]byte{9}, 32)
 	log := slog.New(slog.DiscardHandler)
-	a, err := startGossip("coordinator", "127.0.0.1:0", key, map[string]string{tagRole: "coordinator"}, log)
+	a, err := Start("coordinator", "127.0.0.1:0", key, map[string]string{TagRole: "coordinator"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.close()
-	stranger, err := startGossip("stranger", "127.0.0.1:0", wrong, map[string]string{tagRole: "agent"}, log)
+	defer a.Close()
+	stranger, err := Start("stranger", "127.0.0.1:0", wrong, map[string]string{TagRole: "agent"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stranger.close()
-	if n, err := stranger.s.Join([]string{a.addr}, true); err == nil && n > 0 {
+	defer stranger.Close()
+	if n, err := stranger.Join([]string{a.Addr()}); err == nil && n > 0 {
 		t.Errorf("a node with another key joined %d nodes", n)
 	}
-	member, err := startGossip("agent-1", "127.0.0.1:0", key, map[string]string{tagRole: "agent"}, log)
+	member, err := Start("agent-1", "127.0.0.1:0", key, map[string]string{TagRole: "agent"}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer member.close()
-	if _, err := member.s.Join([]string{a.addr}, true); err != nil {
+	defer member.Close()
+	if _, err := member.Join([]string{a.Addr()}); err != nil {
 		t.Fatalf("a node with the key could not join: %v", err)
 	}
 	// Membership converges within a few gossip rounds; the bound only
@@ -40,7 +40,7 @@ func TestGossipNeedsTheKey(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		names := map[string]bool{}
-		for _, m := range a.s.Members() {
+		for _, m := range a.Members() {
 			if m.Status.String() == "alive" {
 				names[m.Name] = true
 			}

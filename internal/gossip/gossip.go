@@ -1,4 +1,4 @@
-package grid
+package gossip
 
 import (
 	"encoding/base64"
@@ -17,30 +17,30 @@ import (
 
 // Serf tags a node advertises.
 const (
-	tagRole    = "role" // "coordinator" or "agent"
-	tagControl = "control"
-	tagAPI     = "api"
-	tagBlocks  = "blocks"
-	tagCPU     = "cpu_millis"
-	tagMem     = "mem_mib"
-	tagDisk    = "disk_mib"
-	tagVersion = "version"
-	// tagLeader is the raft term of the coordinator server that leads
+	TagRole    = "role" // "coordinator" or "agent"
+	TagControl = "control"
+	TagAPI     = "api"
+	TagBlocks  = "blocks"
+	TagCPU     = "cpu_millis"
+	TagMem     = "mem_mib"
+	TagDisk    = "disk_mib"
+	TagVersion = "version"
+	// TagLeader is the raft term of the coordinator server that leads
 	// the replicated log ("0" on a follower): agents register with the
 	// one of the highest term.
-	tagLeader = "leader"
+	TagLeader = "leader"
 )
 
-// gossip is a node's serf membership.
-type gossip struct {
+// Agent is a node's serf membership.
+type Agent struct {
 	s      *serf.Serf
 	events chan serf.Event
 	addr   string
 }
 
-// startGossip joins nothing yet: it starts this node's serf agent on
+// Start joins nothing yet: it starts this node's serf agent on
 // bindAddr (port 0 picks one) with an encrypted keyring.
-func startGossip(name, bindAddr string, key []byte, tags map[string]string, logger *slog.Logger) (*gossip, error) {
+func Start(name, bindAddr string, key []byte, tags map[string]string, logger *slog.Logger) (*Agent, error) {
 	host, portStr, err := net.SplitHostPort(bindAddr)
 	if err != nil {
 		return nil, fmt.Errorf("grid: gossip address %q: %w", bindAddr, err)
@@ -74,11 +74,26 @@ func startGossip(name, bindAddr string, key []byte, tags map[string]string, logg
 		return nil, fmt.Errorf("grid: start gossip on %s: %w", bindAddr, err)
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(ml.BindPort))
-	return &gossip{s: s, events: events, addr: addr}, nil
+	return &Agent{s: s, events: events, addr: addr}, nil
 }
 
-// setTag changes one of this node's tags; serf gossips the change.
-func (g *gossip) setTag(key, value string) error {
+// Addr is the address the agent's gossip listens on.
+func (g *Agent) Addr() string { return g.addr }
+
+// Events are serf's events (buffered: 256); Departed reads the ones
+// that matter to grid.
+func (g *Agent) Events() <-chan serf.Event { return g.events }
+
+// Members is every member the agent knows of, itself included, whatever
+// its status.
+func (g *Agent) Members() []serf.Member { return g.s.Members() }
+
+// Join joins the members at addrs, ignoring events from before the join,
+// and says how many it reached.
+func (g *Agent) Join(addrs []string) (int, error) { return g.s.Join(addrs, true) }
+
+// SetTag changes one of this node's tags; serf gossips the change.
+func (g *Agent) SetTag(key, value string) error {
 	tags := map[string]string{}
 	for k, v := range g.s.LocalMember().Tags {
 		tags[k] = v
@@ -87,9 +102,24 @@ func (g *gossip) setTag(key, value string) error {
 	return g.s.SetTags(tags)
 }
 
-func (g *gossip) close() {
+// Close leaves the cluster and stops the agent.
+func (g *Agent) Close() {
 	_ = g.s.Leave()
 	_ = g.s.Shutdown()
+}
+
+// Departed reports whether e says members failed or left, and which, with
+// the event's name ("member-failed", "member-leave").
+func Departed(e serf.Event) (members []serf.Member, event string, ok bool) {
+	me, ok := e.(serf.MemberEvent)
+	if !ok {
+		return nil, "", false
+	}
+	switch me.Type {
+	case serf.EventMemberFailed, serf.EventMemberLeave:
+		return me.Members, me.Type.String(), true
+	}
+	return nil, "", false
 }
 
 // slogWriter turns standard-logger lines into debug records.
