@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/audit"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
 	"github.com/wasmgrid/wasmgrid/internal/gossip"
@@ -53,7 +54,7 @@ type Coordinator struct {
 	// sync moves modules between the coordinator servers.
 	sync   *moduleSync
 	limits *apiLimits
-	audit  *auditLog
+	audit  *audit.Log
 	lim    LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.
 	modulesDir string
@@ -210,7 +211,7 @@ func (c *Coordinator) close() {
 		c.api.Close()
 	}
 	if c.audit != nil {
-		c.audit.close()
+		c.audit.Close()
 	}
 }
 

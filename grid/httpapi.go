@@ -20,6 +20,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/audit"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
 
@@ -136,14 +137,14 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 func (c *Coordinator) authed(rt route) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
 		start := c.limits.now()
-		w := &auditWriter{ResponseWriter: rw, object: cmp.Or(r.PathValue("id"), r.PathValue("hash"))}
+		w := audit.NewWriter(rw, cmp.Or(r.PathValue("id"), r.PathValue("hash")))
 		addr := clientAddr(r)
 		var p principal
 		defer func() {
 			// A backup holds every job's record: each copy is audited.
-			if audited(r.Method, w.status) || rt.action == "server.backup" {
-				c.audit.write(auditRecord{p: p, action: rt.action, object: w.object, method: r.Method, path: r.URL.Path,
-					remote: r.RemoteAddr, status: w.status, reason: w.reason(), elapsed: c.limits.now().Sub(start)})
+			if audit.Audited(r.Method, w.Status()) || rt.action == "server.backup" {
+				c.audit.Write(audit.Record{Tenant: p.tenant, TokenID: p.tokenID, Role: string(p.role), Action: rt.action, Object: w.Object(), Method: r.Method, Path: r.URL.Path,
+					Remote: r.RemoteAddr, Status: w.Status(), Reason: w.Reason(), Elapsed: c.limits.now().Sub(start)})
 			}
 		}()
 		if retry, throttled := c.limits.authThrottled(addr); throttled {

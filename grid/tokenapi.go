@@ -132,7 +132,7 @@ func (c *Coordinator) tenantNames() []string {
 
 // noteObject names what a request acts on, for the audit log.
 func noteObject(w http.ResponseWriter, object string) {
-	if aw, ok := w.(interface{ setObject(string) }); ok {
-		aw.setObject(object)
+	if aw, ok := w.(interface{ SetObject(string) }); ok {
+		aw.SetObject(object)
 	}
 }
