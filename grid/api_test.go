@@ -209,7 +209,7 @@ func TestTokenRateLimit(t *testing.T) {
 	clock := newFakeClock()
 	a := startAPI(t, []string{"etl", "bi"}, func(cfg *CoordinatorConfig) {
 		cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 2, 5
-	}, func(c *Coordinator) { c.limits.now = clock.now })
+	}, func(c *Coordinator) { c.limits = newAPILimits(c.lim, clock.now) })
 	flood, other := a.init.TenantTokens["etl"], a.init.TenantTokens["bi"]
 	for i := range 5 {
 		if code, b, _ := a.do(flood, http.MethodGet, "/v1/jobs", nil); code != http.StatusOK {
@@ -238,7 +238,7 @@ func TestAuthFailureThrottle(t *testing.T) {
 	clock := newFakeClock()
 	a := startAPI(t, []string{"etl"}, func(cfg *CoordinatorConfig) {
 		cfg.Limits.AuthFailuresPerMinute, cfg.Limits.AuthFailureBurst = 6, 3
-	}, func(c *Coordinator) { c.limits.now = clock.now })
+	}, func(c *Coordinator) { c.limits = newAPILimits(c.lim, clock.now) })
 	for i := range 3 {
 		if code, _, _ := a.do("guess", http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: HTTP %d, want 401", i, code)
@@ -402,7 +402,7 @@ func TestModuleUploads(t *testing.T) {
 		t.Errorf("etl lists %d modules: %s", len(list.Modules), b)
 	}
 	// One upload of etl in progress (held here): the next is 429.
-	release, ok := a.coord.limits.startUpload("etl")
+	release, ok := a.coord.limits.StartUpload("etl")
 	if !ok {
 		t.Fatal("no upload slot")
 	}

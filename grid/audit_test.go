@@ -22,7 +22,7 @@ func TestAuditLog(t *testing.T) {
 	a := startAPI(t, []string{"etl"}, func(cfg *CoordinatorConfig) {
 		cfg.Limits.RequestsPerSecond, cfg.Limits.RequestBurst = 1, 3
 	}, func(c *Coordinator) {
-		c.limits.now = clock.now
+		c.limits = newAPILimits(c.lim, clock.now)
 		c.audit = newAuditLog(c.cfg.Audit.withDefaults(c.cfg.StateDir), clock.now)
 	})
 	admin, etl := a.init.AdminToken, a.init.TenantTokens["etl"]

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/apilimit"
 	"github.com/wasmgrid/wasmgrid/internal/audit"
 	"github.com/wasmgrid/wasmgrid/internal/certs"
 	"github.com/wasmgrid/wasmgrid/internal/executor"
@@ -53,7 +54,7 @@ type Coordinator struct {
 	modules *moduleStore
 	// sync moves modules between the coordinator servers.
 	sync   *moduleSync
-	limits *apiLimits
+	limits *apilimit.Limits
 	audit  *audit.Log
 	lim    LimitsConfig // the config's limits, defaults filled in
 	// agentTLS is the control plane's server side.

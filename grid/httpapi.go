@@ -20,6 +20,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/apilimit"
 	"github.com/wasmgrid/wasmgrid/internal/audit"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
@@ -136,29 +137,29 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request, p principal)
 // any other token.
 func (c *Coordinator) authed(rt route) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
-		start := c.limits.now()
+		start := c.limits.Now()
 		w := audit.NewWriter(rw, cmp.Or(r.PathValue("id"), r.PathValue("hash")))
-		addr := clientAddr(r)
+		addr := apilimit.ClientAddr(r)
 		var p principal
 		defer func() {
 			// A backup holds every job's record: each copy is audited.
 			if audit.Audited(r.Method, w.Status()) || rt.action == "server.backup" {
 				c.audit.Write(audit.Record{Tenant: p.tenant, TokenID: p.tokenID, Role: string(p.role), Action: rt.action, Object: w.Object(), Method: r.Method, Path: r.URL.Path,
-					Remote: r.RemoteAddr, Status: w.Status(), Reason: w.Reason(), Elapsed: c.limits.now().Sub(start)})
+					Remote: r.RemoteAddr, Status: w.Status(), Reason: w.Reason(), Elapsed: c.limits.Now().Sub(start)})
 			}
 		}()
-		if retry, throttled := c.limits.authThrottled(addr); throttled {
+		if retry, throttled := c.limits.AuthThrottled(addr); throttled {
 			tooMany(w, retry, "too many failed authentications from "+addr+" (limits.auth_failures_per_minute)")
 			return
 		}
 		var ok bool
 		if p, ok = c.auth.who(r); !ok {
-			c.limits.authFailed(addr)
+			c.limits.AuthFailed(addr)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wasmgrid"`)
 			httpError(w, http.StatusUnauthorized, "a valid bearer token is required (GRID_TOKEN)")
 			return
 		}
-		if retry, ok := c.limits.allowRequest(p.tokenID); !ok {
+		if retry, ok := c.limits.AllowRequest(p.tokenID); !ok {
 			tooMany(w, retry, fmt.Sprintf("token %s is over its request rate (limits.requests_per_second = %g)", p.tokenID, c.lim.RequestsPerSecond))
 			return
 		}
@@ -200,7 +201,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // way: an upload costs one buffer of memory, whatever its size, and at
 // most limits.uploads_per_tenant of a tenant's run at once.
 func (c *Coordinator) putModule(w http.ResponseWriter, r *http.Request, p principal) {
-	release, ok := c.limits.startUpload(p.tenant)
+	release, ok := c.limits.StartUpload(p.tenant)
 	if !ok {
 		tooMany(w, 2*time.Second, fmt.Sprintf("%d uploads of tenant %s are in progress, its limit (limits.uploads_per_tenant)", c.lim.UploadsPerTenant, p.tenant))
 		return
@@ -558,7 +559,7 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 	if j == nil {
 		return
 	}
-	release, ok := c.limits.openStream(p.tokenID)
+	release, ok := c.limits.OpenStream(p.tokenID)
 	if !ok {
 		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
 		return
@@ -671,7 +672,7 @@ func (l *eventLog) since(seq int64) []api.ClusterEvent {
 // clusterEvents streams the cluster's events (admin only) as server-sent
 // events.
 func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p principal) {
-	release, ok := c.limits.openStream(p.tokenID)
+	release, ok := c.limits.OpenStream(p.tokenID)
 	if !ok {
 		tooMany(w, 5*time.Second, fmt.Sprintf("token %s has %d event streams open, its limit (limits.streams_per_token)", p.tokenID, c.lim.StreamsPerToken))
 		return

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/wasmgrid/wasmgrid/internal/apilimit"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
-	"golang.org/x/time/rate"
 )
 
 // LimitsConfig bounds what one tenant, one token or one client address
@@ -148,152 +146,13 @@ func (l LimitsConfig) validate() []error {
 	return errs
 }
 
-// maxTrackedAddrs bounds the client addresses whose failed
-// authentications are counted one by one; beyond them, addresses share
-// one budget.
-const maxTrackedAddrs = 10000
-
-// apiLimits enforces the per-token, per-address and per-tenant limits of
-// the API. Its clock is injected: tests move it.
-type apiLimits struct {
-	cfg LimitsConfig
-	now func() time.Time
-
-	mu       sync.Mutex               // protects the maps below
-	tokens   map[string]*rate.Limiter // requests, by token id
-	failures map[string]*rate.Limiter // failed authentications, by client address
-	overflow *rate.Limiter            // shared by addresses past maxTrackedAddrs
-	streams  map[string]int           // open event streams, by token id
-	uploads  map[string]int           // uploads in progress, by tenant
-}
-
-func newAPILimits(cfg LimitsConfig, now func() time.Time) *apiLimits {
-	return &apiLimits{
-		cfg: cfg, now: now,
-		tokens: map[string]*rate.Limiter{}, failures: map[string]*rate.Limiter{},
-		overflow: rate.NewLimiter(rate.Limit(cfg.AuthFailuresPerMinute/60), cfg.AuthFailureBurst),
-		streams:  map[string]int{}, uploads: map[string]int{},
-	}
-}
-
-// allowRequest takes one request from a token's budget, or says how long
-// to wait for one.
-func (l *apiLimits) allowRequest(tokenID string) (time.Duration, bool) {
-	now := l.now()
-	l.mu.Lock()
-	lim := l.tokens[tokenID]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(l.cfg.RequestsPerSecond), l.cfg.RequestBurst)
-		l.tokens[tokenID] = lim
-	}
-	l.mu.Unlock()
-	r := lim.ReserveN(now, 1)
-	if !r.OK() {
-		return time.Minute, false
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return d, false
-	}
-	return 0, true
-}
-
-// failureLimiter is addr's budget of failed authentications; with mu held.
-func (l *apiLimits) failureLimiter(addr string, now time.Time) *rate.Limiter {
-	if lim := l.failures[addr]; lim != nil {
-		return lim
-	}
-	if len(l.failures) >= maxTrackedAddrs {
-		// Forget the addresses whose budget is whole again.
-		for a, lim := range l.failures {
-			if lim.TokensAt(now) >= float64(l.cfg.AuthFailureBurst) {
-				delete(l.failures, a)
-			}
-		}
-		if len(l.failures) >= maxTrackedAddrs {
-			return l.overflow
-		}
-	}
-	lim := rate.NewLimiter(rate.Limit(l.cfg.AuthFailuresPerMinute/60), l.cfg.AuthFailureBurst)
-	l.failures[addr] = lim
-	return lim
-}
-
-// authThrottled says whether addr has spent its failed authentications,
-// and how long until it may try again.
-func (l *apiLimits) authThrottled(addr string) (time.Duration, bool) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.failures[addr]
-	if !ok {
-		if len(l.failures) < maxTrackedAddrs {
-			return 0, false
-		}
-		lim = l.overflow
-	}
-	tokens := lim.TokensAt(now)
-	if tokens >= 1 {
-		return 0, false
-	}
-	per := float64(lim.Limit())
-	if per <= 0 {
-		return time.Hour, true
-	}
-	return time.Duration((1 - tokens) / per * float64(time.Second)), true
-}
-
-// authFailed spends one of addr's failed authentications.
-func (l *apiLimits) authFailed(addr string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.failureLimiter(addr, now).AllowN(now, 1)
-}
-
-// openStream counts an event stream of a token, if it may open one; the
-// caller calls release when it ends.
-func (l *apiLimits) openStream(tokenID string) (release func(), ok bool) {
-	return l.hold(l.streams, tokenID, l.cfg.StreamsPerToken)
-}
-
-// startUpload counts an upload of a tenant, if it may start one.
-func (l *apiLimits) startUpload(tenant string) (release func(), ok bool) {
-	return l.hold(l.uploads, tenant, l.cfg.UploadsPerTenant)
-}
-
-func (l *apiLimits) hold(m map[string]int, key string, limit int) (func(), bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if m[key] >= limit {
-		return nil, false
-	}
-	m[key]++
-	return sync.OnceFunc(func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if m[key]--; m[key] <= 0 {
-			delete(m, key)
-		}
-	}), true
-}
-
-// clientAddr is who a request comes from, as failed authentications are
-// counted: its IP address, or its /64 for IPv6 (one host's share). A
-// proxy's X-Forwarded-For is not trusted.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil {
-		return host
-	}
-	if ip.To4() == nil {
-		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
-	}
-	return ip.String()
+// newAPILimits enforces the API's limits of cfg (with its defaults).
+func newAPILimits(cfg LimitsConfig, now func() time.Time) *apilimit.Limits {
+	return apilimit.New(apilimit.Config{
+		RequestsPerSecond: cfg.RequestsPerSecond, RequestBurst: cfg.RequestBurst,
+		AuthFailuresPerMinute: cfg.AuthFailuresPerMinute, AuthFailureBurst: cfg.AuthFailureBurst,
+		StreamsPerToken: cfg.StreamsPerToken, UploadsPerTenant: cfg.UploadsPerTenant,
+	}, now)
 }
 
 // tooMany answers 429 with a Retry-After of at least a second.
