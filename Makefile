@@ -36,7 +36,7 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzScan -fuzztime 20s ./internal/batch/
 	$(GO) test -run XXX -fuzz FuzzLoadConfig -fuzztime 20s ./grid/
 	$(GO) test -run XXX -fuzz FuzzResolve -fuzztime 20s ./internal/storage/
-	$(GO) test -run XXX -fuzz FuzzTokenFile -fuzztime 20s ./grid/
+	$(GO) test -run XXX -fuzz FuzzTokenFile -fuzztime 20s ./internal/tokens/
 	$(GO) test -run XXX -fuzz FuzzAuditConfig -fuzztime 20s ./grid/
 	$(GO) test -run XXX -fuzz FuzzBackupName -fuzztime 20s ./internal/audit/
 	$(GO) test -run XXX -fuzz FuzzEnvelope -fuzztime 20s ./internal/raftlog/

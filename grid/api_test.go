@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 	"go.uber.org/goleak"
 )
 
@@ -182,13 +183,13 @@ func TestRevokedTokenRefused(t *testing.T) {
 		t.Errorf("revoking no token: HTTP %d", code)
 	}
 	// Revoking the config's tenant token works like any other.
-	if code, _, _ := a.do(admin, http.MethodDelete, "/v1/tokens/"+bootstrapID("etl"), nil); code != http.StatusOK {
+	if code, _, _ := a.do(admin, http.MethodDelete, "/v1/tokens/"+tokens.BootstrapID("etl"), nil); code != http.StatusOK {
 		t.Errorf("revoke a bootstrap token: HTTP %d", code)
 	}
 	if code, _, _ := a.do(a.init.TenantTokens["etl"], http.MethodGet, "/v1/jobs", nil); code != http.StatusUnauthorized {
 		t.Errorf("a revoked bootstrap token: HTTP %d, want 401", code)
 	}
-	code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens/"+bootstrapID("")+"/rotate", nil)
+	code, b, _ := a.do(admin, http.MethodPost, "/v1/tokens/"+tokens.BootstrapID("")+"/rotate", nil)
 	if code != http.StatusCreated {
 		t.Fatalf("rotate the admin token: HTTP %d %s", code, b)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wasmgrid/wasmgrid/api"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 // TestAuditLog: changes and refusals are logged as JSON lines, with who,
@@ -64,12 +65,12 @@ func TestAuditLog(t *testing.T) {
 		recs = append(recs, r)
 	}
 	want := []rec{
-		{Action: "token.create", Role: "admin", TokenID: bootstrapID(""), Object: read.ID, Outcome: "ok", Status: 201},
-		{Action: "module.upload", Role: "submit", Tenant: "etl", TokenID: bootstrapID("etl"), Object: HashToken("\x00asm\x01\x00\x00\x00"), Outcome: "ok", Status: 200},
+		{Action: "token.create", Role: "admin", TokenID: tokens.BootstrapID(""), Object: read.ID, Outcome: "ok", Status: 201},
+		{Action: "module.upload", Role: "submit", Tenant: "etl", TokenID: tokens.BootstrapID("etl"), Object: HashToken("\x00asm\x01\x00\x00\x00"), Outcome: "ok", Status: 200},
 		{Action: "module.upload", Role: "read-only", Tenant: "etl", TokenID: read.ID, Outcome: "refused", Status: 403},
 		{Action: "job.list", Outcome: "refused", Status: 401},
-		{Action: "token.revoke", Role: "admin", TokenID: bootstrapID(""), Object: read.ID, Outcome: "ok", Status: 200},
-		{Action: "job.list", Role: "submit", Tenant: "etl", TokenID: bootstrapID("etl"), Outcome: "refused", Status: 429},
+		{Action: "token.revoke", Role: "admin", TokenID: tokens.BootstrapID(""), Object: read.ID, Outcome: "ok", Status: 200},
+		{Action: "job.list", Role: "submit", Tenant: "etl", TokenID: tokens.BootstrapID("etl"), Outcome: "refused", Status: 429},
 	}
 	if len(recs) != len(want) {
 		t.Fatalf("%d records, want %d:\n%s", len(recs), len(want), b)

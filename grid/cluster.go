@@ -28,6 +28,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/gossip"
 	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 	"github.com/wasmgrid/wasmgrid/internal/wire"
 	"github.com/wasmgrid/wasmgrid/shuffle/quicnet"
 	"github.com/wasmgrid/wasmgrid/wasmexec"
@@ -109,7 +110,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	// The tokens are replicated state: the log (openLog's replay, then
 	// every committed command) fills the store; nothing is read from or
 	// written to the state dir before openLog has checked it.
-	tokens := newTokenStore(bootstrapTokens(cfg), time.Now)
+	store := tokens.NewStore(bootstrapTokens(cfg), time.Now)
 	c := &Coordinator{
 		cfg:        cfg,
 		logger:     logger,
@@ -121,7 +122,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 		added:      map[uint64]ServerConfig{},
 		modulesDir: filepath.Join(cfg.StateDir, "coordinator", "modules"),
 		events:     newEventLog(),
-		auth:       newAuthz(tokens),
+		auth:       newAuthz(store),
 	}
 	c.limits = newAPILimits(c.lim, time.Now)
 	c.audit = newAuditLog(cfg.Audit.withDefaults(cfg.StateDir), time.Now)
@@ -141,7 +142,7 @@ func NewCoordinator(cfg CoordinatorConfig, logger *slog.Logger, reg prometheus.R
 	c.sync.logger = logger.With("role", "modules")
 	c.sync.addrOf = c.controlAddrOf
 	c.sync.stillWanted = func(hash string) bool { return c.modules.named(hash) || c.moduleInUse(hash) }
-	c.coord.tokens, c.coord.modules, c.coord.missing = tokens, c.modules, c.sync.want
+	c.coord.tokens, c.coord.modules, c.coord.missing = store, c.modules, c.sync.want
 	grants, err := grantsFor(cfg.Volumes, cfg.Tenants)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/allocator"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 // TLSFiles names a node's PEM files: the cluster's authority, and the
@@ -297,10 +298,7 @@ func validHash(h string) bool {
 }
 
 // HashToken is the hex sha256 of a bearer token, as configs store it.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+func HashToken(token string) string { return tokens.Hash(token) }
 
 // LoadCoordinatorConfig reads a coordinator config file; relative paths
 // in it are relative to the file.

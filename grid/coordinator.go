@@ -23,6 +23,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 	"github.com/wasmgrid/wasmgrid/internal/raftlog"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 	"github.com/wasmgrid/wasmgrid/planner"
 )
 
@@ -76,7 +77,7 @@ type coordinator struct {
 
 	// tokens and modules are the shell's replicated state beside the
 	// core (replstate.go): grid commands of the log change them.
-	tokens  *tokenStore
+	tokens  *tokens.Store
 	modules *moduleStore
 	// missing is told, without blocking, of a module the log names that
 	// this server lacks; nil: nobody fetches it (the embedded grid).
@@ -104,7 +105,7 @@ func newCoordinator(logger *slog.Logger, m *metrics, statuses chan taskStatus, s
 		stateDir: stateDir,
 		statuses: statuses,
 		core:     cr,
-		tokens:   newTokenStore(nil, time.Now),
+		tokens:   tokens.NewStore(nil, time.Now),
 		modules:  newModuleStore(filepath.Join(stateDir, "coordinator", "modules"), LimitsConfig{}.withDefaults()),
 		links:    map[string]agentLink{},
 		jobs:     map[string]*jobRun{},
@@ -190,7 +191,7 @@ func (c *coordinator) Snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(gridSnapshot{Grid: gridSnapshotVersion, Core: cs, Tokens: c.tokens.snapshot(), Modules: c.modules.records()})
+	b, err := json.Marshal(gridSnapshot{Grid: gridSnapshotVersion, Core: cs, Tokens: c.tokens.Snapshot(), Modules: c.modules.records()})
 	if err != nil {
 		return nil, fmt.Errorf("grid: snapshot: %w", err)
 	}
@@ -212,7 +213,7 @@ func (c *coordinator) Restore(_ uint64, b []byte) error {
 	defer c.mu.Unlock()
 	c.core = cr
 	if !legacy {
-		c.tokens.restore(snap.Tokens)
+		c.tokens.Restore(snap.Tokens)
 		c.modules.restore(snap.Modules)
 	}
 	c.wantModules()

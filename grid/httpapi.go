@@ -23,6 +23,7 @@ import (
 	"github.com/wasmgrid/wasmgrid/internal/apilimit"
 	"github.com/wasmgrid/wasmgrid/internal/audit"
 	"github.com/wasmgrid/wasmgrid/internal/jobspec"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 // principal is who a request's bearer token names.
@@ -35,7 +36,7 @@ type principal struct {
 
 // authz knows the tokens, and remembers who owns what.
 type authz struct {
-	tokens *tokenStore
+	tokens *tokens.Store
 
 	mu sync.Mutex
 	// pending counts each tenant's jobs being admitted; the core counts
@@ -43,8 +44,8 @@ type authz struct {
 	pending map[string]int
 }
 
-func newAuthz(tokens *tokenStore) *authz {
-	return &authz{tokens: tokens, pending: map[string]int{}}
+func newAuthz(store *tokens.Store) *authz {
+	return &authz{tokens: store, pending: map[string]int{}}
 }
 
 // startJob counts a job of tenant being admitted, if the tenant has fewer
@@ -73,7 +74,7 @@ func (a *authz) who(r *http.Request) (principal, bool) {
 	if !ok || tok == "" {
 		return principal{}, false
 	}
-	info, ok := a.tokens.lookup(tok)
+	info, ok := a.tokens.Lookup(tok)
 	if !ok {
 		return principal{}, false
 	}
@@ -578,7 +579,7 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 		case <-r.Context().Done():
 			return
 		}
-		if !c.auth.tokens.live(p.tokenID) {
+		if !c.auth.tokens.Live(p.tokenID) {
 			return // revoked: the stream ends with it
 		}
 		info, ok := c.jobInfo(j.ID, true)
@@ -698,7 +699,7 @@ func (c *Coordinator) clusterEvents(w http.ResponseWriter, r *http.Request, p pr
 			return
 		case <-tick.C:
 		}
-		if !c.auth.tokens.live(p.tokenID) {
+		if !c.auth.tokens.Live(p.tokenID) {
 			return
 		}
 	}

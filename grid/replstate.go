@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 // The coordinators' replicated log carries two kinds of entry:
@@ -35,9 +36,9 @@ const gridCommandVersion = 1
 // gridCommand is one change of the shell's replicated state: exactly one
 // of its fields beside V is set.
 type gridCommand struct {
-	V      int            `json:"v"`
-	Token  *tokenCommand  `json:"token,omitempty"`
-	Module *moduleCommand `json:"module,omitempty"`
+	V      int             `json:"v"`
+	Token  *tokens.Command `json:"token,omitempty"`
+	Module *moduleCommand  `json:"module,omitempty"`
 }
 
 // moduleCommand records a module in the replicated state, or drops a
@@ -102,7 +103,7 @@ func (cmd gridCommand) check() error {
 	case (cmd.Token == nil) == (cmd.Module == nil):
 		return errors.New("a grid command sets one of token and module")
 	case cmd.Token != nil:
-		return cmd.Token.check()
+		return cmd.Token.Check()
 	default:
 		return cmd.Module.check()
 	}
@@ -172,7 +173,7 @@ const gridSnapshotVersion = 1
 type gridSnapshot struct {
 	Grid    int             `json:"grid"`
 	Core    json.RawMessage `json:"core"`
-	Tokens  []tokenRecord   `json:"tokens"`
+	Tokens  []tokens.Record `json:"tokens"`
 	Modules []moduleRecord  `json:"modules"`
 }
 
@@ -197,7 +198,7 @@ func decodeSnapshot(b []byte) (snap gridSnapshot, legacy bool, err error) {
 	}
 	ids := map[string]bool{}
 	for i, t := range snap.Tokens {
-		if err := t.check(); err != nil {
+		if err := t.Check(); err != nil {
 			return gridSnapshot{}, false, fmt.Errorf("grid: snapshot: token %d: %w", i, err)
 		}
 		if ids[t.ID] {
@@ -223,7 +224,7 @@ func decodeSnapshot(b []byte) (snap gridSnapshot, legacy bool, err error) {
 func (c *coordinator) applyGrid(cmd gridCommand) {
 	switch {
 	case cmd.Token != nil:
-		c.tokens.apply(*cmd.Token)
+		c.tokens.Apply(*cmd.Token)
 	case cmd.Module.Stored != nil:
 		m := cmd.Module.Stored
 		c.modules.own(m.Tenant, m.Hash, m.Size)

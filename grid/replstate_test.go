@@ -13,6 +13,7 @@ import (
 
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/core"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 func TestDecodeEntry(t *testing.T) {
@@ -82,25 +83,25 @@ func TestReplicatedStateThroughTheLog(t *testing.T) {
 	var entries [][]byte
 	leader.log = logFunc(func(b []byte) { entries = append(entries, b); leader.Apply(0, b); follower.Apply(0, b) })
 
-	cmd, nt, err := leader.tokens.newTokenCommand("etl", api.RoleSubmit)
+	cmd, nt, err := leader.tokens.CreateCommand("etl", api.RoleSubmit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := leader.proposeGrid(ctx, gridCommand{Token: &cmd}); err != nil {
 		t.Fatal(err)
 	}
-	cmd2, nt2, _ := leader.tokens.newTokenCommand("etl", api.RoleRead)
+	cmd2, nt2, _ := leader.tokens.CreateCommand("etl", api.RoleRead)
 	if err := leader.proposeGrid(ctx, gridCommand{Token: &cmd2}); err != nil {
 		t.Fatal(err)
 	}
-	rev, _ := leader.tokens.revokeCommand(nt2.ID)
-	if err := leader.proposeGrid(ctx, gridCommand{Token: &tokenCommand{Revoke: rev}}); err != nil {
+	rev, _ := leader.tokens.RevokeCommand(nt2.ID)
+	if err := leader.proposeGrid(ctx, gridCommand{Token: &tokens.Command{Revoke: rev}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := follower.tokens.lookup(nt.Token); !ok {
+	if _, ok := follower.tokens.Lookup(nt.Token); !ok {
 		t.Error("the follower does not know the created token")
 	}
-	if _, ok := follower.tokens.lookup(nt2.Token); ok {
+	if _, ok := follower.tokens.Lookup(nt2.Token); ok {
 		t.Error("the follower accepts the revoked token")
 	}
 
@@ -139,10 +140,10 @@ func TestReplicatedStateThroughTheLog(t *testing.T) {
 	if err := fresh.Restore(0, snap); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(fresh.tokens.list(), leader.tokens.list()) || !reflect.DeepEqual(fresh.modules.records(), leader.modules.records()) {
-		t.Errorf("restored state differs:\n%+v\n%+v", fresh.tokens.list(), fresh.modules.records())
+	if !reflect.DeepEqual(fresh.tokens.List(), leader.tokens.List()) || !reflect.DeepEqual(fresh.modules.records(), leader.modules.records()) {
+		t.Errorf("restored state differs:\n%+v\n%+v", fresh.tokens.List(), fresh.modules.records())
 	}
-	if _, ok := fresh.tokens.lookup(nt2.Token); ok {
+	if _, ok := fresh.tokens.Lookup(nt2.Token); ok {
 		t.Error("a revoked token works on a server restored from a snapshot")
 	}
 	if !reflect.DeepEqual(rmissing, []string{blob.Hash}) {
@@ -256,8 +257,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		if got := s.records(); len(got) != len(snap.Modules) {
 			t.Fatalf("%d modules restored of %d", len(got), len(snap.Modules))
 		}
-		ts := newTokenStore(nil, time.Now)
-		ts.restore(snap.Tokens)
+		ts := tokens.NewStore(nil, time.Now)
+		ts.Restore(snap.Tokens)
 	})
 }
 

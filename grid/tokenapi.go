@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/wasmgrid/wasmgrid/api"
+	"github.com/wasmgrid/wasmgrid/internal/tokens"
 )
 
 // maxSmallBody bounds the bodies of requests that carry a few fields.
@@ -30,7 +31,7 @@ func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p prin
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("tenant %q is not in the coordinator's config (its tenants: %v)", req.Tenant, c.tenantNames()))
 		return
 	}
-	cmd, nt, err := c.auth.tokens.newTokenCommand(req.Tenant, req.Role)
+	cmd, nt, err := c.auth.tokens.CreateCommand(req.Tenant, req.Role)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -39,8 +40,8 @@ func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p prin
 	if !c.commitTokens(w, r, cmd) {
 		return
 	}
-	if !c.auth.tokens.live(nt.ID) {
-		httpError(w, http.StatusInternalServerError, errTokenCap.Error())
+	if !c.auth.tokens.Live(nt.ID) {
+		httpError(w, http.StatusInternalServerError, tokens.ErrTokenCap.Error())
 		return
 	}
 	writeJSON(w, http.StatusCreated, nt)
@@ -50,7 +51,7 @@ func (c *Coordinator) createToken(w http.ResponseWriter, r *http.Request, p prin
 // answers only once a majority of the servers holds the change, so that
 // no created token and no revocation is lost with the leader. It answers
 // the request itself when the log refuses.
-func (c *Coordinator) commitTokens(w http.ResponseWriter, r *http.Request, cmd tokenCommand) bool {
+func (c *Coordinator) commitTokens(w http.ResponseWriter, r *http.Request, cmd tokens.Command) bool {
 	if err := c.coord.proposeGrid(r.Context(), gridCommand{Token: &cmd}); err != nil {
 		c.logger.Warn("a token change was not committed", "err", err)
 		w.Header().Set("Retry-After", "1")
@@ -61,21 +62,21 @@ func (c *Coordinator) commitTokens(w http.ResponseWriter, r *http.Request, cmd t
 }
 
 func (c *Coordinator) listTokens(w http.ResponseWriter, r *http.Request, p principal) {
-	writeJSON(w, http.StatusOK, api.TokenList{Tokens: c.auth.tokens.list()})
+	writeJSON(w, http.StatusOK, api.TokenList{Tokens: c.auth.tokens.List()})
 }
 
 func (c *Coordinator) revokeToken(w http.ResponseWriter, r *http.Request, p principal) {
 	id := r.PathValue("id")
 	noteObject(w, id)
-	rev, err := c.auth.tokens.revokeCommand(id)
-	if errors.Is(err, errNoToken) {
+	rev, err := c.auth.tokens.RevokeCommand(id)
+	if errors.Is(err, tokens.ErrNoToken) {
 		httpError(w, http.StatusNotFound, "no token "+id)
 		return
 	}
-	if rev != nil && !c.commitTokens(w, r, tokenCommand{Revoke: rev}) {
+	if rev != nil && !c.commitTokens(w, r, tokens.Command{Revoke: rev}) {
 		return
 	}
-	info, ok := c.auth.tokens.find(id)
+	info, ok := c.auth.tokens.Find(id)
 	if !ok || info.Revoked == nil {
 		httpError(w, http.StatusInternalServerError, "token "+id+" was not revoked")
 		return
@@ -86,22 +87,22 @@ func (c *Coordinator) revokeToken(w http.ResponseWriter, r *http.Request, p prin
 func (c *Coordinator) rotateToken(w http.ResponseWriter, r *http.Request, p principal) {
 	id := r.PathValue("id")
 	noteObject(w, id)
-	old, ok := c.auth.tokens.find(id)
+	old, ok := c.auth.tokens.Find(id)
 	switch {
 	case !ok:
 		httpError(w, http.StatusNotFound, "no token "+id)
 		return
 	case old.Revoked != nil:
-		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, errRevoked))
+		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, tokens.ErrRevoked))
 		return
 	}
-	cmd, nt, err := c.auth.tokens.newTokenCommand(old.Tenant, old.Role)
+	cmd, nt, err := c.auth.tokens.CreateCommand(old.Tenant, old.Role)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	if cmd.Revoke, err = c.auth.tokens.revokeCommand(id); err != nil || cmd.Revoke == nil {
-		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, errRevoked))
+	if cmd.Revoke, err = c.auth.tokens.RevokeCommand(id); err != nil || cmd.Revoke == nil {
+		httpError(w, http.StatusConflict, fmt.Sprintf("token %s: %v", id, tokens.ErrRevoked))
 		return
 	}
 	// One command: the new token and the old one's revocation commit
@@ -109,8 +110,8 @@ func (c *Coordinator) rotateToken(w http.ResponseWriter, r *http.Request, p prin
 	if !c.commitTokens(w, r, cmd) {
 		return
 	}
-	if !c.auth.tokens.live(nt.ID) || c.auth.tokens.live(id) {
-		httpError(w, http.StatusInternalServerError, fmt.Sprintf("token %s was not rotated: %v", id, errTokenCap))
+	if !c.auth.tokens.Live(nt.ID) || c.auth.tokens.Live(id) {
+		httpError(w, http.StatusInternalServerError, fmt.Sprintf("token %s was not rotated: %v", id, tokens.ErrTokenCap))
 		return
 	}
 	writeJSON(w, http.StatusCreated, nt)

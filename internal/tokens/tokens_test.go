@@ -1,4 +1,4 @@
-package grid
+package tokens
 
 import (
 	"bytes"
@@ -41,89 +41,94 @@ func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4
 func TestTokenStore(t *testing.T) {
 	clock := newFakeClock()
 	admin, etl := "admin-secret", "etl-secret"
-	boot := bootstrapTokens(CoordinatorConfig{AdminTokenSHA256: HashToken(admin), Tenants: []TenantConfig{{Name: "etl", TokenSHA256: strings.ToUpper(HashToken(etl))}}})
-	s := newTokenStore(boot, clock.now)
+	boot := []Record{Bootstrap("", Hash(admin)), Bootstrap("etl", strings.ToUpper(Hash(etl)))}
+	s := NewStore(boot, clock.now)
 	// A follower applies the same commands.
-	f := newTokenStore(boot, clock.now)
+	f := NewStore(boot, clock.now)
 	var log [][]byte
-	apply := func(cmd tokenCommand) {
+	apply := func(cmd Command) {
 		t.Helper()
-		b, err := gridCommand{Token: &cmd}.encode()
+		if err := cmd.Check(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
 		log = append(log, b)
-		for _, st := range []*tokenStore{s, f} {
-			e, err := decodeEntry(b)
-			if err != nil || e.grid == nil || e.grid.Token == nil {
+		for _, st := range []*Store{s, f} {
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			var e Command
+			if err := dec.Decode(&e); err != nil || e.Check() != nil {
 				t.Fatalf("decode %s: %v", b, err)
 			}
-			st.apply(*e.grid.Token)
+			st.Apply(e)
 		}
 	}
-	if p, ok := s.lookup(admin); !ok || p.Role != api.RoleAdmin || p.Tenant != "" {
+	if p, ok := s.Lookup(admin); !ok || p.Role != api.RoleAdmin || p.Tenant != "" {
 		t.Errorf("the bootstrap admin token: %+v %v", p, ok)
 	}
-	if p, ok := s.lookup(etl); !ok || p.Role != api.RoleSubmit || p.Tenant != "etl" {
+	if p, ok := s.Lookup(etl); !ok || p.Role != api.RoleSubmit || p.Tenant != "etl" {
 		t.Errorf("a tenant's bootstrap token (an upper-case hash in the config): %+v %v", p, ok)
 	}
-	if _, ok := s.lookup("nope"); ok {
+	if _, ok := s.Lookup("nope"); ok {
 		t.Error("a wrong token was found")
 	}
-	cmd, nt, err := s.newTokenCommand("etl", api.RoleRead)
+	cmd, nt, err := s.CreateCommand("etl", api.RoleRead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.lookup(nt.Token); ok {
+	if _, ok := s.Lookup(nt.Token); ok {
 		t.Error("a token works before its command is applied")
 	}
 	apply(cmd)
 	if !strings.HasPrefix(nt.Token, "wgt_") || nt.Role != api.RoleRead || nt.Tenant != "etl" || !nt.Created.Equal(clock.now()) {
 		t.Errorf("created %+v", nt)
 	}
-	for _, st := range []*tokenStore{s, f} {
-		if p, ok := st.lookup(nt.Token); !ok || p.ID != nt.ID {
+	for _, st := range []*Store{s, f} {
+		if p, ok := st.Lookup(nt.Token); !ok || p.ID != nt.ID {
 			t.Errorf("the new token: %+v %v", p, ok)
 		}
 	}
 	clock.advance(time.Minute)
-	rev, err := s.revokeCommand(nt.ID)
+	rev, err := s.RevokeCommand(nt.ID)
 	if err != nil || rev == nil {
 		t.Fatal(rev, err)
 	}
-	apply(tokenCommand{Revoke: rev})
-	if again, err := s.revokeCommand(nt.ID); again != nil || err != nil {
+	apply(Command{Revoke: rev})
+	if again, err := s.RevokeCommand(nt.ID); again != nil || err != nil {
 		t.Errorf("revoking a revoked token again: %v %v", again, err)
 	}
-	rev, _ = s.revokeCommand(bootstrapID(""))
-	apply(tokenCommand{Revoke: rev})
-	for _, st := range []*tokenStore{s, f} {
-		if _, ok := st.lookup(nt.Token); ok {
+	rev, _ = s.RevokeCommand(BootstrapID(""))
+	apply(Command{Revoke: rev})
+	for _, st := range []*Store{s, f} {
+		if _, ok := st.Lookup(nt.Token); ok {
 			t.Error("a revoked token still works")
 		}
-		if _, ok := st.lookup(admin); ok {
+		if _, ok := st.Lookup(admin); ok {
 			t.Error("the revoked bootstrap admin token still works")
 		}
 	}
 	// Rotation: one command creates the new token and revokes the old.
-	old, _ := s.find(bootstrapID("etl"))
-	rot, nrot, err := s.newTokenCommand(old.Tenant, old.Role)
+	old, _ := s.Find(BootstrapID("etl"))
+	rot, nrot, err := s.CreateCommand(old.Tenant, old.Role)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot.Revoke, _ = s.revokeCommand(old.ID)
+	rot.Revoke, _ = s.RevokeCommand(old.ID)
 	apply(rot)
-	if _, ok := f.lookup(etl); ok {
+	if _, ok := f.Lookup(etl); ok {
 		t.Error("a rotated token still works")
 	}
-	if p, ok := f.lookup(nrot.Token); !ok || p.Tenant != "etl" || p.Role != api.RoleSubmit {
+	if p, ok := f.Lookup(nrot.Token); !ok || p.Tenant != "etl" || p.Role != api.RoleSubmit {
 		t.Errorf("the rotated token: %+v %v", p, ok)
 	}
-	if _, err := s.revokeCommand("tok-none"); err != errNoToken {
+	if _, err := s.RevokeCommand("tok-none"); err != ErrNoToken {
 		t.Errorf("revoking a token that does not exist: %v", err)
 	}
-	if !reflect.DeepEqual(s.list(), f.list()) {
-		t.Errorf("leader and follower differ:\n%+v\n%+v", s.list(), f.list())
+	if !reflect.DeepEqual(s.List(), f.List()) {
+		t.Errorf("leader and follower differ:\n%+v\n%+v", s.List(), f.List())
 	}
 	for _, b := range log {
 		for _, secret := range []string{nt.Token, nrot.Token, admin, etl} {
@@ -132,73 +137,73 @@ func TestTokenStore(t *testing.T) {
 			}
 		}
 	}
-	if !bytes.Contains(log[0], []byte(HashToken(nt.Token))) {
+	if !bytes.Contains(log[0], []byte(Hash(nt.Token))) {
 		t.Errorf("the create entry does not hold the hash: %s", log[0])
 	}
 
 	// A server restored from the records (a snapshot) knows the same
 	// tokens, revocations included.
-	want := s.list()
-	r := newTokenStore(boot, clock.now)
-	r.restore(s.snapshot())
-	if got := r.list(); !reflect.DeepEqual(got, want) {
+	want := s.List()
+	r := NewStore(boot, clock.now)
+	r.Restore(s.Snapshot())
+	if got := r.List(); !reflect.DeepEqual(got, want) {
 		t.Errorf("after a restore:\n%+v\nwant\n%+v", got, want)
 	}
-	if _, ok := r.lookup(admin); ok {
+	if _, ok := r.Lookup(admin); ok {
 		t.Error("a revoked bootstrap token came back after a restore")
 	}
 	// A new admin hash in the config is a new token; a tenant gone from
 	// the config loses its bootstrap token.
-	r3 := newTokenStore(bootstrapTokens(CoordinatorConfig{AdminTokenSHA256: HashToken("admin-2")}), clock.now)
-	r3.restore(s.snapshot())
-	if _, ok := r3.lookup("admin-2"); !ok {
+	r3 := NewStore([]Record{Bootstrap("", Hash("admin-2"))}, clock.now)
+	r3.Restore(s.Snapshot())
+	if _, ok := r3.Lookup("admin-2"); !ok {
 		t.Error("the config's new admin token does not work")
 	}
-	if _, ok := r3.lookup(etl); ok {
+	if _, ok := r3.Lookup(etl); ok {
 		t.Error("the bootstrap token of a tenant removed from the config works")
 	}
-	if _, ok := r3.lookup(nrot.Token); !ok {
+	if _, ok := r3.Lookup(nrot.Token); !ok {
 		t.Error("a token created at run time was lost")
 	}
 	// An import of an earlier release's file adds what is not there, and
 	// nothing twice.
-	legacy := tokenRecord{TokenInfo: api.TokenInfo{ID: "tok-legacy", Tenant: "etl", Role: api.RoleRead, Created: clock.now()}, SHA256: HashToken("legacy")}
-	apply(tokenCommand{Import: []tokenRecord{legacy, legacy}})
-	apply(tokenCommand{Import: []tokenRecord{legacy}})
-	if n := len(f.snapshot()); n != len(s.snapshot()) || n != 5 {
+	legacy := Record{TokenInfo: api.TokenInfo{ID: "tok-legacy", Tenant: "etl", Role: api.RoleRead, Created: clock.now()}, SHA256: Hash("legacy")}
+	apply(Command{Import: []Record{legacy, legacy}})
+	apply(Command{Import: []Record{legacy}})
+	if n := len(f.Snapshot()); n != len(s.Snapshot()) || n != 5 {
 		t.Errorf("%d records after imports", n)
 	}
-	if _, ok := f.lookup("legacy"); !ok {
+	if _, ok := f.Lookup("legacy"); !ok {
 		t.Error("an imported token does not work")
 	}
 }
 
 func TestLegacyTokenFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tokens.json")
-	if recs, err := legacyTokens(path); recs != nil || err != nil {
+	if recs, err := Legacy(path); recs != nil || err != nil {
 		t.Errorf("no file: %v %v", recs, err)
 	}
 	os.WriteFile(path, []byte(`{"version":1,"tokens":[{"id":"x","role":"king","sha256":"00"}]}`), 0o600)
-	if _, err := legacyTokens(path); err == nil || !strings.Contains(err.Error(), "king") {
+	if _, err := Legacy(path); err == nil || !strings.Contains(err.Error(), "king") {
 		t.Errorf("a damaged file: %v", err)
 	}
 }
 
-// FuzzTokenFile: the token store's decoder never panics, refuses what
+// FuzzTokenFile: the legacy token file's decoder never panics, refuses what
 // its checks refuse, and what it accepts survives a round trip.
 func FuzzTokenFile(f *testing.F) {
 	f.Add([]byte(`{"version":1,"tokens":[]}`))
-	f.Add([]byte(`{"version":1,"tokens":[{"id":"bootstrap.admin","role":"admin","created":"2026-01-02T03:04:05Z","bootstrap":true,"sha256":"` + HashToken("a") + `"}]}`))
-	f.Add([]byte(`{"version":1,"tokens":[{"id":"tok-1","tenant":"etl","role":"read-only","created":"2026-01-02T03:04:05Z","revoked":"2026-01-03T00:00:00Z","sha256":"` + HashToken("b") + `"}]}`))
+	f.Add([]byte(`{"version":1,"tokens":[{"id":"bootstrap.admin","role":"admin","created":"2026-01-02T03:04:05Z","bootstrap":true,"sha256":"` + Hash("a") + `"}]}`))
+	f.Add([]byte(`{"version":1,"tokens":[{"id":"tok-1","tenant":"etl","role":"read-only","created":"2026-01-02T03:04:05Z","revoked":"2026-01-03T00:00:00Z","sha256":"` + Hash("b") + `"}]}`))
 	f.Add([]byte(`{"version":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		tf, err := decodeTokenFile(b)
+		tf, err := decodeFile(b)
 		if err != nil {
 			return
 		}
 		ids := map[string]bool{}
 		for _, r := range tf.Tokens {
-			if r.check() != nil || ids[r.ID] {
+			if r.Check() != nil || ids[r.ID] {
 				t.Fatalf("accepted a bad record %+v", r)
 			}
 			ids[r.ID] = true
@@ -207,7 +212,7 @@ func FuzzTokenFile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		again, err := decodeTokenFile(out)
+		again, err := decodeFile(out)
 		if err != nil {
 			t.Fatalf("re-encoded file refused: %v\n%s", err, out)
 		}
