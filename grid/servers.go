@@ -247,8 +247,8 @@ func (c *Coordinator) removeServer(w http.ResponseWriter, r *http.Request, p pri
 }
 
 // backup sends a consistent copy of this server's raft.db (admin). The
-// copy is written to a file in the state directory first, so that its
-// length is known: a client sees a copy cut short as an error.
+// copy is written to a file in the state directory first (unlinked, open),
+// so that its length is known: a client sees a copy cut short as an error.
 func (c *Coordinator) backup(w http.ResponseWriter, r *http.Request, p principal) {
 	st := c.raft.Status()
 	f, err := os.CreateTemp(c.cfg.StateDir, ".backup-*.db")
@@ -256,7 +256,13 @@ func (c *Coordinator) backup(w http.ResponseWriter, r *http.Request, p principal
 		httpError(w, http.StatusInternalServerError, "a backup needs room in the state directory: "+err.Error())
 		return
 	}
-	defer os.Remove(f.Name())
+	// Unlinked at once: the copy lives as long as the open file, and no
+	// crash or slow client leaves it behind.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		httpError(w, http.StatusInternalServerError, "a backup's temporary file: "+err.Error())
+		return
+	}
 	defer f.Close()
 	if _, err := c.raft.Backup(f); err != nil {
 		c.logger.Error("backup", "err", err)
