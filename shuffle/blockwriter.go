@@ -27,9 +27,9 @@ func (bw *blockWriter) begin(id MapOutputID, p int) {
 	bw.hdr = blockHeader{codec: bw.codec, id: id, partition: uint32(p)}
 	bw.start = bw.off
 	bw.off += headerSize
-	if cap(bw.raw) < bw.chunkSize {
-		bw.raw = make([]byte, 0, bw.chunkSize)
-	}
+	// The chunk's buffer grows with what is written, up to chunkSize: a
+	// tiny task's commit does not clear and fault in a whole chunk (1 MiB)
+	// for a few bytes.
 	bw.raw = bw.raw[:0]
 }
 
