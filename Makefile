@@ -22,6 +22,7 @@ bench: ## wasm against native Go, whole jobs and guest calls
 fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 20s ./internal/jobspec/
 	$(GO) test -run XXX -fuzz FuzzParseManifest -fuzztime 20s ./wasmexec/
+	$(GO) test -run XXX -fuzz FuzzExportGlobals -fuzztime 20s ./wasmexec/
 	$(GO) test -run XXX -fuzz FuzzRun -fuzztime 20s ./sdk/guest/go/
 	$(GO) test -run XXX -fuzz FuzzGrouped -fuzztime 20s ./sdk/guest/go/
 	$(GO) test -run XXX -fuzz FuzzRecords -fuzztime 20s ./sdk/guest/go/

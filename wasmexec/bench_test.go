@@ -11,7 +11,7 @@ import (
 // benchModules are guests to measure the host side against: the Go test
 // guest (built here) and, when present, the prebuilt word counts of the
 // other SDKs, whose calls cost the least guest work.
-func benchModules(b *testing.B) map[string][]byte {
+func benchModules(b testing.TB) map[string][]byte {
 	mods := map[string][]byte{"go": guest(b, "testdata/testguest")}
 	for _, lang := range []string{"rust", "c", "assemblyscript"} {
 		if w, err := os.ReadFile(filepath.Join("..", "examples", "wordcount", "guest", lang, "guest.wasm")); err == nil {
@@ -96,13 +96,30 @@ func BenchmarkInstantiate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for b.Loop() {
-				inst, err := r.Instantiate(ctx, m, lang, Limits{MemoryBytes: 512 << 20})
-				if err != nil {
-					b.Fatal(err)
+			b.Run("init", func(b *testing.B) {
+				for b.Loop() {
+					inst, err := r.Instantiate(ctx, m, lang, Limits{MemoryBytes: 512 << 20})
+					if err != nil {
+						b.Fatal(err)
+					}
+					inst.Close(ctx)
 				}
-				inst.Close(ctx)
+			})
+			// The same from a snapshot of its initialized state, where
+			// the module can have one.
+			if err := r.Preinitialize(ctx, m, Limits{MemoryBytes: 512 << 20}); err != nil {
+				b.Logf("%s: %v", lang, err)
+				return
 			}
+			b.Run("snapshot", func(b *testing.B) {
+				for b.Loop() {
+					inst, err := r.Instantiate(ctx, m, lang, Limits{MemoryBytes: 512 << 20})
+					if err != nil {
+						b.Fatal(err)
+					}
+					inst.Close(ctx)
+				}
+			})
 		})
 	}
 }

@@ -50,6 +50,13 @@ func (r *Runtime) Instantiate(ctx context.Context, m *Module, name string, lim L
 }
 
 func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim Limits) (*Instance, error) {
+	return r.instantiateWith(ctx, m, label, lim, nil, true)
+}
+
+// instantiateWith is instantiate with the module config edited by edit
+// (if set); fromSnapshot starts the instance from m's snapshot, when it
+// has one, instead of running its initialization.
+func (r *Runtime) instantiateWith(ctx context.Context, m *Module, label string, lim Limits, edit func(wazero.ModuleConfig) wazero.ModuleConfig, fromSnapshot bool) (*Instance, error) {
 	limit := lim.MemoryBytes
 	if limit == 0 || limit > maxMemory {
 		limit = maxMemory
@@ -63,11 +70,23 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 		mem:    newLimitedMemory(limit, 0), // replaced by the allocator
 		stderr: &tailBuffer{max: stderrTail},
 	}
+	var snap *snapshot
+	if fromSnapshot {
+		snap = m.snap.Load()
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module may coexist
 		WithStartFunctions("_initialize").
 		WithStderr(inst.stderr).
 		WithStdout(inst.stderr)
+	if snap != nil {
+		// The snapshot is the initialized state, and the clocks and random
+		// stream go on from where the initialization left them.
+		cfg = newFakeSources(snap.wallReads, snap.monoReads, snap.randBytes).config(cfg.WithStartFunctions())
+	}
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	// The memory is made when wazero knows the module's maximum: the
 	// allocator reserves that much address space, within the limit.
 	actx := experimental.WithMemoryAllocator(ctx, experimental.MemoryAllocatorFunc(
@@ -85,6 +104,12 @@ func (r *Runtime) instantiate(ctx context.Context, m *Module, label string, lim 
 		return nil, err
 	}
 	inst.mod = mod
+	if snap != nil {
+		if err := snap.restore(mod); err != nil {
+			mod.Close(ctx)
+			return nil, &Error{Module: label, Kind: KindOutOfMemory, Msg: err.Error()}
+		}
+	}
 	inst.abiVersion = mod.ExportedFunction("wasmgrid_abi_version")
 	inst.describe = mod.ExportedFunction("wasmgrid_describe")
 	inst.alloc = mod.ExportedFunction("wasmgrid_alloc")

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -127,6 +128,29 @@ type Module struct {
 	MemoryPages uint32
 
 	compiled wazero.CompiledModule
+	// snap, once Preinitialize made it, is the state instances start
+	// from.
+	snap    atomic.Pointer[snapshot]
+	globals []string // the exports of its mutable globals
+	// unsnapshotable says why the module's globals could not be exported.
+	unsnapshotable error
+}
+
+// prepareModule checks a module and returns what is compiled: the module
+// with its tables bounded and, where it can be rewritten, its mutable
+// globals exported (for Preinitialize's snapshots), with the names of
+// those exports. unsnapshotable says why it could not be rewritten.
+func prepareModule(wasm []byte, lim ModuleLimits) (out []byte, globals []string, unsnapshotable error, err error) {
+	checked, err := checkModule(wasm, lim)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	out, globals, rerr := exportGlobals(checked)
+	if rerr != nil {
+		// The module runs as it is; it only cannot start from a snapshot.
+		return checked, nil, rerr, nil
+	}
+	return out, globals, nil, nil
 }
 
 // ShortHash is the first 12 hex digits of the module's sha256.
@@ -220,7 +244,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	invalid := func(format string, args ...any) error {
 		return &Error{Module: label, Kind: KindInvalid, Msg: fmt.Sprintf(format, args...)}
 	}
-	checked, err := checkModule(wasm, r.limits)
+	checked, globals, unsnap, err := prepareModule(wasm, r.limits)
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
@@ -228,7 +252,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 	if err != nil {
 		return nil, invalid("compile: %v", err)
 	}
-	m := &Module{Hash: hash, compiled: compiled}
+	m := &Module{Hash: hash, compiled: compiled, globals: globals, unsnapshotable: unsnap}
 	fail := func(err error) (*Module, error) {
 		compiled.Close(ctx)
 		return nil, err
@@ -308,7 +332,7 @@ func (r *Runtime) load(ctx context.Context, name string, sum [32]byte, wasm []by
 func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte) error {
 	sum := sha256.Sum256(wasm)
 	label := fmt.Sprintf("%s (sha256 %s)", name, hex.EncodeToString(sum[:6]))
-	checked, err := checkModule(wasm, r.limits)
+	checked, _, _, err := prepareModule(wasm, r.limits)
 	if err != nil {
 		return &Error{Module: label, Kind: KindInvalid, Msg: err.Error()}
 	}
