@@ -43,7 +43,6 @@ type snapshot struct {
 	size    uint32 // bytes of memory after the initialization
 	pages   []snapPage
 	globals []snapGlobal
-	memory  []byte // the whole memory, for tests
 	// What the initialization read of the sandbox's fake clocks and
 	// random stream: a restored instance's go on from there.
 	wallReads, monoReads, randBytes int64
@@ -127,7 +126,8 @@ func (r *Runtime) Preinitialize(ctx context.Context, m *Module, lim Limits) erro
 	if !ok {
 		return errors.New("the module's memory cannot be read")
 	}
-	s := &snapshot{memory: append([]byte(nil), b...), size: uint32(len(b)),
+	after := bytes.Clone(b)
+	s := &snapshot{size: uint32(len(b)),
 		wallReads: src.wall.Load(), monoReads: src.mono.Load(), randBytes: src.rand.Load()}
 	base, err := r.instantiateWith(ctx, m, "pre-initialization of "+m.ShortHash(), lim, func(cfg wazero.ModuleConfig) wazero.ModuleConfig {
 		return cfg.WithStartFunctions()
@@ -136,8 +136,8 @@ func (r *Runtime) Preinitialize(ctx context.Context, m *Module, lim Limits) erro
 		return err
 	}
 	before, _ := base.mod.Memory().Read(0, base.mod.Memory().Size())
-	for off := 0; off < len(s.memory); off += snapPageSize {
-		page := s.memory[off:min(off+snapPageSize, len(s.memory))]
+	for off := 0; off < len(after); off += snapPageSize {
+		page := after[off:min(off+snapPageSize, len(after))]
 		var was []byte
 		if off < len(before) {
 			was = before[off:min(off+snapPageSize, len(before))]

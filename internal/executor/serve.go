@@ -400,6 +400,11 @@ func (s *server) load(ctx context.Context, spec planner.TaskSpec, files []Module
 			if m.Hash != f.Hash {
 				return nil, classify(spec, fmt.Errorf("module %s: file %s has sha256 %s, want %s", f.Name, f.Path, m.Hash, f.Hash))
 			}
+			// Later tasks of this executor start from the state the
+			// module's initialization leaves, run once here.
+			if err := s.rt.Preinitialize(ctx, m, wasmexec.Limits{MemoryBytes: memory}); err != nil {
+				s.logger.Info("the module initializes for every task", "module", f.Name, "sha256", m.ShortHash(), "reason", err)
+			}
 			s.mu.Lock()
 			lm.m = m
 			s.mu.Unlock()
