@@ -94,7 +94,8 @@ type snapPage struct {
 	data []byte
 }
 
-// snapPageSize is the granularity of the memory a snapshot keeps.
+// snapPageSize is the granularity of the memory a snapshot keeps; its
+// pages are runs of adjacent changed pages.
 const snapPageSize = 4096
 
 type snapGlobal struct {
@@ -122,12 +123,11 @@ func (r *Runtime) Preinitialize(ctx context.Context, m *Module, lim Limits) erro
 	if mem == nil {
 		return errors.New("the module has no memory to snapshot")
 	}
-	b, ok := mem.Read(0, mem.Size())
+	after, ok := mem.Read(0, mem.Size())
 	if !ok {
 		return errors.New("the module's memory cannot be read")
 	}
-	after := bytes.Clone(b)
-	s := &snapshot{size: uint32(len(b)),
+	s := &snapshot{size: uint32(len(after)),
 		wallReads: src.wall.Load(), monoReads: src.mono.Load(), randBytes: src.rand.Load()}
 	base, err := r.instantiateWith(ctx, m, "pre-initialization of "+m.ShortHash(), lim, func(cfg wazero.ModuleConfig) wazero.ModuleConfig {
 		return cfg.WithStartFunctions()
@@ -136,6 +136,12 @@ func (r *Runtime) Preinitialize(ctx context.Context, m *Module, lim Limits) erro
 		return err
 	}
 	before, _ := base.mod.Memory().Read(0, base.mod.Memory().Size())
+	// Both memories are views of the instances' own mappings: only the
+	// changed pages are copied, into one buffer, so that pre-initializing
+	// a module costs the executor what the snapshot keeps and no more (a
+	// copy of the whole memory stayed resident after the instances were
+	// closed, and put an executor over its memory reservation).
+	var changed []int
 	for off := 0; off < len(after); off += snapPageSize {
 		page := after[off:min(off+snapPageSize, len(after))]
 		var was []byte
@@ -143,8 +149,21 @@ func (r *Runtime) Preinitialize(ctx context.Context, m *Module, lim Limits) erro
 			was = before[off:min(off+snapPageSize, len(before))]
 		}
 		if !samePage(page, was) {
-			s.pages = append(s.pages, snapPage{off: uint32(off), data: page})
+			changed = append(changed, off)
 		}
+	}
+	buf := make([]byte, 0, len(changed)*snapPageSize)
+	for i := 0; i < len(changed); {
+		// Adjacent pages are one run: one copy in, one write per restore.
+		j := i + 1
+		for j < len(changed) && changed[j] == changed[j-1]+snapPageSize {
+			j++
+		}
+		off, end := changed[i], min(changed[j-1]+snapPageSize, len(after))
+		start := len(buf)
+		buf = append(buf, after[off:end]...)
+		s.pages = append(s.pages, snapPage{off: uint32(off), data: buf[start:len(buf):len(buf)]})
+		i = j
 	}
 	base.Close(ctx)
 	for _, name := range m.globals {
