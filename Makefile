@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run test check bench fuzz guests
+.PHONY: run test check bench bench-tasks fuzz guests
 
 run: ## run the word count on the embedded grid
 	$(GO) run ./cmd/grid run examples/wordcount/job.toml
@@ -18,6 +18,9 @@ check: ## formatting, vet and staticcheck
 
 bench: ## wasm against native Go, whole jobs and guest calls
 	$(GO) test -run XXX -bench . -benchtime 3x ./examples/wordcount/ ./tests/
+
+bench-tasks: ## task dispatch: many tiny tasks of one job, one-task jobs (grid bench tasks)
+	$(GO) run ./cmd/grid bench tasks
 
 fuzz: ## a short run of every fuzz target
 	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 20s ./internal/jobspec/

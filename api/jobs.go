@@ -126,6 +126,12 @@ type Summary struct {
 	// task attempt's launch to its report reaching the coordinator.
 	RoundTripP50 time.Duration `json:"round_trip_p50_ns"`
 	RoundTripP99 time.Duration `json:"round_trip_p99_ns"`
+	// StartP50 and StartP99 are quantiles of the time from a task
+	// attempt's launch to its guest code's start (the agent's clock
+	// against the coordinator's: exact on one machine, as good as the
+	// hosts' clock sync across several).
+	StartP50 time.Duration `json:"start_p50_ns,omitempty"`
+	StartP99 time.Duration `json:"start_p99_ns,omitempty"`
 }
 
 // Progress is a snapshot of a running job, as an embedded grid delivers
@@ -158,6 +164,10 @@ type TaskLog struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Error   string        `json:"error,omitempty"`
 	Log     string        `json:"log,omitempty"` // the guest's output, a tail
+	// Launched is when the coordinator launched the attempt; Started when
+	// its guest code began, on the agent's clock (zero if not reported).
+	Launched time.Time `json:"launched,omitzero"`
+	Started  time.Time `json:"started,omitzero"`
 }
 
 // LogList is the answer to GET /v1/jobs/{id}/logs.

@@ -82,6 +82,9 @@ type Status struct {
 	Err     string           `json:"err,omitempty"`
 	Log     string           `json:"log,omitempty"` // the tail of the guest's output
 	Elapsed time.Duration    `json:"elapsed_ns"`
+	// Started is when the attempt's guest code began, on the agent's
+	// clock (zero: not reported).
+	Started time.Time `json:"started,omitzero"`
 
 	RecordsIn  int64    `json:"records_in,omitempty"`
 	RecordsOut int64    `json:"records_out,omitempty"`

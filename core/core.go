@@ -139,6 +139,9 @@ type Job struct {
 	Counters
 	Logs       []TaskLog       `json:"logs,omitempty"`
 	RoundTrips []time.Duration `json:"round_trips,omitempty"` // the newest maxRoundTrips
+	// StartDelays are the times from an attempt's launch to its guest's
+	// start, of the newest maxRoundTrips attempts that reported one.
+	StartDelays []time.Duration `json:"start_delays,omitempty"`
 
 	plan  *planner.Plan
 	sched *planner.Scheduler
@@ -171,6 +174,10 @@ type TaskLog struct {
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Error   string        `json:"error,omitempty"`
 	Log     string        `json:"log,omitempty"`
+	// Launched is when the coordinator launched the attempt; Started when
+	// its guest code began, on the agent's clock (zero if not reported).
+	Launched time.Time `json:"launched,omitzero"`
+	Started  time.Time `json:"started,omitzero"`
 }
 
 // maxRoundTrips bounds the launch-to-report times kept per job for its
@@ -368,7 +375,7 @@ func (a *applier) ended(j *Job, key planner.TaskKey, r *Launched, outcome string
 			j.FailedAttempts++
 		}
 	}
-	c.logAttempt(j, TaskLog{Task: key.String(), Attempt: r.Attempt, Agent: r.Agent, Outcome: outcome, Elapsed: elapsed, Error: f.Msg})
+	c.logAttempt(j, TaskLog{Task: key.String(), Attempt: r.Attempt, Agent: r.Agent, Outcome: outcome, Elapsed: elapsed, Error: f.Msg, Launched: r.Launched})
 	a.emit(AttemptEnded{Job: j.ID, Agent: r.Agent, Outcome: outcome, Err: f.Msg, Task: key, Attempt: r.Attempt,
 		Result: j.plan.Stages[key.Stage].IsResult(), Elapsed: elapsed, RoundTrip: c.st.Now.Sub(r.Launched)})
 }
@@ -425,11 +432,10 @@ func (a *applier) status(st *Status) {
 		}
 		return
 	}
-	rt := c.st.Now.Sub(r.Launched)
-	if len(j.RoundTrips) >= maxRoundTrips {
-		j.RoundTrips = slices.Delete(j.RoundTrips, 0, len(j.RoundTrips)-maxRoundTrips+1)
+	j.RoundTrips = appendBounded(j.RoundTrips, c.st.Now.Sub(r.Launched))
+	if !st.Started.IsZero() {
+		j.StartDelays = appendBounded(j.StartDelays, st.Started.Sub(r.Launched))
 	}
-	j.RoundTrips = append(j.RoundTrips, rt)
 	stage := j.plan.Stages[st.Task.Stage]
 	if st.Failure != nil {
 		f := *st.Failure
@@ -441,6 +447,7 @@ func (a *applier) status(st *Status) {
 		}
 		a.ended(j, st.Task, r, outcomeOf(f.Kind), f, st.Elapsed)
 		j.Logs[len(j.Logs)-1].Log = st.Log
+		j.Logs[len(j.Logs)-1].Started = st.Started
 		if st.Err != "" {
 			j.Logs[len(j.Logs)-1].Error = st.Err
 		}
@@ -453,6 +460,7 @@ func (a *applier) status(st *Status) {
 	}
 	j.sched.Succeeded(st.Task, st.Attempt)
 	a.ended(j, st.Task, r, "succeeded", planner.Failure{}, st.Elapsed)
+	j.Logs[len(j.Logs)-1].Started = st.Started
 	e := a.out[len(a.out)-1].(AttemptEnded)
 	if stage.IsResult() {
 		j.RecordsOut += st.RecordsOut
@@ -498,6 +506,14 @@ func (a *applier) committed(cm *Committed) {
 }
 
 // logAttempt keeps an attempt's outcome, the newest MaxTaskLogs.
+// appendBounded appends d to ds, keeping the newest maxRoundTrips.
+func appendBounded(ds []time.Duration, d time.Duration) []time.Duration {
+	if len(ds) >= maxRoundTrips {
+		ds = slices.Delete(ds, 0, len(ds)-maxRoundTrips+1)
+	}
+	return append(ds, d)
+}
+
 func (c *Core) logAttempt(j *Job, l TaskLog) {
 	l.Time = c.st.Now
 	if len(j.Logs) >= c.cfg.MaxTaskLogs {

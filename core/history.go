@@ -32,6 +32,8 @@ type Record struct {
 	Plan         string        `json:"plan"`
 	RoundTripP50 time.Duration `json:"round_trip_p50_ns"`
 	RoundTripP99 time.Duration `json:"round_trip_p99_ns"`
+	StartP50     time.Duration `json:"start_p50_ns,omitempty"`
+	StartP99     time.Duration `json:"start_p99_ns,omitempty"`
 	Logs         []TaskLog     `json:"logs,omitempty"` // the newest History.MaxTaskLogs
 }
 
@@ -66,6 +68,9 @@ func (c *Core) newRecord(j *Job, output string) *Record {
 	rts := slices.Clone(j.RoundTrips)
 	slices.Sort(rts)
 	r.RoundTripP50, r.RoundTripP99 = percentile(rts, 0.50), percentile(rts, 0.99)
+	sds := slices.Clone(j.StartDelays)
+	slices.Sort(sds)
+	r.StartP50, r.StartP99 = percentile(sds, 0.50), percentile(sds, 0.99)
 	logs := j.Logs
 	if n := c.cfg.History.MaxTaskLogs; len(logs) > n {
 		logs = logs[len(logs)-n:]

@@ -15,6 +15,7 @@ import (
 type Job struct {
 	run    *jobRun
 	cancel func()
+	logs   func() []api.TaskLog
 }
 
 // ID is the job's identifier in this grid.
@@ -75,6 +76,10 @@ func (j *Job) RemoveResult() error {
 	}
 	return os.RemoveAll(j.run.resultDir)
 }
+
+// Logs lists how the job's task attempts ended, the newest last (the
+// newest MaxTaskLogs of them).
+func (j *Job) Logs() []api.TaskLog { return j.logs() }
 
 // Plan is the job's physical plan, as a tree of stages.
 func (j *Job) Plan() string { return j.run.plan }

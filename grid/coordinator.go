@@ -408,6 +408,7 @@ func (c *coordinator) status(ts taskStatus) error {
 		}
 	} else if ts.res != nil {
 		st.RecordsIn, st.RecordsOut, st.BytesIn, st.PeakRSS, st.Samples = ts.res.RecordsIn, ts.res.RecordsOut, ts.res.BytesIn, ts.res.PeakRSS, ts.res.Samples
+		st.Started = ts.res.Started
 	}
 	return c.apply(core.Command{Status: st})
 }
@@ -599,6 +600,7 @@ func summaryOf(r *core.Record, stdout bool) *api.Summary {
 		Stages: len(r.Stages), Tasks: r.Tasks, Attempts: r.Attempts, FailedAttempts: r.FailedAttempts,
 		Duration: r.Duration(), Output: r.Output, Stdout: stdout, Partitions: r.Partitions,
 		ExecutorPeakRSS: r.PeakRSS, Plan: r.Plan, RoundTripP50: r.RoundTripP50, RoundTripP99: r.RoundTripP99,
+		StartP50: r.StartP50, StartP99: r.StartP99,
 	}
 }
 
@@ -656,7 +658,16 @@ func (c *coordinator) submit(ctx context.Context, req admission, job planner.Job
 		return nil, errStopped
 	}
 	id := j.id
-	return &Job{run: j, cancel: func() { c.cancel(id, "") }}, nil
+	return &Job{run: j, cancel: func() { c.cancel(id, "") }, logs: func() []api.TaskLog {
+		var out []api.TaskLog
+		c.read(func(cr *core.Core) {
+			ls, _ := cr.Logs(id, "")
+			for _, l := range ls {
+				out = append(out, api.TaskLog(l))
+			}
+		})
+		return out
+	}}, nil
 }
 
 // jobRun is the shell's side of a job: what its launches and its commit

@@ -66,7 +66,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
-	root.AddCommand(newRunCmd(g))
+	root.AddCommand(newRunCmd(g), newBenchCmd(g))
 	root.AddCommand(newAllocatorCmd(g))
 	root.AddCommand(newInitCmd(g), newConfigCmd(g), newCoordinatorCmd(g), newAgentCmd(g), newUpCmd(g))
 	root.AddCommand(newClientCmds(g)...)

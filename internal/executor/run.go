@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wasmgrid/wasmgrid/internal/batch"
 	"github.com/wasmgrid/wasmgrid/internal/storage"
@@ -118,6 +119,9 @@ type Result struct {
 	// PeakRSS is the executor process's peak resident memory so far, in
 	// bytes, as the kernel counts it (0 where unknown).
 	PeakRSS int64
+	// Started is when the guest code began: the task's modules were
+	// loaded and its instances made, and its input was about to be read.
+	Started time.Time
 }
 
 // Error is a failed attempt: what the scheduler needs to react, and the
@@ -185,6 +189,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer closePipes()
+	r.res.Started = time.Now()
 	if err := r.readInput(ctx, push); err != nil {
 		return err
 	}
