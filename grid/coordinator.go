@@ -38,6 +38,11 @@ type coordinator struct {
 	stateDir string
 	statuses chan taskStatus // the agents of this process report here
 
+	// changed is closed, and replaced, whenever a job's progress or state
+	// changes: event streams wait on it instead of polling.
+	changedMu sync.Mutex
+	changed   chan struct{}
+
 	// log orders the commands: a replicated log (raftlog) whose servers
 	// apply them through Apply, or this process's memory (memLog).
 	log commandLog
@@ -474,14 +479,37 @@ func (c *coordinator) carry(d core.Decision) {
 		}
 	case core.Ended:
 		c.ended(d.Job)
+		c.notifyChanged()
 	case core.Changed:
 		if j := c.jobs[d.Job]; j != nil {
 			j.publish(c.progress(j))
 		}
+		c.notifyChanged()
 	case core.AttemptEnded:
 		c.attemptEnded(d)
 	case core.Wake:
 		c.setWake(d.At)
+	}
+}
+
+// changes returns a channel closed at the next change of any job's
+// progress or state.
+func (c *coordinator) changes() <-chan struct{} {
+	c.changedMu.Lock()
+	defer c.changedMu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
+}
+
+// notifyChanged wakes the waiters of changes.
+func (c *coordinator) notifyChanged() {
+	c.changedMu.Lock()
+	defer c.changedMu.Unlock()
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
 	}
 }
 

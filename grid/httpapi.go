@@ -570,15 +570,22 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	// Woken by the coordinator's changes, not a poll: the end of a job
+	// goes out at once, progress at most every progressEvery. A slow
+	// ticker ends the stream of a token revoked meanwhile.
 	var last string
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-		case <-r.Context().Done():
-			return
+	var sent time.Time
+	revoked := time.NewTicker(time.Second)
+	defer revoked.Stop()
+	var later *time.Timer
+	defer func() {
+		if later != nil {
+			later.Stop()
 		}
+	}()
+	var laterC <-chan time.Time
+	for {
+		wake := c.coord.changes() // before the read, so that no change is missed
 		if !c.auth.tokens.Live(p.tokenID) {
 			return // revoked: the stream ends with it
 		}
@@ -589,21 +596,39 @@ func (c *Coordinator) jobEvents(w http.ResponseWriter, r *http.Request, p princi
 		done := ended(info.State)
 		b, _ := json.Marshal(info)
 		if s := string(b); s != last || done {
-			last = s
-			kind := "progress"
-			if done {
-				kind = "done"
-			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
-			if flusher != nil {
-				flusher.Flush()
+			if wait := progressEvery - time.Since(sent); !done && wait > 0 {
+				if laterC == nil {
+					later = time.NewTimer(wait)
+					laterC = later.C
+				}
+			} else {
+				last, sent = s, time.Now()
+				kind := "progress"
+				if done {
+					kind = "done"
+				}
+				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", kind, b)
+				if flusher != nil {
+					flusher.Flush()
+				}
 			}
 		}
 		if done {
 			return
 		}
+		select {
+		case <-wake:
+		case <-laterC:
+			laterC = nil
+		case <-revoked.C:
+		case <-r.Context().Done():
+			return
+		}
 	}
 }
+
+// progressEvery spaces a job's progress events; its end is sent at once.
+const progressEvery = 200 * time.Millisecond
 
 func (c *Coordinator) listAgents(w http.ResponseWriter, r *http.Request, p principal) {
 	out := []api.AgentInfo{}
