@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,9 @@ type Remote struct {
 	mu    sync.Mutex
 	bases []string // every coordinator server's URL
 	cur   int      // the one asked first: the leader, when known
+	// pushed are the sha256 of the modules Submit uploaded: a later
+	// submission names them without uploading them again.
+	pushed map[string]bool
 }
 
 // RemoteConfig says how to reach a grid's API.
@@ -402,14 +407,42 @@ func (r *Remote) Submit(ctx context.Context, job *Job, tenant string) (string, e
 		return "", err
 	}
 	req := api.SubmitRequest{Spec: string(text), File: file, Params: job.Params, Conf: job.Conf, Modules: map[string]string{}, Tenant: tenant}
-	for name, b := range job.Modules {
-		hash, err := r.PushModule(ctx, b)
-		if err != nil {
-			return "", fmt.Errorf("upload module %s: %w", name, err)
+	push := func(all bool) error {
+		for name, b := range job.Modules {
+			sum := sha256.Sum256(b)
+			hash := hex.EncodeToString(sum[:])
+			r.mu.Lock()
+			known := r.pushed[hash] && !all
+			r.mu.Unlock()
+			if !known {
+				var err error
+				if hash, err = r.PushModule(ctx, b); err != nil {
+					return fmt.Errorf("upload module %s: %w", name, err)
+				}
+				r.mu.Lock()
+				if r.pushed == nil {
+					r.pushed = map[string]bool{}
+				}
+				r.pushed[hash] = true
+				r.mu.Unlock()
+			}
+			req.Modules[name] = hash
 		}
-		req.Modules[name] = hash
+		return nil
 	}
-	return r.SubmitRequest(ctx, req)
+	if err := push(false); err != nil {
+		return "", err
+	}
+	id, err := r.SubmitRequest(ctx, req)
+	if err != nil && strings.Contains(err.Error(), "no uploaded module") {
+		// Deleted since this client uploaded it (grid modules rm): the
+		// modules go up again, once.
+		if err := push(true); err != nil {
+			return "", err
+		}
+		return r.SubmitRequest(ctx, req)
+	}
+	return id, err
 }
 
 // SubmitRequest submits a job spec as it is, with modules uploaded before

@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/wasmgrid/wasmgrid/api"
+	"github.com/wasmgrid/wasmgrid/internal/jobspec"
 )
 
 // A submission follows the servers of GRID_ADDR whole: past a server that
@@ -60,5 +63,63 @@ func TestRemoteFollowsTheLeaderWithTheBody(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || got[0].Spec != want.Spec || got[1].Tenant != want.Tenant {
 		t.Fatalf("the leader received %+v", got)
+	}
+}
+
+// A module goes up once per client however many jobs use it, and again if
+// the grid no longer has it (deleted since).
+func TestRemoteUploadsAModuleOnce(t *testing.T) {
+	wasm := []byte("\x00asm\x01\x00\x00\x00")
+	sum := sha256.Sum256(wasm)
+	hash := hex.EncodeToString(sum[:])
+	var mu sync.Mutex
+	puts, submits := 0, 0
+	have := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch r.Method {
+		case http.MethodPut:
+			puts++
+			have = true
+			_ = json.NewEncoder(w).Encode(api.ModuleInfo{Hash: hash})
+		case http.MethodPost:
+			submits++
+			var req api.SubmitRequest
+			_ = json.NewDecoder(r.Body).Decode(&req)
+			if !have || req.Modules["m"] != hash {
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(api.ErrorBody{Error: "module m: no uploaded module " + req.Modules["m"] + ": upload it first (grid modules push)"})
+				return
+			}
+			_ = json.NewEncoder(w).Encode(api.SubmitResponse{ID: "job-1"})
+		}
+	}))
+	defer srv.Close()
+	r, err := NewRemote(RemoteConfig{Addr: srv.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := &Job{Spec: &jobspec.Spec{File: "job.toml"}, Modules: map[string][]byte{"m": wasm}, text: []byte(`name = "x"`)}
+	submit := func() {
+		t.Helper()
+		if id, err := r.Submit(context.Background(), job, ""); err != nil || id != "job-1" {
+			t.Fatalf("submit: %q, %v", id, err)
+		}
+	}
+	for range 3 {
+		submit()
+	}
+	mu.Lock()
+	if puts != 1 || submits != 3 {
+		t.Errorf("3 jobs: %d uploads, %d submissions; want 1 and 3", puts, submits)
+	}
+	have = false // the module was deleted on the grid
+	mu.Unlock()
+	submit()
+	mu.Lock()
+	defer mu.Unlock()
+	if puts != 2 || submits != 5 {
+		t.Errorf("after the module was deleted: %d uploads, %d submissions; want 2 and 5", puts, submits)
 	}
 }
