@@ -96,7 +96,7 @@ func BenchmarkInstantiate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Run("init", func(b *testing.B) {
+			instantiate := func(b *testing.B) {
 				for b.Loop() {
 					inst, err := r.Instantiate(ctx, m, lang, Limits{MemoryBytes: 512 << 20})
 					if err != nil {
@@ -104,22 +104,15 @@ func BenchmarkInstantiate(b *testing.B) {
 					}
 					inst.Close(ctx)
 				}
-			})
+			}
+			b.Run("init", instantiate)
 			// The same from a snapshot of its initialized state, where
 			// the module can have one.
 			if err := r.Preinitialize(ctx, m, Limits{MemoryBytes: 512 << 20}); err != nil {
 				b.Logf("%s: %v", lang, err)
 				return
 			}
-			b.Run("snapshot", func(b *testing.B) {
-				for b.Loop() {
-					inst, err := r.Instantiate(ctx, m, lang, Limits{MemoryBytes: 512 << 20})
-					if err != nil {
-						b.Fatal(err)
-					}
-					inst.Close(ctx)
-				}
-			})
+			b.Run("snapshot", instantiate)
 		})
 	}
 }
