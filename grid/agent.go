@@ -298,7 +298,7 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 		l.blockServers = a.peers.addrs
 	}
 	msg := &executor.TaskMsg{
-		Spec: l.spec,
+		Spec: l.spec.Own(),
 		Settings: executor.Settings{
 			MemoryBytes:      uint64(l.conf.TaskMemory),
 			BatchSize:        int(l.conf.BatchSize),

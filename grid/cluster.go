@@ -582,7 +582,7 @@ func (l *remoteLink) launch(x launch) {
 		Job:          x.job,
 		Tenant:       x.tenant,
 		Token:        x.token,
-		Spec:         x.spec,
+		Spec:         x.spec.Own(),
 		Conf:         x.conf,
 		OutputFile:   x.outputFile,
 		OutputVolume: x.outputVolume,
@@ -592,10 +592,6 @@ func (l *remoteLink) launch(x launch) {
 	for _, name := range slices.Sorted(maps.Keys(x.volumes)) {
 		msg.Volumes = append(msg.Volumes, x.volumes[name])
 	}
-	// The stage's other splits are not this task's business.
-	st := *x.spec.Stage
-	st.Splits = nil
-	msg.Spec.Stage = &st
 	for _, b := range x.modules {
 		msg.Modules = append(msg.Modules, wire.ModuleRef{Name: b.Name, Hash: b.Hash, Size: b.Size})
 	}

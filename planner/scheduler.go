@@ -51,6 +51,19 @@ type TaskSpec struct {
 	Bounds [][]byte
 }
 
+// Own returns the spec with its stage's splits left out: a task reads its
+// own Split, and the other tasks' splits (an inline source's rows, say)
+// would make every launch as large as the whole source.
+func (t TaskSpec) Own() TaskSpec {
+	if t.Stage == nil || t.Stage.Splits == nil {
+		return t
+	}
+	st := *t.Stage
+	st.Splits = nil
+	t.Stage = &st
+	return t
+}
+
 // FailureKind says why a task attempt failed.
 type FailureKind int
 

@@ -661,9 +661,18 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
+	w := outputBuffers.Get().(*bufio.Writer)
+	w.Reset(f)
+	release := func() { // once: a failed commit is aborted too
+		if w != nil {
+			w.Reset(nil)
+			outputBuffers.Put(w)
+			w = nil
+		}
+	}
 	write, err := recordWriter(w, r.t.OutputFormat)
 	if err != nil {
+		release()
 		f.Abort()
 		return nil, nil, nil, err
 	}
@@ -680,7 +689,9 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		return nil
 	}
 	commit = func() error {
-		if err := w.Flush(); err != nil {
+		err := w.Flush()
+		release()
+		if err != nil {
 			f.Abort()
 			return err
 		}
@@ -690,8 +701,17 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		r.res.OutputFile = r.t.OutputFile
 		return nil
 	}
-	return sink, commit, f.Abort, nil
+	abort = func() {
+		release()
+		f.Abort()
+	}
+	return sink, commit, abort, nil
 }
+
+// outputBuffers are the buffers of result files, kept across an
+// executor's tasks: a fresh megabyte per task was most of what a tiny
+// task allocated, and its clearing and collection most of its cost.
+var outputBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
 
 // openSampleOutput keeps a uniform sample of the output's keys
 // (reservoir sampling, seeded by the task so that every attempt samples
