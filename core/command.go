@@ -91,6 +91,10 @@ type Status struct {
 	BytesIn    int64    `json:"bytes_in,omitempty"`
 	PeakRSS    int64    `json:"peak_rss,omitempty"`
 	Samples    [][]byte `json:"samples,omitempty"` // the keys a sample task drew
+	// Inline says that a result task's part is Output, which the core
+	// keeps, rather than an attempt file.
+	Inline bool   `json:"inline,omitempty"`
+	Output []byte `json:"output,omitempty"`
 }
 
 // Cancel ends a job: its attempts are killed and it ends as canceled.

@@ -142,6 +142,9 @@ type Job struct {
 	// StartDelays are the times from an attempt's launch to its guest's
 	// start, of the newest maxRoundTrips attempts that reported one.
 	StartDelays []time.Duration `json:"start_delays,omitempty"`
+	// Inline holds the parts of the result partitions whose winning
+	// attempt returned its part in its status (Status.Inline).
+	Inline map[int][]byte `json:"inline,omitempty"`
 
 	plan  *planner.Plan
 	sched *planner.Scheduler
@@ -427,7 +430,7 @@ func (a *applier) status(st *Status) {
 		// lost: its output is never used.
 		c.logAttempt(j, TaskLog{Task: key, Attempt: st.Attempt, Agent: st.Agent, Outcome: "stale", Elapsed: st.Elapsed, Error: st.Err})
 		a.emit(AttemptEnded{Job: j.ID, Agent: st.Agent, Outcome: "stale", Err: st.Err, Task: st.Task, Attempt: st.Attempt, Elapsed: st.Elapsed})
-		if st.Failure == nil && st.Task.Stage >= 0 && st.Task.Stage < len(j.plan.Stages) && j.plan.Stages[st.Task.Stage].IsResult() {
+		if st.Failure == nil && !st.Inline && st.Task.Stage >= 0 && st.Task.Stage < len(j.plan.Stages) && j.plan.Stages[st.Task.Stage].IsResult() {
 			a.emit(Discard{Job: j.ID, Partition: st.Task.Partition, Attempt: st.Attempt})
 		}
 		return
@@ -465,6 +468,14 @@ func (a *applier) status(st *Status) {
 	if stage.IsResult() {
 		j.RecordsOut += st.RecordsOut
 		e.RecordsOut = st.RecordsOut
+		if st.Inline {
+			if j.Inline == nil {
+				j.Inline = map[int][]byte{}
+			}
+			j.Inline[st.Task.Partition] = st.Output
+		} else {
+			delete(j.Inline, st.Task.Partition)
+		}
 	}
 	if stage.Splits != nil && stage.Sample == nil {
 		j.RecordsIn += st.RecordsIn

@@ -393,3 +393,44 @@ func FuzzDecodeCommand(f *testing.F) {
 		c.Apply(cmd)
 	})
 }
+
+// TestInlineResultPartsAreKept: a result task that returns its part in its
+// status has it kept, through a snapshot, into the job's record; the
+// commit marks it inline, and a stale inline attempt asks for no discard.
+func TestInlineResultPartsAreKept(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.agent("a1", 2000)
+	ls := launches(f.apply(Command{Submit: &Submit{Request: "r1", Tenant: "t", Name: "wc", Job: mapJob(2), Task: task}}))
+	if len(ls) != 2 {
+		t.Fatalf("%d launches, want 2", len(ls))
+	}
+	inline := func(l Launch, out string) []Decision {
+		return f.apply(Command{Status: &Status{Job: l.Job, Task: l.Spec.Key, Attempt: l.Spec.Attempt, Agent: l.Agent, RecordsOut: 1, Inline: true, Output: []byte(out)}})
+	}
+	inline(ls[0], "w0\t1\n")
+	// A duplicate report of the same attempt is stale; its part is not a
+	// file, so nothing is discarded.
+	if _, ok := find[Discard](inline(ls[0], "other\n")); ok {
+		t.Error("a stale inline attempt asked for a file to be discarded")
+	}
+	snap, err := f.c.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.c, err = Restore(Config{}, snap); err != nil {
+		t.Fatal(err)
+	}
+	ds := f.succeed(ls[1]) // a part in a file
+	cm, ok := find[Commit](ds)
+	if !ok || fmt.Sprint(cm.Inline) != "[true false]" {
+		t.Fatalf("commit %+v, want parts [inline, file]", cm)
+	}
+	f.apply(Command{Committed: &Committed{Job: cm.Job, Output: "results:r1"}})
+	r, _ := f.c.Record(cm.Job)
+	if got, ok := r.Inline[0]; !ok || string(got) != "w0\t1\n" {
+		t.Errorf("record's inline part 0 = %q, want the first report's", got)
+	}
+	if _, ok := r.Inline[1]; ok {
+		t.Error("the part written to a file is in the record too")
+	}
+}

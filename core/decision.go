@@ -45,11 +45,13 @@ type PeerLost struct{ Agent, BlockAddr string }
 
 // Commit asks the shell to commit a job's output (Err empty) or clean it
 // up (Err set), then to apply Committed. Parts holds the winning attempt
-// of each result partition.
+// of each result partition; Inline marks those whose part the core holds
+// (Record.Inline), which have no attempt file.
 type Commit struct {
-	Job   string
-	Err   string
-	Parts []int
+	Job    string
+	Err    string
+	Parts  []int
+	Inline []bool
 }
 
 // Discard asks the shell to delete the output file of a result attempt

@@ -35,6 +35,9 @@ type Record struct {
 	StartP50     time.Duration `json:"start_p50_ns,omitempty"`
 	StartP99     time.Duration `json:"start_p99_ns,omitempty"`
 	Logs         []TaskLog     `json:"logs,omitempty"` // the newest History.MaxTaskLogs
+	// Inline holds the result partitions whose parts their tasks returned
+	// inline (Status.Inline): they have no file in the output.
+	Inline map[int][]byte `json:"inline,omitempty"`
 }
 
 // Duration is how long the job took, from submission to its end.
@@ -76,6 +79,9 @@ func (c *Core) newRecord(j *Job, output string) *Record {
 		logs = logs[len(logs)-n:]
 	}
 	r.Logs = slices.Clone(logs)
+	if r.State == Succeeded {
+		r.Inline = j.Inline
+	}
 	return r
 }
 

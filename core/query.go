@@ -211,13 +211,7 @@ func (c *Core) Committing() []Commit {
 		if j.Phase != Committing {
 			continue
 		}
-		cm := Commit{Job: j.ID, Err: j.Err}
-		if j.Err == "" {
-			for _, t := range j.sched.State().Tasks[j.plan.Result().ID] {
-				cm.Parts = append(cm.Parts, t.Attempt)
-			}
-		}
-		out = append(out, cm)
+		out = append(out, commitOf(j))
 	}
 	return out
 }

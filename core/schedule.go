@@ -178,6 +178,19 @@ func (c *Core) blockServers(spec planner.TaskSpec) map[string]string {
 	return m
 }
 
+// commitOf is the commit of a job whose run ended.
+func commitOf(j *Job) Commit {
+	cm := Commit{Job: j.ID, Err: j.Err}
+	if j.Err == "" {
+		for p, t := range j.sched.State().Tasks[j.plan.Result().ID] {
+			cm.Parts = append(cm.Parts, t.Attempt)
+			_, inline := j.Inline[p]
+			cm.Inline = append(cm.Inline, inline)
+		}
+	}
+	return cm
+}
+
 // finish ends a job's run: its shuffle files are deleted on every agent
 // and its output is committed (or cleaned up, for a failed job) by the
 // shell, which then applies Committed.
@@ -187,12 +200,6 @@ func (a *applier) finish(j *Job) {
 	// result no longer needs) are stopped by RemoveJob.
 	a.killAll(j, "the job no longer needs it")
 	a.emit(RemoveJob{Job: j.ID, Agents: slices.Clone(a.agentNames())})
-	cm := Commit{Job: j.ID, Err: j.Err}
-	if j.Err == "" {
-		for _, t := range j.sched.State().Tasks[j.plan.Result().ID] {
-			cm.Parts = append(cm.Parts, t.Attempt)
-		}
-	}
-	a.emit(cm)
+	a.emit(commitOf(j))
 	a.emit(Changed{Job: j.ID})
 }

@@ -34,6 +34,9 @@ type launch struct {
 	outputFile, outputVolume string
 	// outputFormat: how a result task writes its records (Settings.OutputFormat).
 	outputFormat string
+	// inlineOutput: the most bytes of a result task's part that travel in
+	// its status rather than in outputFile (Settings.InlineOutput).
+	inlineOutput int
 	// volumes are the job's volumes, by name.
 	volumes map[string]storage.Volume
 	// blockServers locates the agents whose blocks the task reads; nil
@@ -311,6 +314,7 @@ func (a *agent) taskMsg(l launch) (*executor.TaskMsg, error) {
 			OutputVolume:     l.outputVolume,
 			Volumes:          l.volumes,
 			OutputFormat:     l.outputFormat,
+			InlineOutput:     l.inlineOutput,
 		},
 		Job:          l.job,
 		Token:        l.token,

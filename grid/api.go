@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/wasmgrid/wasmgrid/api"
-	"github.com/wasmgrid/wasmgrid/internal/storage"
 )
 
 // Job is a submitted job.
@@ -46,27 +45,23 @@ func (j *Job) Wait(ctx context.Context) (*api.Summary, error) {
 	return j.run.summary, nil
 }
 
-// ResultParts lists the part files of a finished job's result, in
-// partition order. For a stdout sink the caller reads them and then calls
-// RemoveResult.
-func (j *Job) ResultParts() ([]string, error) {
+// WriteResult writes a finished job's result on standard output to w, its
+// parts in partition order; the caller then calls RemoveResult.
+func (j *Job) WriteResult(ctx context.Context, w io.Writer) error {
 	select {
 	case <-j.run.done:
 	default:
-		return nil, errors.New("grid: job has not finished")
+		return errors.New("grid: job has not finished")
 	}
 	if !j.run.stdout {
-		return nil, errors.New("grid: the job wrote its result to " + j.run.outURL + ", not to standard output")
+		return errors.New("grid: the job wrote its result to " + j.run.outURL + ", not to standard output")
 	}
-	var parts []string
-	for p := range j.run.summary.Partitions {
-		path := filepath.Join(j.run.resultDir, storage.PartName(p))
-		if _, err := os.Stat(path); err != nil {
-			return nil, err
-		}
-		parts = append(parts, path)
+	out := j.run.out
+	r := &printed{store: out.Store, volume: out.Volume, dir: out.Dir, partitions: j.run.summary.Partitions, inline: j.run.inline}
+	if err := r.check(ctx); err != nil {
+		return err
 	}
-	return parts, nil
+	return r.copy(ctx, w)
 }
 
 // RemoveResult deletes a stdout job's result files once they are printed.

@@ -587,6 +587,7 @@ func (l *remoteLink) launch(x launch) {
 		OutputFile:   x.outputFile,
 		OutputVolume: x.outputVolume,
 		OutputFormat: x.outputFormat,
+		InlineOutput: x.inlineOutput,
 		BlockServers: x.blockServers,
 	}
 	for _, name := range slices.Sorted(maps.Keys(x.volumes)) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -414,6 +413,7 @@ func (c *coordinator) status(ts taskStatus) error {
 	} else if ts.res != nil {
 		st.RecordsIn, st.RecordsOut, st.BytesIn, st.PeakRSS, st.Samples = ts.res.RecordsIn, ts.res.RecordsOut, ts.res.BytesIn, ts.res.PeakRSS, ts.res.Samples
 		st.Started = ts.res.Started
+		st.Inline, st.Output = ts.res.Inline, ts.res.Output
 	}
 	return c.apply(core.Command{Status: st})
 }
@@ -527,6 +527,7 @@ func (c *coordinator) launch(d core.Launch) {
 		l.outputFile = j.out.AttemptPath(d.Spec.Key.Partition, d.Spec.Attempt)
 		l.outputVolume = j.out.Volume
 		l.outputFormat = outputFormat(j.sink, d.Spec.Key.Partition)
+		l.inlineOutput = j.inlineOutput(d.Spec.Stage.Partitions)
 	}
 	link.launch(l)
 	c.metrics.runningTasks.Inc()
@@ -572,8 +573,12 @@ func (c *coordinator) commit(d core.Commit) {
 	}
 	j.cancel()
 	parts := make([]string, len(d.Parts))
+	files := false
 	for p, attempt := range d.Parts {
-		parts[p] = j.out.AttemptPath(p, attempt)
+		if p < len(d.Inline) && d.Inline[p] {
+			continue // the core holds it: "" leaves an empty file
+		}
+		parts[p], files = j.out.AttemptPath(p, attempt), true
 	}
 	_, counters, _ := c.core.Progress(j.id)
 	c.bg.Go(func() {
@@ -581,7 +586,11 @@ func (c *coordinator) commit(d core.Commit) {
 		defer cancel()
 		var err error
 		records := counters.RecordsOut
-		if d.Err == "" {
+		switch {
+		case d.Err == "" && j.stdout && !files:
+			// Every part is inline, in the job's record: there is no
+			// file to move.
+		case d.Err == "":
 			records, err = c.commitOutput(ctx, j, parts, records)
 		}
 		if d.Err != "" || err != nil {
@@ -599,6 +608,23 @@ func (c *coordinator) commit(d core.Commit) {
 	})
 }
 
+// inlineResult bounds the bytes of a printed result that its tasks return
+// in their statuses rather than in files, shared among its partitions:
+// the coordinator keeps them in its log and in the job's record, with no
+// file written, moved or read for them.
+const inlineResult = 64 << 10
+
+// inlineOutput is the most bytes of a part of a result of partitions
+// partitions that its task may return inline: none for a result written to
+// the tenant's files (its parts are files by contract) or one that the
+// commit cuts or replaces (sink.take, count).
+func (j *jobRun) inlineOutput(partitions int) int {
+	if !j.stdout || j.sink.Take > 0 || j.sink.Kind == "count" || partitions <= 0 {
+		return 0
+	}
+	return inlineResult / partitions
+}
+
 // commitTimeout bounds a job's commit: moving its parts into place.
 const commitTimeout = 30 * time.Minute
 
@@ -611,6 +637,7 @@ func (c *coordinator) ended(id string) {
 	delete(c.jobs, id)
 	rec, _ := c.core.Record(id)
 	j.summary = summaryOf(rec, j.stdout)
+	j.inline = rec.Inline
 	if rec.State != core.Succeeded {
 		j.err = errors.New(rec.Err)
 	}
@@ -718,9 +745,12 @@ type jobRun struct {
 
 	// out is where the result goes (outURL as the user names it); a
 	// stdout result is kept in resultDir until it is read.
-	out       *storage.Output
-	outURL    string
-	stdout    bool
+	out    *storage.Output
+	outURL string
+	stdout bool
+	// inline holds the parts of a finished job's result that are in its
+	// record rather than in resultDir.
+	inline    map[int][]byte
 	resultDir string
 	// volumes are the volumes the job's tasks read and write, by name.
 	volumes map[string]storage.Volume
@@ -815,9 +845,9 @@ func (c *coordinator) runningOf(tenant string) int {
 	return n
 }
 
-// resultParts lists the part files of a finished job's result on standard
-// output, in partition order.
-func (c *coordinator) resultParts(ctx context.Context, id string) (storage.Store, []string, error) {
+// result is a finished job's result on standard output, checked to be
+// whole.
+func (c *coordinator) result(ctx context.Context, id string) (*printed, error) {
 	var rec *core.Record
 	var payload []byte
 	c.read(func(cr *core.Core) {
@@ -825,26 +855,19 @@ func (c *coordinator) resultParts(ctx context.Context, id string) (storage.Store
 		payload, _ = cr.Payload(id)
 	})
 	if rec == nil {
-		return nil, nil, fmt.Errorf("job %s has not finished", id)
+		return nil, fmt.Errorf("job %s has not finished", id)
 	}
 	var p jobPayload
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !p.Output.Stdout {
-		return nil, nil, fmt.Errorf("the job wrote its result to %s, not to standard output", p.Output.URL)
+		return nil, fmt.Errorf("the job wrote its result to %s, not to standard output", p.Output.URL)
 	}
 	st, err := c.stores.Store(c.results)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var parts []string
-	for i := range rec.Partitions {
-		name := path.Join(p.Output.Dir, storage.PartName(i))
-		if _, err := st.Stat(ctx, name); err != nil {
-			return nil, nil, fmt.Errorf("%s in volume %s: %w", name, c.results.Name, err)
-		}
-		parts = append(parts, name)
-	}
-	return st, parts, nil
+	r := &printed{store: st, volume: c.results.Name, dir: p.Output.Dir, partitions: rec.Partitions, inline: rec.Inline}
+	return r, r.check(ctx)
 }

@@ -535,23 +535,14 @@ func (c *Coordinator) jobResult(w http.ResponseWriter, r *http.Request, p princi
 		httpError(w, http.StatusConflict, "the job "+j.State+": "+j.Error)
 		return
 	}
-	st, parts, err := c.coord.resultParts(r.Context(), j.ID)
+	res, err := c.coord.result(r.Context(), j.ID)
 	if err != nil {
 		httpError(w, http.StatusGone, "the result is gone: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	for _, name := range parts {
-		f, err := st.Open(r.Context(), name, 0)
-		if err != nil {
-			return
-		}
-		_, err = io.Copy(w, f)
-		f.Close()
-		if err != nil {
-			return
-		}
-	}
+	// An error past the header can only cut the answer short.
+	_ = res.copy(r.Context(), w)
 }
 
 // jobEvents streams a job's progress as server-sent events until it ends.

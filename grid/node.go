@@ -447,7 +447,7 @@ func (n *Agent) launch(ctx context.Context, conn *quicnet.ControlConn, l wire.La
 	for _, v := range l.Volumes {
 		vols[v.Name] = v
 	}
-	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputVolume: l.OutputVolume, outputFormat: l.OutputFormat, blockServers: l.BlockServers, volumes: vols}
+	x := launch{ctx: actx, job: l.Job, tenant: l.Tenant, token: l.Token, spec: l.Spec, modules: blobs, conf: l.Conf, outputFile: l.OutputFile, outputVolume: l.OutputVolume, outputFormat: l.OutputFormat, inlineOutput: l.InlineOutput, blockServers: l.BlockServers, volumes: vols}
 	select {
 	case n.a.launches <- x:
 	case <-ctx.Done():

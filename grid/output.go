@@ -162,3 +162,50 @@ func (c *coordinator) abortOutput(ctx context.Context, j *jobRun) {
 		}
 	}
 }
+
+// printed is the result of a job with a stdout sink: its parts in
+// partition order, each in the job's record (inline) or a file of the
+// results volume.
+type printed struct {
+	store      storage.Store
+	volume     string
+	dir        string
+	partitions int
+	inline     map[int][]byte
+}
+
+// check makes sure that every part is there, before any is written out.
+func (r *printed) check(ctx context.Context) error {
+	for p := range r.partitions {
+		if _, ok := r.inline[p]; ok {
+			continue
+		}
+		name := path.Join(r.dir, storage.PartName(p))
+		if _, err := r.store.Stat(ctx, name); err != nil {
+			return fmt.Errorf("%s in volume %s: %w", name, r.volume, err)
+		}
+	}
+	return nil
+}
+
+// copy writes the result to w.
+func (r *printed) copy(ctx context.Context, w io.Writer) error {
+	for p := range r.partitions {
+		if b, ok := r.inline[p]; ok {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			continue
+		}
+		f, err := r.store.Open(ctx, path.Join(r.dir, storage.PartName(p)), 0)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(w, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

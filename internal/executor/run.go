@@ -57,6 +57,11 @@ type Settings struct {
 	// {"key":…,"value":…}; "csv": key,value rows, "csv_header" with a
 	// "key,value" line first; "count": nothing (the records are counted).
 	OutputFormat string
+	// InlineOutput, if not zero, lets a result task whose part is at most
+	// this many bytes return it in its Result (Inline, Output) instead of
+	// writing OutputFile: the coordinator keeps it in its log. A larger
+	// part is written to OutputFile as usual.
+	InlineOutput int
 }
 
 func (s Settings) limits() wasmexec.Limits { return wasmexec.Limits{MemoryBytes: s.MemoryBytes} }
@@ -114,8 +119,12 @@ type Result struct {
 	BytesOut              int64              // bytes of records the pipeline produced
 	MapOutput             *shuffle.MapOutput // a map task's output
 	OutputFile            string             // a result task's attempt file
-	Samples               [][]byte           // a sample task's keys
-	Log                   string             // the tail of the guests' stdout and stderr
+	// Inline says that a result task's part is Output, not a file
+	// (Settings.InlineOutput).
+	Inline  bool
+	Output  []byte
+	Samples [][]byte // a sample task's keys
+	Log     string   // the tail of the guests' stdout and stderr
 	// PeakRSS is the executor process's peak resident memory so far, in
 	// bytes, as the kernel counts it (0 where unknown).
 	PeakRSS int64
@@ -653,16 +662,20 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	if st.Sample != nil {
 		return r.openSampleOutput()
 	}
-	out, err := r.store(r.t.OutputVolume)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	f, err := out.Create(ctx, r.t.OutputFile)
-	if err != nil {
-		return nil, nil, nil, err
+	part := &partWriter{inline: r.t.InlineOutput, create: func() (storage.Writer, error) {
+		out, err := r.store(r.t.OutputVolume)
+		if err != nil {
+			return nil, err
+		}
+		return out.Create(ctx, r.t.OutputFile)
+	}}
+	if part.inline <= 0 {
+		if err := part.open(); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	w := outputBuffers.Get().(*bufio.Writer)
-	w.Reset(f)
+	w.Reset(part)
 	release := func() { // once: a failed commit is aborted too
 		if w != nil {
 			w.Reset(nil)
@@ -673,7 +686,7 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	write, err := recordWriter(w, r.t.OutputFormat)
 	if err != nil {
 		release()
-		f.Abort()
+		part.abort()
 		return nil, nil, nil, err
 	}
 	// Batches reach the sink from a guest call, which checked them, or from
@@ -692,10 +705,14 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 		err := w.Flush()
 		release()
 		if err != nil {
-			f.Abort()
+			part.abort()
 			return err
 		}
-		if err := f.Commit(); err != nil {
+		if part.f == nil {
+			r.res.Inline, r.res.Output = true, part.buf
+			return nil
+		}
+		if err := part.f.Commit(); err != nil {
 			return err
 		}
 		r.res.OutputFile = r.t.OutputFile
@@ -703,9 +720,52 @@ func (r *runner) openOutput(ctx context.Context) (sink func([]byte) error, commi
 	}
 	abort = func() {
 		release()
-		f.Abort()
+		part.abort()
 	}
 	return sink, commit, abort, nil
+}
+
+// partWriter is where a result task's part goes: memory while it is at
+// most inline bytes, then the attempt file that create makes.
+type partWriter struct {
+	inline int
+	buf    []byte
+	create func() (storage.Writer, error)
+	f      storage.Writer // nil while the part is in buf
+}
+
+func (p *partWriter) open() error {
+	f, err := p.create()
+	if err != nil {
+		return err
+	}
+	p.f = f
+	return nil
+}
+
+func (p *partWriter) Write(b []byte) (int, error) {
+	if p.f == nil && len(p.buf)+len(b) <= p.inline {
+		p.buf = append(p.buf, b...)
+		return len(b), nil
+	}
+	if p.f == nil {
+		// Too large to travel inline: what was kept goes first.
+		if err := p.open(); err != nil {
+			return 0, err
+		}
+		kept := p.buf
+		p.buf = nil
+		if _, err := p.f.Write(kept); err != nil {
+			return 0, err
+		}
+	}
+	return p.f.Write(b)
+}
+
+func (p *partWriter) abort() {
+	if p.f != nil {
+		p.f.Abort()
+	}
 }
 
 // outputBuffers are the buffers of result files, kept across an

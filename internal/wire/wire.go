@@ -85,16 +85,19 @@ type ModuleRef struct {
 
 // Launch starts one task attempt.
 type Launch struct {
-	Epoch        uint64            `json:"epoch"`
-	Job          string            `json:"job"`
-	Tenant       string            `json:"tenant"`
-	Token        string            `json:"token"` // shown by the job's tasks to block servers
-	Spec         planner.TaskSpec  `json:"spec"`
-	Modules      []ModuleRef       `json:"modules"`
-	Conf         jobspec.Conf      `json:"conf"`
-	OutputFile   string            `json:"output_file,omitempty"`   // a path in the volume OutputVolume
-	OutputVolume string            `json:"output_volume,omitempty"` // the volume of OutputFile
-	OutputFormat string            `json:"output_format,omitempty"`
+	Epoch        uint64           `json:"epoch"`
+	Job          string           `json:"job"`
+	Tenant       string           `json:"tenant"`
+	Token        string           `json:"token"` // shown by the job's tasks to block servers
+	Spec         planner.TaskSpec `json:"spec"`
+	Modules      []ModuleRef      `json:"modules"`
+	Conf         jobspec.Conf     `json:"conf"`
+	OutputFile   string           `json:"output_file,omitempty"`   // a path in the volume OutputVolume
+	OutputVolume string           `json:"output_volume,omitempty"` // the volume of OutputFile
+	OutputFormat string           `json:"output_format,omitempty"`
+	// InlineOutput, if not zero, lets a result task return a part of at
+	// most this many bytes in its status instead of writing OutputFile.
+	InlineOutput int               `json:"inline_output,omitempty"`
 	BlockServers map[string]string `json:"block_servers"` // agent -> block server address
 	// Volumes are the storage volumes the job's tasks read and write, with
 	// the credentials to reach them: they travel only over the mutually

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"io"
-	"os"
 
 	"github.com/wasmgrid/wasmgrid/api"
 	"github.com/wasmgrid/wasmgrid/grid"
@@ -83,20 +82,8 @@ func (l *Grid) RunJob(ctx context.Context, job *sdk.Job, w io.Writer) error {
 // CopyResult writes a finished stdout job's result parts to w in partition
 // order and deletes them.
 func CopyResult(j *grid.Job, w io.Writer) error {
-	parts, err := j.ResultParts()
-	if err != nil {
+	if err := j.WriteResult(context.Background(), w); err != nil {
 		return err
-	}
-	for _, p := range parts {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(w, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
 	}
 	return j.RemoveResult()
 }
