@@ -22,6 +22,10 @@ type Command struct {
 	Suspect   *AgentName `json:"suspect,omitempty"`
 	AgentLost *AgentName `json:"agent_lost,omitempty"`
 	Status    *Status    `json:"status,omitempty"`
+	// Statuses are many attempts' reports at once, applied in order and
+	// followed by one offer cycle: an agent's reports that arrived
+	// together cost the log one entry.
+	Statuses  []Status   `json:"statuses,omitempty"`
 	Cancel    *Cancel    `json:"cancel,omitempty"`
 	Committed *Committed `json:"committed,omitempty"`
 	// Tick only advances the clock: decline filters that lapse let their
@@ -152,7 +156,7 @@ func DecodeCommand(b []byte) (Command, error) {
 // check reports a command that does not set exactly one kind.
 func (cmd Command) check() error {
 	n := 0
-	for _, set := range []bool{cmd.Submit != nil, cmd.AgentUp != nil, cmd.Suspect != nil, cmd.AgentLost != nil, cmd.Status != nil, cmd.Cancel != nil, cmd.Committed != nil, cmd.Tick != nil} {
+	for _, set := range []bool{cmd.Submit != nil, cmd.AgentUp != nil, cmd.Suspect != nil, cmd.AgentLost != nil, cmd.Status != nil, len(cmd.Statuses) > 0, cmd.Cancel != nil, cmd.Committed != nil, cmd.Tick != nil} {
 		if set {
 			n++
 		}
@@ -176,6 +180,8 @@ func (cmd Command) Kind() string {
 		return "agent_lost"
 	case cmd.Status != nil:
 		return "status"
+	case len(cmd.Statuses) > 0:
+		return "statuses"
 	case cmd.Cancel != nil:
 		return "cancel"
 	case cmd.Committed != nil:

@@ -229,6 +229,10 @@ func (c *Core) Apply(cmd Command) []Decision {
 		a.agentLost(cmd.AgentLost.Name)
 	case cmd.Status != nil:
 		a.status(cmd.Status)
+	case len(cmd.Statuses) > 0:
+		for i := range cmd.Statuses {
+			a.status(&cmd.Statuses[i])
+		}
 	case cmd.Cancel != nil:
 		if j := c.st.Jobs[cmd.Cancel.Job]; j != nil && j.Phase == Running {
 			reason := "canceled"

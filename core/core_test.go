@@ -434,3 +434,39 @@ func TestInlineResultPartsAreKept(t *testing.T) {
 		t.Error("the part written to a file is in the record too")
 	}
 }
+
+// TestStatusesApplyTogether: reports applied as one Statuses command end
+// their attempts in order and refill the freed slots in one offer cycle;
+// the command survives its encoding.
+func TestStatusesApplyTogether(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.agent("a1", 2000)
+	ls := launches(f.apply(Command{Submit: &Submit{Request: "r1", Tenant: "t", Name: "wc", Job: mapJob(4), Task: task}}))
+	if len(ls) != 2 {
+		t.Fatalf("%d launches, want 2", len(ls))
+	}
+	var sts []Status
+	for _, l := range ls {
+		sts = append(sts, Status{Job: l.Job, Task: l.Spec.Key, Attempt: l.Spec.Attempt, Agent: l.Agent, RecordsOut: 1, RecordsIn: 1})
+	}
+	cmd := Command{Time: f.now, Statuses: sts}
+	b, err := cmd.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd, err = DecodeCommand(b); err != nil || cmd.Kind() != "statuses" {
+		t.Fatalf("decoded %q, %v", cmd.Kind(), err)
+	}
+	ds := f.apply(cmd)
+	next := launches(ds)
+	if len(next) != 2 || next[0].Spec.Key.Partition != 2 || next[1].Spec.Key.Partition != 3 {
+		t.Fatalf("launches after both reports: %v, want tasks 2 and 3", next)
+	}
+	_, counters, _ := f.c.Progress(ls[0].Job)
+	if counters.RecordsIn != 2 {
+		t.Errorf("records in %d after two reports, want 2", counters.RecordsIn)
+	}
+	if _, err := DecodeCommand([]byte(`{"statuses":[{}],"tick":{}}`)); err == nil {
+		t.Error("a command of statuses and a tick was accepted")
+	}
+}

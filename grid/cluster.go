@@ -1,6 +1,7 @@
 package grid
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -420,8 +421,70 @@ func (c *Coordinator) serveAgent(ctx context.Context, conn *quicnet.ControlConn)
 
 // readStatuses forwards an agent's reports to the coordinator's loop.
 // Each status is acknowledged once it is committed; one that is not (this
-// server stopped leading) is sent again to the next leader.
+// server stopped leading) is sent again to the next leader. The reports
+// that arrived while the previous ones were being committed are committed
+// together, as one entry of the log.
 func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet.Stream, link *remoteLink) error {
+	in := make(chan wire.Status, statusBatch)
+	readErr := make(chan error, 1)
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	defer st.CancelRead() // unblocks the reader when a commit failed
+	wg.Go(func() {
+		defer close(in)
+		readErr <- readStatusFrames(rctx, st, in)
+	})
+	for {
+		var s wire.Status
+		var ok bool
+		select {
+		case s, ok = <-in:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !ok {
+			return <-readErr
+		}
+		batch := []wire.Status{s}
+	drain:
+		for len(batch) < statusBatch {
+			select {
+			case s, ok := <-in:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, s)
+			default:
+				break drain
+			}
+		}
+		var tss []taskStatus
+		var seq uint64
+		for _, s := range batch {
+			seq = max(seq, s.Seq)
+			if s.Epoch != c.epoch {
+				c.logger.Warn("status of another epoch refused", "agent", agent, "epoch", s.Epoch)
+				continue
+			}
+			tss = append(tss, c.taskStatusOf(agent, s))
+		}
+		if len(tss) > 0 {
+			if err := c.coord.applyStatuses(tss); err != nil {
+				return fmt.Errorf("%d statuses (the first of %s) were not committed: %w", len(tss), tss[0].job, err)
+			}
+		}
+		link.ack(seq)
+	}
+}
+
+// statusBatch bounds the statuses of one agent committed as one entry.
+const statusBatch = 256
+
+// readStatusFrames reads an agent's control stream, passing its statuses
+// to out, until the stream or ctx ends.
+func readStatusFrames(ctx context.Context, st quicnet.Stream, out chan<- wire.Status) error {
 	for {
 		env, err := wire.Read(st)
 		if err != nil {
@@ -433,31 +496,32 @@ func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet
 			if err := env.Decode(&s); err != nil {
 				return err
 			}
-			if s.Epoch != c.epoch {
-				c.logger.Warn("status of another epoch refused", "agent", agent, "epoch", s.Epoch)
-				link.ack(s.Seq)
-				continue
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			ts := taskStatus{job: s.Attempt.Job, agent: agent, key: s.Attempt.Task, attempt: s.Attempt.Attempt, elapsed: time.Duration(s.ElapsedNS)}
-			if s.Failure != nil {
-				ts.err = &executor.Error{Failure: *s.Failure, Err: errors.New(s.Err), Log: s.Log}
-			} else {
-				var res executor.Result
-				if err := gob.NewDecoder(bytes.NewReader(s.Result)).Decode(&res); err != nil {
-					ts.err = fmt.Errorf("agent %s sent an unreadable result: %w", agent, err)
-				} else {
-					ts.res = &res
-				}
-			}
-			if err := c.coord.status(ts); err != nil {
-				return fmt.Errorf("a status of %s was not committed: %w", s.Attempt.Job, err)
-			}
-			link.ack(s.Seq)
 		case wire.TypeHeartbeat:
 		default:
 			return fmt.Errorf("unexpected %s message on the control stream", env.Type)
 		}
 	}
+}
+
+// taskStatusOf is an agent's report as the coordinator's loop takes it.
+func (c *Coordinator) taskStatusOf(agent string, s wire.Status) taskStatus {
+	ts := taskStatus{job: s.Attempt.Job, agent: agent, key: s.Attempt.Task, attempt: s.Attempt.Attempt, elapsed: time.Duration(s.ElapsedNS)}
+	if s.Failure != nil {
+		ts.err = &executor.Error{Failure: *s.Failure, Err: errors.New(s.Err), Log: s.Log}
+		return ts
+	}
+	var res executor.Result
+	if err := gob.NewDecoder(bytes.NewReader(s.Result)).Decode(&res); err != nil {
+		ts.err = fmt.Errorf("agent %s sent an unreadable result: %w", agent, err)
+	} else {
+		ts.res = &res
+	}
+	return ts
 }
 
 // startGrace declares agent lost after the grace period, unless it has
@@ -622,12 +686,24 @@ func (l *remoteLink) peerLost(agent, blockAddr string) {
 	l.enqueue(frame{wire.TypePeerLost, &wire.PeerLost{Epoch: l.epoch, Agent: agent, BlockAddr: blockAddr}})
 }
 
-// write sends queued messages until ctx ends.
+// write sends queued messages until ctx ends: those queued together (the
+// launches of one offer cycle) go out in one write.
 func (l *remoteLink) write(ctx context.Context, w io.Writer) {
+	bw := bufio.NewWriterSize(w, 64<<10)
 	for {
 		select {
 		case f := <-l.out:
-			if err := wire.Write(w, f.typ, f.body); err != nil {
+			err := wire.Write(bw, f.typ, f.body)
+		more:
+			for err == nil {
+				select {
+				case f := <-l.out:
+					err = wire.Write(bw, f.typ, f.body)
+				default:
+					break more
+				}
+			}
+			if err != nil || bw.Flush() != nil {
 				return
 			}
 		case <-ctx.Done():

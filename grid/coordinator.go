@@ -365,7 +365,18 @@ func (c *coordinator) run(ctx context.Context) {
 	for {
 		select {
 		case st := <-c.statuses:
-			c.status(st)
+			// The reports that arrived meanwhile go with it.
+			batch := []taskStatus{st}
+		drain:
+			for len(batch) < statusBatch {
+				select {
+				case st := <-c.statuses:
+					batch = append(batch, st)
+				default:
+					break drain
+				}
+			}
+			c.applyStatuses(batch)
 		case <-ctx.Done():
 			c.shutdown(context.Cause(ctx))
 			return
@@ -402,6 +413,24 @@ func (c *coordinator) shutdown(cause error) {
 
 // status applies an agent's report.
 func (c *coordinator) status(ts taskStatus) error {
+	return c.apply(core.Command{Status: statusOf(ts)})
+}
+
+// applyStatuses applies many attempts' reports in one command: one entry
+// of the log, one offer cycle.
+func (c *coordinator) applyStatuses(tss []taskStatus) error {
+	if len(tss) == 1 {
+		return c.status(tss[0])
+	}
+	sts := make([]core.Status, len(tss))
+	for i, ts := range tss {
+		sts[i] = *statusOf(ts)
+	}
+	return c.apply(core.Command{Statuses: sts})
+}
+
+// statusOf is the core's status of an agent's report.
+func statusOf(ts taskStatus) *core.Status {
 	st := &core.Status{Job: ts.job, Task: ts.key, Attempt: ts.attempt, Agent: ts.agent, Elapsed: ts.elapsed}
 	if ts.err != nil {
 		f := executor.FailureOf(ts.err)
@@ -415,7 +444,7 @@ func (c *coordinator) status(ts taskStatus) error {
 		st.Started = ts.res.Started
 		st.Inline, st.Output = ts.res.Inline, ts.res.Output
 	}
-	return c.apply(core.Command{Status: st})
+	return st
 }
 
 // carry does what the core decided; the core is held.
