@@ -394,16 +394,24 @@ func FuzzDecodeCommand(f *testing.F) {
 	})
 }
 
+// startMapJob submits a map job of n tasks to an agent with room for two,
+// which it launches.
+func (f *fixture) startMapJob(n int) []Launch {
+	f.t.Helper()
+	f.agent("a1", 2000)
+	ls := launches(f.apply(Command{Submit: &Submit{Request: "r1", Tenant: "t", Name: "wc", Job: mapJob(n), Task: task}}))
+	if len(ls) != 2 {
+		f.t.Fatalf("%d launches, want 2", len(ls))
+	}
+	return ls
+}
+
 // TestInlineResultPartsAreKept: a result task that returns its part in its
 // status has it kept, through a snapshot, into the job's record; the
 // commit marks it inline, and a stale inline attempt asks for no discard.
 func TestInlineResultPartsAreKept(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.agent("a1", 2000)
-	ls := launches(f.apply(Command{Submit: &Submit{Request: "r1", Tenant: "t", Name: "wc", Job: mapJob(2), Task: task}}))
-	if len(ls) != 2 {
-		t.Fatalf("%d launches, want 2", len(ls))
-	}
+	ls := f.startMapJob(2)
 	inline := func(l Launch, out string) []Decision {
 		return f.apply(Command{Status: &Status{Job: l.Job, Task: l.Spec.Key, Attempt: l.Spec.Attempt, Agent: l.Agent, RecordsOut: 1, Inline: true, Output: []byte(out)}})
 	}
@@ -440,11 +448,7 @@ func TestInlineResultPartsAreKept(t *testing.T) {
 // the command survives its encoding.
 func TestStatusesApplyTogether(t *testing.T) {
 	f := newFixture(t, Config{})
-	f.agent("a1", 2000)
-	ls := launches(f.apply(Command{Submit: &Submit{Request: "r1", Tenant: "t", Name: "wc", Job: mapJob(4), Task: task}}))
-	if len(ls) != 2 {
-		t.Fatalf("%d launches, want 2", len(ls))
-	}
+	ls := f.startMapJob(4)
 	var sts []Status
 	for _, l := range ls {
 		sts = append(sts, Status{Job: l.Job, Task: l.Spec.Key, Attempt: l.Spec.Attempt, Agent: l.Agent, RecordsOut: 1, RecordsIn: 1})

@@ -14,6 +14,7 @@ import (
 type Job struct {
 	run    *jobRun
 	cancel func()
+	result func(context.Context) (*printed, error)
 	logs   func() []api.TaskLog
 }
 
@@ -56,9 +57,8 @@ func (j *Job) WriteResult(ctx context.Context, w io.Writer) error {
 	if !j.run.stdout {
 		return errors.New("grid: the job wrote its result to " + j.run.outURL + ", not to standard output")
 	}
-	out := j.run.out
-	r := &printed{store: out.Store, volume: out.Volume, dir: out.Dir, partitions: j.run.summary.Partitions, inline: j.run.inline}
-	if err := r.check(ctx); err != nil {
+	r, err := j.result(ctx)
+	if err != nil {
 		return err
 	}
 	return r.copy(ctx, w)

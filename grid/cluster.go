@@ -447,19 +447,7 @@ func (c *Coordinator) readStatuses(ctx context.Context, agent string, st quicnet
 		if !ok {
 			return <-readErr
 		}
-		batch := []wire.Status{s}
-	drain:
-		for len(batch) < statusBatch {
-			select {
-			case s, ok := <-in:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, s)
-			default:
-				break drain
-			}
-		}
+		batch, _ := drain(s, in, statusBatch)
 		var tss []taskStatus
 		var seq uint64
 		for _, s := range batch {

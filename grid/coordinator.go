@@ -366,16 +366,7 @@ func (c *coordinator) run(ctx context.Context) {
 		select {
 		case st := <-c.statuses:
 			// The reports that arrived meanwhile go with it.
-			batch := []taskStatus{st}
-		drain:
-			for len(batch) < statusBatch {
-				select {
-				case st := <-c.statuses:
-					batch = append(batch, st)
-				default:
-					break drain
-				}
-			}
+			batch, _ := drain(st, c.statuses, statusBatch)
 			c.applyStatuses(batch)
 		case <-ctx.Done():
 			c.shutdown(context.Cause(ctx))
@@ -427,6 +418,24 @@ func (c *coordinator) applyStatuses(tss []taskStatus) error {
 		sts[i] = *statusOf(ts)
 	}
 	return c.apply(core.Command{Statuses: sts})
+}
+
+// drain returns first and what else ch holds at once, up to max in all,
+// and whether ch is still open.
+func drain[T any](first T, ch <-chan T, max int) ([]T, bool) {
+	out := []T{first}
+	for len(out) < max {
+		select {
+		case x, ok := <-ch:
+			if !ok {
+				return out, false
+			}
+			out = append(out, x)
+		default:
+			return out, true
+		}
+	}
+	return out, true
 }
 
 // statusOf is the core's status of an agent's report.
@@ -666,7 +675,6 @@ func (c *coordinator) ended(id string) {
 	delete(c.jobs, id)
 	rec, _ := c.core.Record(id)
 	j.summary = summaryOf(rec, j.stdout)
-	j.inline = rec.Inline
 	if rec.State != core.Succeeded {
 		j.err = errors.New(rec.Err)
 	}
@@ -742,7 +750,7 @@ func (c *coordinator) submit(ctx context.Context, req admission, job planner.Job
 		return nil, errStopped
 	}
 	id := j.id
-	return &Job{run: j, cancel: func() { c.cancel(id, "") }, logs: func() []api.TaskLog {
+	return &Job{run: j, cancel: func() { c.cancel(id, "") }, result: func(ctx context.Context) (*printed, error) { return c.result(ctx, id) }, logs: func() []api.TaskLog {
 		var out []api.TaskLog
 		c.read(func(cr *core.Core) {
 			ls, _ := cr.Logs(id, "")
@@ -774,12 +782,9 @@ type jobRun struct {
 
 	// out is where the result goes (outURL as the user names it); a
 	// stdout result is kept in resultDir until it is read.
-	out    *storage.Output
-	outURL string
-	stdout bool
-	// inline holds the parts of a finished job's result that are in its
-	// record rather than in resultDir.
-	inline    map[int][]byte
+	out       *storage.Output
+	outURL    string
+	stdout    bool
 	resultDir string
 	// volumes are the volumes the job's tasks read and write, by name.
 	volumes map[string]storage.Volume
